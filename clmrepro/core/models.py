@@ -1,0 +1,107 @@
+"""The two architectures of the paper, as the authors' code builds them (REFERENCE.md §1).
+
+Both take inputs in [0, 1] of size 32×32 and do not normalise (the authors' code has no
+``Normalize``).  ``counter_linked_layer`` names the layer l = 1 of eq. 4–5: the first conv.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class LeNet5(nn.Module):
+    """LeNet5 of the authors' code: 3 conv (with BatchNorm) + 2 linear, log-probabilities out.
+
+    The paper says "one FC layer"; the code has Linear 120→84 and 84→10 (REFERENCE.md §1).
+    Expects N×C×32×32 (MNIST is resized from 28×28 to 32×32, as in the code).
+    """
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 6, kernel_size=5)
+        self.bn1 = nn.BatchNorm2d(6)
+        self.conv2 = nn.Conv2d(6, 16, kernel_size=5)
+        self.bn2 = nn.BatchNorm2d(16)
+        self.conv3 = nn.Conv2d(16, 120, kernel_size=5)
+        self.bn3 = nn.BatchNorm2d(120)
+        self.fc1 = nn.Linear(120, 84)
+        self.fc2 = nn.Linear(84, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 2)  # 32 -> 28 -> 14
+        x = F.max_pool2d(F.relu(self.bn2(self.conv2(x))), 2)  # 14 -> 10 -> 5
+        x = F.relu(self.bn3(self.conv3(x)))  # 5 -> 1
+        x = F.relu(self.fc1(torch.flatten(x, 1)))
+        return F.log_softmax(self.fc2(x), dim=1)
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_planes != planes:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(planes),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    """CIFAR ResNet18 (kuangliu/pytorch-cifar layout): 3×3 stem with 64 filters, stride 1,
+    no max-pool, BasicBlock [2, 2, 2, 2], 4×4 average pool, Linear 512→classes; logits out.
+    Expects N×C×32×32."""
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.in_planes = 64
+        self.layer1 = self._make_layer(64, 2, stride=1)
+        self.layer2 = self._make_layer(128, 2, stride=2)
+        self.layer3 = self._make_layer(256, 2, stride=2)
+        self.layer4 = self._make_layer(512, 2, stride=2)
+        self.linear = nn.Linear(512 * BasicBlock.expansion, num_classes)
+
+    def _make_layer(self, planes: int, blocks: int, stride: int) -> nn.Sequential:
+        layers = []
+        for s in [stride] + [1] * (blocks - 1):
+            layers.append(BasicBlock(self.in_planes, planes, s))
+            self.in_planes = planes * BasicBlock.expansion
+        return nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
+        out = F.avg_pool2d(out, 4)
+        return self.linear(torch.flatten(out, 1))
+
+
+ARCHITECTURES = {"lenet5": LeNet5, "resnet18": ResNet18}
+
+
+def build_model(architecture: str, *, in_channels: int, num_classes: int = 10) -> nn.Module:
+    if architecture not in ARCHITECTURES:
+        allowed = ", ".join(sorted(ARCHITECTURES))
+        raise ValueError(f"architecture must be one of {allowed} (got {architecture!r})")
+    return ARCHITECTURES[architecture](in_channels=in_channels, num_classes=num_classes)
+
+
+def counter_linked_layer(model: nn.Module) -> nn.Conv2d:
+    """The layer l = 1 of eq. 4–5, whose weights PRSE pushes apart: the first conv."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            return module
+    raise ValueError(f"{type(model).__name__} has no Conv2d layer to counter-link")
