@@ -1,0 +1,63 @@
+# clmrepro — the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV   ?= .venv
+PYTHON ?= python3
+SPEC   ?= specs/smoke.yaml
+CORES  ?= $(shell nproc)
+# Every recipe sees the project's virtual environment first on PATH (also Snakemake's jobs).
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export MPLBACKEND := Agg
+
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv demo test test-fast lock clean-results restore
+
+help:
+	@echo "make demo   - set up .venv if missing, run $(SPEC) end to end, print the report path"
+	@echo "make test   - set up .venv if missing, run the whole test suite"
+	@echo "make lock   - regenerate requirements.lock from the current .venv"
+
+# The environment comes from the lock file only, so every machine gets the same versions.
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	@start=$$(date +%s); \
+	clmrepro compile $(SPEC) && \
+	snakemake --cores $(CORES) && \
+	dvc commit --force --quiet && \
+	name=$$(python -c "import yaml; print(yaml.safe_load(open('$(SPEC)'))['name'])") && \
+	echo "" && \
+	echo "Demo finished in $$(( $$(date +%s) - start )) s." && \
+	echo "Report: $(CURDIR)/reports/$$name/report.html" && \
+	echo "        $(CURDIR)/reports/$$name/report.md"
+
+# After `dvc pull` on a new machine: mark the pulled outputs current for Snakemake.
+restore: $(STAMP)
+	clmrepro restore
+
+test: $(STAMP)
+	bash scripts/ensure-chromium.sh
+	pytest -q
+	@if [ -n "$$CI" ] || [ -n "$$SLURM_TEST" ]; then $(MAKE) --no-print-directory slurm-test; \
+	 else echo "(Slurm cluster test: run 'make slurm-test' as root, or set SLURM_TEST=1)"; fi
+
+test-fast: $(STAMP)
+	pytest -q -m "not slow and not slurm"
+
+lock:
+	$(VENV)/bin/python -m pip freeze --all --exclude-editable | grep -v "^pip==" | \
+	  sed '1i # Exact versions for every machine (pip install -r requirements.lock). Regenerate with `make lock`.' \
+	  > requirements.lock
+
+clean-results:
+	rm -rf results .clmrepro-state reports/*/ .snakemake
+
+-include mk/*.mk
