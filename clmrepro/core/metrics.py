@@ -1,0 +1,79 @@
+"""Scores of a population: per-submodel accuracy, MRA (eq. 6) and the transfer matrix.
+
+Every submodel classifies every sample (eq. 6 sums rho(m_i, x'_j) over all i and j), so a
+batch is moved to the device once and shown to all submodels in turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+
+@torch.no_grad()
+def predictions(models: Sequence[nn.Module], x: Tensor, *, batch_size: int, device) -> Tensor:
+    """Predicted labels, shape (n_models, N); argmax works on logits and log-probs alike."""
+    preds = torch.empty((len(models), len(x)), dtype=torch.long)
+    for model in models:
+        model.eval()
+    for start in range(0, len(x), batch_size):
+        xb = x[start:start + batch_size].to(device)
+        for k, model in enumerate(models):
+            preds[k, start:start + len(xb)] = model(xb).argmax(dim=1).cpu()
+    return preds
+
+
+def per_submodel_accuracy(models: Sequence[nn.Module], x: Tensor, y: Tensor, *,
+                          batch_size: int, device) -> Tensor:
+    """The inner sum of eq. 6 for every submodel: (1/N) sum_j rho(m_i, x'_j), shape (n,)."""
+    preds = predictions(models, x, batch_size=batch_size, device=device)
+    return (preds == y.cpu().view(1, -1)).double().mean(dim=1)
+
+
+def model_robustness_average(per_submodel: Tensor | Sequence[float]) -> float:
+    """Eq. 6: MRA = (1/n) sum_i acc_i."""
+    values = torch.as_tensor(per_submodel, dtype=torch.float64).flatten()
+    if values.numel() == 0:
+        raise ValueError("MRA of an empty population is undefined")
+    return float(values.mean())
+
+
+def transfer_matrix(models: Sequence[nn.Module], x_adv_by_crafter: Tensor, y: Tensor, *,
+                    batch_size: int, device) -> Tensor:
+    """[i, j] = accuracy of submodel j on the set crafted on submodel i (DVERGE/TRS style)."""
+    n = len(models)
+    if x_adv_by_crafter.shape[0] != n:
+        raise ValueError(f"expected {n} crafted sets, got {x_adv_by_crafter.shape[0]}")
+    rows = [per_submodel_accuracy(models, x_adv_by_crafter[i], y, batch_size=batch_size,
+                                  device=device) for i in range(n)]
+    return torch.stack(rows)
+
+
+def transfer_summary(matrix: Tensor | Sequence[Sequence[float]]) -> dict:
+    """White-box diagonal, off-diagonal mean, best and worst crafting->scoring pairs.
+
+    ``best_pair`` is the pair i != j where submodel j resists examples crafted on i most
+    (the paper's 2 -> 5), ``worst_pair`` the least (its 1 -> 9).  ``per_submodel[j]`` is
+    the mean over crafters i != j, so its mean is the off-diagonal mean (the record's MRA).
+    Indices are 0-based; the paper counts from 1.
+    """
+    m = torch.as_tensor(matrix, dtype=torch.float64)
+    n = m.shape[0]
+    if m.shape != (n, n) or n < 2:
+        raise ValueError(f"transfer matrix must be n x n with n >= 2 (got {tuple(m.shape)})")
+    off = ~torch.eye(n, dtype=torch.bool)
+    pairs = [(m[i, j].item(), i, j) for i in range(n) for j in range(n) if i != j]
+    # Ties go to the lowest (i, j) so the summary is deterministic.
+    best = max(pairs, key=lambda t: (t[0], -t[1], -t[2]))
+    worst = min(pairs, key=lambda t: (t[0], t[1], t[2]))
+    per_submodel = (m * off).sum(dim=0) / (n - 1)
+    return {
+        "matrix": m.tolist(),
+        "diagonal": torch.diagonal(m).tolist(),
+        "off_diagonal_mean": float(m[off].mean()),
+        "best_pair": [best[1], best[2], best[0]],
+        "worst_pair": [worst[1], worst[2], worst[0]],
+        "per_submodel": per_submodel.tolist(),
+    }
