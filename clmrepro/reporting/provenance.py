@@ -1,0 +1,117 @@
+"""Where a report's numbers came from: spec, code, environment, seeds, cost per job.
+
+None of this goes into metrics.json (it varies between machines); it is shown in the report.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import subprocess
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+PACKAGES = ("torch", "torchattacks", "snakemake", "dvc")
+NOT_RECORDED = "not recorded"
+
+
+@dataclass
+class JobCost:
+    job: str
+    wall: str          # seconds as text, or NOT_RECORDED
+    peak_memory: str   # MiB as text (max_rss), or NOT_RECORDED
+
+
+@dataclass
+class Provenance:
+    spec_path: str
+    spec_sha256: str
+    git_commit: str
+    lock_sha256: str
+    versions: dict[str, str]
+    device: str
+    seed: str
+    benchmarks_dir: str
+    costs: list[JobCost] = field(default_factory=list)
+
+
+def sha256_file(path: str | Path) -> str:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return NOT_RECORDED
+
+
+def git_commit(cwd: str | Path = ".") -> str:
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
+                              text=True, timeout=10, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=cwd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return NOT_RECORDED
+    commit = done.stdout.strip()
+    return commit + (" (uncommitted changes)" if dirty.stdout.strip() else "")
+
+
+def versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str]:
+    found = {}
+    for name in packages:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def read_benchmark(path: Path) -> JobCost:
+    """One Snakemake benchmark TSV (columns s, h:m:s, max_rss, ...; max_rss in MiB)."""
+    with open(path, encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    if not rows:
+        return JobCost(path.stem, NOT_RECORDED, NOT_RECORDED)
+    last = rows[-1]  # with `benchmark: repeat(...)` every repeat is a row; show the last
+    wall = last.get("s", "")
+    rss = last.get("max_rss", "")
+    return JobCost(path.stem,
+                   f"{float(wall):.1f} s" if _is_number(wall) else NOT_RECORDED,
+                   f"{float(rss):.0f} MiB" if _is_number(rss) else NOT_RECORDED)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def job_costs(benchmarks_dir: str | Path) -> list[JobCost]:
+    """Costs from Snakemake's benchmark files, when that is how the DAG ran.
+
+    `dvc repro` writes none (REFERENCE.md §4 workflow), so an absent folder is normal and the
+    report says "not recorded". These files are read when present, never declared inputs.
+    """
+    directory = Path(benchmarks_dir)
+    if not directory.is_dir():
+        return []
+    return [read_benchmark(p) for p in sorted(directory.glob("*.tsv"))]
+
+
+def collect(params: dict, spec_path: str | None, lock_path: str | Path, benchmarks_dir: str | Path,
+            repo_root: str | Path = ".") -> Provenance:
+    spec_hash = sha256_file(spec_path) if spec_path else NOT_RECORDED
+    if spec_hash == NOT_RECORDED and params.get("spec_sha256"):
+        spec_hash = str(params["spec_sha256"])
+    return Provenance(
+        spec_path=str(spec_path or params.get("spec_path") or NOT_RECORDED),
+        spec_sha256=spec_hash,
+        git_commit=git_commit(repo_root),
+        lock_sha256=sha256_file(lock_path),
+        versions=versions(),
+        device=str(params.get("device", NOT_RECORDED)),
+        seed=str(params.get("seed", NOT_RECORDED)),
+        benchmarks_dir=str(benchmarks_dir),
+        costs=job_costs(benchmarks_dir),
+    )

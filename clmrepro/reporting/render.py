@@ -1,0 +1,192 @@
+"""Render a spec's report (Markdown + self-contained HTML) and the index of all reports.
+
+The templates live in clmrepro/reporting/templates. Numbers reach them only through the
+formatting functions of clmrepro.reporting.tables (registered as Jinja filters).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+from tabulate import tabulate
+
+from clmrepro.core.checkpoints import atomic_write_text
+from clmrepro.reporting import figures as figs
+from clmrepro.reporting import tables as tab
+from clmrepro.reporting.claims import HOLDS, evaluate_claims
+from clmrepro.reporting.paper import (ATTACK_LABELS, DATASET_LABELS, REGIME_LABELS, PaperTable,
+                                      paper_dataset)
+from clmrepro.reporting.provenance import Provenance
+
+THREAT_MODEL_TEXT = {
+    "paper": "The paper's protocol: for each batch one submodel, drawn uniformly, crafts the "
+             "adversarial images; every submodel then classifies them and MRA (eq. 6) averages "
+             "their accuracies. With n submodels, the crafting one is scored 1/n of the time; "
+             "the rest is transfer.",
+    "transfer": "Transfer: images crafted on submodel i are scored on every other submodel j "
+                "(the n × n matrix, as in DVERGE and TRS); the MRA shown is the off-diagonal "
+                "mean. It isolates how well attacks move between submodels.",
+    "adaptive": "Adaptive: the attacker targets the defence itself and averages the loss over "
+                "all submodels at each step (exact expectation over the random dispatch, EOT; "
+                "Athalye et al. 2018, Tramèr et al. 2020); MRA is then the expected accuracy of "
+                "random dispatch.",
+}
+ADAPTIVE_WHY = (
+    "Why the adaptive attack matters: a random-dispatch defence only hides which submodel will "
+    "answer. An attacker who knows the population (the paper's own white-box setting) need not "
+    "guess: attacking all submodels at once finds perturbations that fool most of them, so the "
+    "paper's single-submodel protocol can overstate robustness (Dbouk & Shanbhag, ICML 2022, "
+    "found randomized ensembles weaker than one adversarially trained model). The adaptive "
+    "number is the one to trust.")
+
+
+def markdown_text(text: object) -> str:
+    """User text in Markdown: raw HTML would pass through most renderers, so escape it."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def dataset_notes(records: list[dict]) -> list[str]:
+    """Say plainly when a run's dataset only stands for one of the paper's (mnist-5k)."""
+    notes = []
+    for dataset in sorted({r["dataset"] for r in records}):
+        family = paper_dataset(dataset)
+        if family is None:
+            notes.append(f"Dataset {dataset} is none of the paper's: its numbers are not "
+                         "compared with the paper.")
+        elif family != dataset:
+            notes.append(f"Dataset {dataset} is compared with the paper's "
+                         f"{DATASET_LABELS[family]} numbers although it is not the same data "
+                         "(a departure from the paper).")
+    return notes
+
+
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("clmrepro.reporting", "templates"),
+        # Escape everything in HTML templates: a spec description is user text.
+        autoescape=lambda name: bool(name) and name.endswith(".html.j2"),
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        keep_trailing_newline=True)
+    env.filters.update(md=markdown_text, pct=tab.pct, points=tab.points, spread=tab.spread, eps=tab.eps_text,
+                       params=tab.params_text,
+                       cell_text=lambda record: tab.Cell([record]).text(), attack=lambda a: ATTACK_LABELS.get(a, a),
+                       regime=lambda r: REGIME_LABELS.get(r, r),
+                       dataset=lambda d: DATASET_LABELS.get(d, d))
+    return env
+
+
+@dataclass
+class ReportData:
+    spec_name: str
+    description: str
+    departures: list[str]
+    records: list[dict]            # merged scores records, "paper" filled, sorted
+    trainings: list[dict]          # {"experiment", "population", "record": training.json}
+    analyses: list[dict]           # analysis.json + "experiment", "population"
+    tables: list[PaperTable]
+    provenance: Provenance
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    return tabulate(rows, headers=header, tablefmt="github", disable_numparse=True)
+
+
+def _context(data: ReportData, figures_dir: Path) -> dict:
+    views = tab.paper_table_views(data.tables, data.records)
+    claims = evaluate_claims(data.records, data.analyses)
+    figures = (figs.mra_bar_figures(views, figures_dir)
+               + figs.conv1_figures(data.trainings, figures_dir)
+               + figs.conv1_spread_figure(data.trainings, figures_dir)
+               + figs.prse_figures(data.trainings, figures_dir)
+               + figs.saliency_figures(data.analyses, figures_dir)
+               + figs.transfer_figures(data.records, figures_dir))
+    return {
+        "data": data, "views": views, "claims": claims,
+        "claims_hold": sum(c.verdict == HOLDS for c in claims),
+        "claims_run": sum(c.verdict != "not run" for c in claims),
+        "summary": tab.summarise(views), "threat_rows": tab.threat_model_rows(data.records),
+        "others": tab.other_records(data.tables, data.records), "figures": figures,
+        "threat_text": THREAT_MODEL_TEXT, "adaptive_why": ADAPTIVE_WHY, "prov": data.provenance,
+        "NOT_RUN": tab.NOT_RUN, "dataset_notes": dataset_notes(data.records),
+    }
+
+
+def _markdown_tables(context: dict) -> dict:
+    """Pre-rendered tabulate tables for the Markdown report."""
+    md = {"views": [_md_table(*tab.markdown_rows(v)) for v in context["views"]]}
+    md["threat"] = _md_table(
+        ["experiment", "population", "attack", "ε", "paper protocol", "transfer", "adaptive",
+         "paper (its protocol)"],
+        [[r.experiment, r.population, ATTACK_LABELS.get(r.attack, r.attack), tab.eps_text(r.eps),
+          r.cells["paper"].text(), r.cells["transfer"].text(), r.cells["adaptive"].text(),
+          tab.pct(r.cells["paper"].paper) if r.cells["paper"].paper is not None
+          else tab.NOT_IN_PAPER] for r in context["threat_rows"]])
+    md["others"] = _md_table(
+        ["experiment", "dataset", "population", "attack", "ε", "MRA ± std over submodels",
+         "samples", "crafting", "effective parameters"],
+        [[r["experiment"], r["dataset"], r["population"], ATTACK_LABELS.get(r["attack"], r["attack"]),
+          tab.eps_text(float(r["eps"])), tab.Cell([r]).text(), str(r["n_samples"]),
+          str(r.get("crafting", "")), tab.params_text(r.get("attack_params"))]
+         for r in context["others"]])
+    md["costs"] = _md_table(["job", "wall time", "peak memory (max RSS)"],
+                            [[c.job, c.wall, c.peak_memory] for c in context["prov"].costs])
+    return md
+
+
+def render_report(data: ReportData, report_md: str | Path, report_html: str | Path,
+                  figures_dir: str | Path) -> None:
+    figures_dir = Path(figures_dir)
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    for stale in figures_dir.glob("*.png"):
+        stale.unlink()
+    context = _context(data, figures_dir)
+    env = environment()
+    images = {f.name: base64.b64encode((figures_dir / f.name).read_bytes()).decode("ascii")
+              for f in context["figures"]}
+    html = env.get_template("report.html.j2").render(images=images, **context)
+    link = Path(os.path.relpath(figures_dir, Path(report_md).parent)).as_posix()
+    md = env.get_template("report.md.j2").render(md=_markdown_tables(context),
+                                                 figures_link=link, **context)
+    atomic_write_text(report_html, html)
+    atomic_write_text(report_md, md)
+
+
+# ---- index of every rendered spec ----------------------------------------------------------
+
+def index_entries(reports_root: str | Path) -> list[dict]:
+    entries = []
+    for metrics_path in sorted(Path(reports_root).glob("*/metrics.json")):
+        try:
+            metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue  # a report being written right now; the next refresh lists it
+        records = metrics.get("records", [])
+        compared = [r for r in records if r.get("paper") is not None]
+        within = [r for r in compared if abs(r["mra"] - r["paper"]) * 100.0
+                  <= tab.SUMMARY_TOLERANCE_POINTS + 1e-9]
+        summary = metrics.get("summary", {})
+        entries.append({"spec": metrics_path.parent.name,
+                        "description": metrics.get("description", ""),
+                        "records": len(records), "compared": len(compared),
+                        "within": len(within),
+                        "claims_hold": summary.get("claims_hold"),
+                        "claims_run": summary.get("claims_run"),
+                        "claims_total": summary.get("claims_total")})
+    return entries
+
+
+def write_index(reports_root: str | Path) -> list[dict]:
+    """Rewrite reports/index.{html,md} from every reports/*/metrics.json (atomic renames, so
+    concurrent report jobs never leave a torn index; the last writer's scan wins)."""
+    root = Path(reports_root)
+    entries = index_entries(root)
+    env = environment()
+    context = {"entries": entries, "tolerance": tab.SUMMARY_TOLERANCE_POINTS}
+    atomic_write_text(root / "index.html", env.get_template("index.html.j2").render(**context))
+    atomic_write_text(root / "index.md", env.get_template("index.md.j2").render(**context))
+    return entries
