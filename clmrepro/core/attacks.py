@@ -35,6 +35,7 @@ from collections.abc import Sequence
 import torch
 import torchattacks
 from torch import Tensor, nn
+from torchattacks.attack import Attack
 from tqdm import tqdm
 
 from clmrepro.core.seeding import derive_seed
@@ -75,7 +76,7 @@ def check_params(kind: str, params: dict) -> None:
         )
 
 
-def build_attack(kind: str, model: nn.Module, eps: float, params: dict) -> torchattacks.Attack:
+def build_attack(kind: str, model: nn.Module, eps: float, params: dict) -> Attack:
     """A torchattacks attack on ``model`` with every parameter taken from ``params``."""
     check_params(kind, params)
     if not eps > 0:
@@ -132,7 +133,7 @@ def _build_autoattack(model: nn.Module, eps: float, p: dict) -> torchattacks.Mul
     return torchattacks.MultiAttack(attacks)
 
 
-def seed_attack(attack: torchattacks.Attack, seed: int) -> None:
+def seed_attack(attack: Attack, seed: int) -> None:
     """Make the next call of ``attack`` deterministic: torchattacks draws random starts
     from the global RNG and APGD/FAB/Square reseed it from their own ``seed``."""
     torch.manual_seed(seed)

@@ -5,6 +5,7 @@ import copy
 import pytest
 import torch
 import torchattacks
+from torchattacks.attack import Attack
 from torch import nn
 
 from clmrepro.core.attacks import (
@@ -239,7 +240,7 @@ def test_craft_paper_builds_one_attack_per_crafting_submodel(monkeypatch):
 def test_crafting_rejects_an_attack_that_leaves_the_ball(monkeypatch):
     import clmrepro.core.attacks as attacks
 
-    class Cheat(torchattacks.Attack):
+    class Cheat(Attack):
         def __init__(self, model):
             super().__init__("Cheat", model)
 
