@@ -22,7 +22,9 @@ help:
 # The environment comes from the lock file only, so every machine gets the same versions.
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	@# (this machine's pip config lists local wheel folders that may not exist: drop those warnings)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.lock \
+	  2> >(grep -v "Location 'file://" >&2)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
