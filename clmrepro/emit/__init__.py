@@ -1,0 +1,25 @@
+"""Emitters: a Plan becomes workflow/compiled/*, dvc.yaml and the spec's JSON Schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from clmrepro.emit.dvc import render_dvc_yaml
+from clmrepro.emit.files import write_if_changed
+from clmrepro.emit.schema import render_schema
+from clmrepro.emit.snakemake import emit_compiled
+from clmrepro.plan import paths
+from clmrepro.plan.model import Plan
+
+
+def emit_all(plan: Plan, root: str | Path = ".") -> list[str]:
+    """Write everything `clmrepro compile` produces under ``root``; returns what changed."""
+    root = Path(root)
+    written = emit_compiled(plan, root)
+    for relative, text in [(paths.DVC_YAML, render_dvc_yaml(plan)), (paths.SCHEMA, render_schema())]:
+        if write_if_changed(root / relative, text):
+            written.append(relative)
+    return written
+
+
+__all__ = ["emit_all", "render_dvc_yaml", "render_schema", "write_if_changed"]

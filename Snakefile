@@ -1,0 +1,32 @@
+# Thin on purpose: `clmrepro compile SPEC` writes the plan; the rules below turn each planned
+# job into one rule (same command as dvc.yaml).  Run: snakemake -j4 --resources gpu=2
+from clmrepro.plan import load_plan
+
+
+configfile: "workflow/compiled/config.yaml"
+
+
+PLAN = load_plan(config["plan"])
+
+
+def outputs_of(job):
+    """Declared outputs, with folders (the report's figures) marked as such."""
+    return {name: directory(path) if name in job.directories else path
+            for name, path in job.outputs.items()}
+
+
+def resources_of(job):
+    return {key: job.resources[key] for key in ("gpu", "mem_mb", "runtime")}
+
+
+rule all:
+    input:
+        PLAN.final_outputs(),
+    default_target: True
+
+
+include: "workflow/rules/train.smk"
+include: "workflow/rules/retrain.smk"
+include: "workflow/rules/attack.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"

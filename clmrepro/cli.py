@@ -1,0 +1,150 @@
+"""clmrepro: validate | compile | plan | schema | restore | run.
+
+A spec with problems exits with code 2 and one line per problem, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+from clmrepro.spec import SpecError, load_spec
+
+EXIT_SPEC = 2
+
+
+def _compile(spec_path: str):
+    from clmrepro.plan.compile import compile_spec
+
+    return compile_spec(load_spec(spec_path), Path(spec_path).as_posix())
+
+
+def cmd_validate(args) -> int:
+    bad = 0
+    for path in args.specs:
+        try:
+            spec = load_spec(path)
+        except SpecError as error:
+            print("\n".join(error.lines), file=sys.stderr)
+            bad += 1
+            continue
+        print(f"{path}: ok ({spec.name}, {len(spec.experiments)} experiment(s))")
+    return EXIT_SPEC if bad else 0
+
+
+def cmd_compile(args) -> int:
+    from clmrepro.emit import emit_all
+
+    plan = _compile(args.spec)
+    written = emit_all(plan, args.root)
+    print(f"{args.spec}: {len(plan.jobs)} jobs; {len(written)} file(s) written"
+          + "".join(f"\n  {path}" for path in written))
+    return 0
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def cmd_plan(args) -> int:
+    from tabulate import tabulate
+
+    plan = _compile(args.spec)
+    rows = [[job.id, job.stage, "yes" if job.resources["gpu"] else "", job.resources["threads"],
+             _duration(job.estimate_s)] for job in plan.jobs]
+    if not args.summary:
+        print(tabulate(rows, headers=["job", "stage", "gpu", "threads", "estimate"]))
+        print()
+    totals: dict[str, list] = defaultdict(lambda: [0, 0.0])
+    for job in plan.jobs:
+        totals[job.stage][0] += 1
+        totals[job.stage][1] += job.estimate_s
+    summary = [[stage, count, _duration(seconds)] for stage, (count, seconds) in totals.items()]
+    summary.append(["total", len(plan.jobs), _duration(sum(j.estimate_s for j in plan.jobs))])
+    print(tabulate(summary, headers=["stage", "jobs", "estimate"]))
+    print("\nEstimates: LeNet5 on one CPU core, ResNet18 on one GPU (clmrepro.plan.estimate); "
+          "within a factor of a few.")
+    return 0
+
+
+def cmd_schema(args) -> int:
+    from clmrepro.emit.schema import render_schema
+
+    text = render_schema()
+    if args.output:
+        from clmrepro.emit.files import write_if_changed
+
+        write_if_changed(args.output, text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_restore(args) -> int:
+    """After `dvc pull` on a fresh clone the files are new; touch them in DAG order so
+    Snakemake sees them as current (REFERENCE §4)."""
+    return subprocess.call([sys.executable, "-m", "snakemake", "--touch", "--cores", "1",
+                            "--quiet", "all"])
+
+
+def cmd_run(args) -> int:
+    from clmrepro.emit import emit_all
+
+    emit_all(_compile(args.spec), ".")
+    command = [sys.executable, "-m", "snakemake", "--cores", str(args.cores)]
+    if args.gpus is not None:
+        command += ["--resources", f"gpu={args.gpus}"]
+    code = subprocess.call(command)
+    if code == 0 and Path(".dvc").is_dir() and not args.no_dvc:
+        code = subprocess.call([sys.executable, "-m", "dvc", "commit", "--force", "--quiet"])
+    return code
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="clmrepro", description="Reproduce 'Resilience from "
+                                  "Diversity' from a declarative spec (Snakemake + DVC).")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("validate", help="check specs; one line per problem, exit 2 if any")
+    p.add_argument("specs", nargs="+", metavar="SPEC")
+    p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("compile", help="write workflow/compiled/, dvc.yaml and the JSON Schema")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--root", default=".", help="repository root to write into (default: .)")
+    p.set_defaults(func=cmd_compile)
+    p = sub.add_parser("plan", help="show the job table with a compute estimate")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--summary", action="store_true", help="only the per-stage totals")
+    p.set_defaults(func=cmd_plan)
+    p = sub.add_parser("schema", help="print the spec's JSON Schema (for editors)")
+    p.add_argument("--output", "-o", help="write it to this file instead")
+    p.set_defaults(func=cmd_schema)
+    p = sub.add_parser("restore", help="after `dvc pull`: mark outputs current for Snakemake "
+                       "(snakemake --touch)")
+    p.set_defaults(func=cmd_restore)
+    p = sub.add_parser("run", help="compile SPEC, run Snakemake, record outputs with DVC")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--cores", "-j", type=int, default=2, help="parallel jobs (default 2)")
+    p.add_argument("--gpus", type=int, default=None, help="GPU jobs at once (resources gpu=N)")
+    p.add_argument("--no-dvc", action="store_true", help="skip `dvc commit` afterwards")
+    p.set_defaults(func=cmd_run)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SpecError as error:
+        print("\n".join(error.lines), file=sys.stderr)
+        return EXIT_SPEC
+
+
+if __name__ == "__main__":
+    sys.exit(main())

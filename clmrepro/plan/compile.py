@@ -1,0 +1,144 @@
+"""compile_spec(spec) -> Plan: a pure function; the job list that Snakemake and DVC both run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from clmrepro.plan import defaults, paths
+from clmrepro.plan.departures import departures_from_paper
+from clmrepro.plan.estimate import estimate_seconds, memory_mb, runtime_minutes
+from clmrepro.plan.model import Plan, PlannedJob
+from clmrepro.seeds import derive_seed
+from clmrepro.spec.checks import population_order
+from clmrepro.spec.models import Experiment, Population, Spec
+
+GPU_SLOT = "python -m clmrepro.steps.gpu_slot --"
+STEP_MODULE = {"train": "train", "retrain": "train", "attack": "attack", "evaluate": "evaluate",
+               "report": "report"}
+
+
+def spec_sha256(spec: Spec) -> str:
+    canonical = json.dumps(spec.model_dump(mode="json", by_alias=True), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def compile_spec(spec: Spec, spec_path: str) -> Plan:
+    jobs: list[PlannedJob] = []
+    for experiment in spec.experiments:
+        jobs += _experiment_jobs(spec, experiment)
+    jobs.append(_report_job(spec, spec_path, jobs))
+    return Plan(spec=spec.name, spec_path=spec_path, spec_sha256=spec_sha256(spec), jobs=jobs)
+
+
+def _planned(spec: Spec, job: dict, directories: list[str] | None = None) -> PlannedJob:
+    job_file = paths.job_file(spec.name, job["id"])
+    step = f"python -m clmrepro.steps.{STEP_MODULE[job['stage']]} {job_file}"
+    cmd = f"{GPU_SLOT} {step}" if job["gpu"] else step
+    seconds = estimate_seconds(job)
+    architecture = job["params"].get("architecture", "lenet5")
+    resources = {"gpu": int(job["gpu"]), "mem_mb": memory_mb(architecture, job["stage"]),
+                 "runtime": runtime_minutes(seconds), "threads": job["threads"]}
+    return PlannedJob(job=job, job_file=job_file, cmd=cmd, log=paths.log(spec.name, job["id"]),
+                      benchmark=paths.benchmark(spec.name, job["id"]), resources=resources,
+                      estimate_s=round(seconds, 3), directories=directories or [])
+
+
+def _job(spec: Spec, job_id: str, stage: str, experiment: str, seed: int, inputs: dict,
+         outputs: dict, params: dict, gpu: bool = True) -> dict:
+    return {"id": job_id, "stage": stage, "spec": spec.name, "experiment": experiment,
+            "seed": seed, "threads": spec.threads, "device": spec.device,
+            "gpu": gpu and spec.device != "cpu", "inputs": inputs, "outputs": outputs,
+            "params": params}
+
+
+def _population_block(population: Population) -> dict:
+    return {"id": population.id, "regime": population.regime.kind, "size": population.size,
+            "from": population.regime.from_}
+
+
+def _experiment_jobs(spec: Spec, experiment: Experiment) -> list[PlannedJob]:
+    name, exp = spec.name, experiment.id
+    by_id = {p.id: p for p in experiment.populations}
+    common = {"dataset": defaults.dataset_block(experiment.dataset),
+              "architecture": experiment.architecture}
+    jobs = []
+    for pop_id in population_order(experiment):
+        population = by_id[pop_id]
+        source = population.regime.from_
+        stage = "retrain" if source else "train"
+        params = {**common, "population": _population_block(population),
+                  "training": defaults.training_block(population, experiment),
+                  "linking": defaults.linking_block(population, experiment),
+                  "adversarial": defaults.adversarial_block(population, experiment)}
+        inputs = {"init": paths.population(name, exp, source)} if source else {}
+        outputs = {"population": paths.population(name, exp, pop_id),
+                   "record": paths.training_record(name, exp, pop_id)}
+        job = _job(spec, f"{stage}-{exp}-{pop_id}", stage, exp, derive_seed(spec.seed, exp, pop_id),
+                   inputs, outputs, params)
+        jobs.append(_planned(spec, job))
+    jobs += _evaluation_jobs(spec, experiment, common)
+    return jobs
+
+
+def _evaluation_jobs(spec: Spec, experiment: Experiment, common: dict) -> list[PlannedJob]:
+    name, exp = spec.name, experiment.id
+    evaluation = experiment.evaluation
+    scoring = {"threat_models": list(evaluation.threat_models), "crafting": evaluation.crafting,
+               "n_samples": defaults.n_samples(experiment), "batch_size": evaluation.batch_size}
+    chosen = evaluation.populations or [p.id for p in experiment.populations]
+    jobs = []
+    for population in experiment.populations:
+        if population.id not in chosen:
+            continue
+        pop = population.id
+        model = {"population": paths.population(name, exp, pop)}
+        base = {**common, "population": _population_block(population), **scoring}
+        job = _job(spec, f"evaluate-{exp}-{pop}-benign", "evaluate", exp,
+                   derive_seed(spec.seed, exp, pop, "evaluate", "benign"), model,
+                   {"scores": paths.benign_scores(name, exp, pop),
+                    "analysis": paths.analysis(name, exp, pop)},
+                   {**base, "attack": None, "saliency_samples": evaluation.saliency_samples})
+        jobs.append(_planned(spec, job))
+        for attack in evaluation.attacks:
+            if attack.populations is not None and pop not in attack.populations:
+                continue
+            label = attack.id or attack.kind
+            for eps in attack.eps:
+                tag = f"{label}-{paths.format_eps(eps)}"
+                block = {"id": label, "kind": attack.kind, "eps": eps,
+                         "params": defaults.attack_params(attack, eps, experiment)}
+                adversarial = paths.adversarial(name, exp, pop, label, eps)
+                job = _job(spec, f"attack-{exp}-{pop}-{tag}", "attack", exp,
+                           derive_seed(spec.seed, exp, pop, "attack", label, paths.format_eps(eps)),
+                           model, {"adversarial": adversarial}, {**base, "attack": block})
+                jobs.append(_planned(spec, job))
+                job = _job(spec, f"evaluate-{exp}-{pop}-{tag}", "evaluate", exp,
+                           derive_seed(spec.seed, exp, pop, "evaluate", label,
+                                       paths.format_eps(eps)),
+                           {**model, "adversarial": adversarial},
+                           {"scores": paths.scores(name, exp, pop, label, eps)},
+                           {**base, "attack": block, "saliency_samples": 0})
+                jobs.append(_planned(spec, job))
+    return jobs
+
+
+def _report_job(spec: Spec, spec_path: str, jobs: list[PlannedJob]) -> PlannedJob:
+    evaluated = [job for job in jobs if job.stage == "evaluate"]
+    inputs = {"scores": [job.outputs["scores"] for job in evaluated],
+              "records": [job.outputs["record"] for job in jobs
+                          if job.stage in ("train", "retrain")],
+              "analyses": [job.outputs["analysis"] for job in evaluated if "analysis" in job.outputs],
+              "paper_tables": spec.paper_tables, "spec": spec_path}
+    attacks = {}
+    for job in jobs:
+        if job.stage == "attack":
+            block = job.job["params"]["attack"]
+            key = (job.job["experiment"], block["id"], block["eps"])
+            attacks[key] = {"experiment": job.job["experiment"], **block}
+    params = {"spec_path": spec_path, "spec_name": spec.name, "description": spec.description,
+              "departures": departures_from_paper(spec), "spec_sha256": spec_sha256(spec),
+              "attacks": [attacks[key] for key in sorted(attacks)]}
+    job = _job(spec, "report", "report", "", derive_seed(spec.seed, "report"), inputs,
+               paths.report_outputs(spec.name), params, gpu=False)
+    return _planned(spec, job, directories=["figures"])

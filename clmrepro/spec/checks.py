@@ -1,0 +1,134 @@
+"""Checks that span several fields of a parsed spec; each problem names its own path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from clmrepro.spec.models import DATASET_SIZES, Experiment, Spec
+
+Path = tuple[str | int, ...]
+
+# LeNet5 takes 1×32×32 inputs, ResNet18 3×32×32 (REFERENCE §1).
+ARCHITECTURE_DATASETS = {"lenet5": ("mnist-5k", "mnist"), "resnet18": ("cifar10", "fake-cifar10")}
+MNIST_5K_TOTAL = 5000
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: Path
+    message: str
+
+
+def check_spec(spec: Spec) -> list[Problem]:
+    problems: list[Problem] = []
+    problems += _duplicates([e.id for e in spec.experiments], ("experiments",), "experiment")
+    for index, experiment in enumerate(spec.experiments):
+        problems += _check_experiment(experiment, ("experiments", index))
+    return problems
+
+
+def _duplicates(ids: list[str], where: Path, what: str) -> list[Problem]:
+    seen: set[str] = set()
+    problems = []
+    for index, value in enumerate(ids):
+        if value in seen:
+            problems.append(Problem((*where, index, "id"), f"duplicate {what} id (got '{value}')"))
+        seen.add(value)
+    return problems
+
+
+def _check_experiment(experiment: Experiment, at: Path) -> list[Problem]:
+    problems = []
+    allowed = ARCHITECTURE_DATASETS[experiment.architecture]
+    if experiment.dataset.name not in allowed:
+        problems.append(Problem((*at, "architecture"), f"{experiment.architecture} does not fit "
+                                f"dataset {experiment.dataset.name}; it takes {', '.join(allowed)} "
+                                f"(got '{experiment.architecture}')"))
+    data = experiment.dataset
+    full_train, full_test = DATASET_SIZES[data.name]
+    n_train, n_test = data.n_train or full_train, data.n_test or full_test
+    if data.name == "mnist-5k" and n_train + n_test > MNIST_5K_TOTAL:
+        problems.append(Problem((*at, "dataset", "n_train"), f"n_train + n_test must be <= "
+                                f"{MNIST_5K_TOTAL} for mnist-5k (got {n_train} + {n_test})"))
+    elif data.name in ("mnist", "cifar10") and (n_train > full_train or n_test > full_test):
+        problems.append(Problem((*at, "dataset", "n_train"), f"{data.name} has {full_train} "
+                                f"training and {full_test} test images (got {n_train}, {n_test})"))
+    chosen = experiment.evaluation.n_samples
+    if chosen is not None and chosen > n_test:
+        problems.append(Problem((*at, "evaluation", "n_samples"), f"must be <= n_test = {n_test} "
+                                f"(got {chosen})"))
+    populations = {p.id: p for p in experiment.populations}
+    problems += _duplicates([p.id for p in experiment.populations], (*at, "populations"),
+                            "population")
+    for index, population in enumerate(experiment.populations):
+        source = population.regime.from_
+        where = (*at, "populations", index, "regime", "from")
+        if source is None:
+            continue
+        if source not in populations:
+            problems.append(Problem(where, f"names no population of this experiment; "
+                                    f"allowed: {_names(populations, population.id)} (got '{source}')"))
+        elif populations[source].size != population.size:
+            problems.append(Problem(where, f"'{source}' has {populations[source].size} submodels, "
+                                    f"this population {population.size}; sizes must match "
+                                    f"(got '{source}')"))
+    for index, cycle_member in _cycle_members(experiment):
+        problems.append(Problem((*at, "populations", index, "regime", "from"),
+                                f"`from` chain forms a cycle through '{cycle_member}'"))
+    evaluation = experiment.evaluation
+    problems += _unknown_populations(evaluation.populations, populations,
+                                     (*at, "evaluation", "populations"))
+    labels: set[tuple[str, float]] = set()
+    for index, attack in enumerate(evaluation.attacks):
+        where = (*at, "evaluation", "attacks", index)
+        problems += _unknown_populations(attack.populations, populations, (*where, "populations"))
+        label = attack.id or attack.kind
+        for eps_index, eps in enumerate(attack.eps):
+            if (label, eps) in labels:
+                problems.append(Problem((*where, "eps", eps_index), f"attack '{label}' at this "
+                                        f"eps appears twice; give one an `id` (got {eps:g})"))
+            labels.add((label, eps))
+    return problems
+
+
+def _names(populations: dict, exclude: str) -> str:
+    names = [name for name in populations if name != exclude]
+    return ", ".join(names) or "none"
+
+
+def _unknown_populations(chosen: list[str] | None, populations: dict, where: Path) -> list[Problem]:
+    if chosen is None:
+        return []
+    return [Problem((*where, i), f"names no population of this experiment; allowed: "
+                    f"{', '.join(populations)} (got '{name}')")
+            for i, name in enumerate(chosen) if name not in populations]
+
+
+def _cycle_members(experiment: Experiment) -> list[tuple[int, str]]:
+    source = {p.id: p.regime.from_ for p in experiment.populations}
+    members = []
+    for index, population in enumerate(experiment.populations):
+        seen, current = set(), population.id
+        while current is not None and current in source and current not in seen:
+            seen.add(current)
+            current = source[current]
+        if current == population.id:
+            members.append((index, population.id))
+    return members
+
+
+def population_order(experiment: Experiment) -> list[str]:
+    """Populations ordered so that every `from` comes before its user (the spec is acyclic)."""
+    source = {p.id: p.regime.from_ for p in experiment.populations}
+    done: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in done:
+            return
+        if source.get(name):
+            visit(source[name])
+        done.append(name)
+
+    for population in experiment.populations:
+        visit(population.id)
+    return done

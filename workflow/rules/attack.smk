@@ -1,0 +1,21 @@
+# Craft the adversarial sets of one attack at one eps, every threat model in one job.
+# One rule per planned job; inputs, outputs and command come from the plan (clmrepro.plan).
+for job in PLAN.stage("attack"):
+
+    rule:
+        name:
+            job.rule_name
+        input:
+            job=job.job_file,
+            **job.inputs,
+        output:
+            **outputs_of(job),
+        log:
+            job.log,
+        benchmark:
+            job.benchmark
+        threads: job.resources["threads"]
+        resources:
+            **resources_of(job),
+        shell:
+            job.cmd + " > {log} 2>&1"

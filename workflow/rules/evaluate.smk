@@ -1,0 +1,21 @@
+# Score a population on benign or adversarial images; the benign job also writes the analysis.
+# One rule per planned job; inputs, outputs and command come from the plan (clmrepro.plan).
+for job in PLAN.stage("evaluate"):
+
+    rule:
+        name:
+            job.rule_name
+        input:
+            job=job.job_file,
+            **job.inputs,
+        output:
+            **outputs_of(job),
+        log:
+            job.log,
+        benchmark:
+            job.benchmark
+        threads: job.resources["threads"]
+        resources:
+            **resources_of(job),
+        shell:
+            job.cmd + " > {log} 2>&1"

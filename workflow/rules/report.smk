@@ -1,0 +1,21 @@
+# Merge every scores file into metrics.json and render the report (CPU only).
+# One rule per planned job; inputs, outputs and command come from the plan (clmrepro.plan).
+for job in PLAN.stage("report"):
+
+    rule:
+        name:
+            job.rule_name
+        input:
+            job=job.job_file,
+            **job.inputs,
+        output:
+            **outputs_of(job),
+        log:
+            job.log,
+        benchmark:
+            job.benchmark
+        threads: job.resources["threads"]
+        resources:
+            **resources_of(job),
+        shell:
+            job.cmd + " > {log} 2>&1"

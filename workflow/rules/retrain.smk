@@ -1,0 +1,21 @@
+# Retrain a population from another one (inputs.init), e.g. CLM from ULM (paper §4).
+# One rule per planned job; inputs, outputs and command come from the plan (clmrepro.plan).
+for job in PLAN.stage("retrain"):
+
+    rule:
+        name:
+            job.rule_name
+        input:
+            job=job.job_file,
+            **job.inputs,
+        output:
+            **outputs_of(job),
+        log:
+            job.log,
+        benchmark:
+            job.benchmark
+        threads: job.resources["threads"]
+        resources:
+            **resources_of(job),
+        shell:
+            job.cmd + " > {log} 2>&1"

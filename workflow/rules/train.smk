@@ -1,0 +1,21 @@
+# Train a population from scratch: python -m clmrepro.steps.train JOB (GPU, slot-wrapped).
+# One rule per planned job; inputs, outputs and command come from the plan (clmrepro.plan).
+for job in PLAN.stage("train"):
+
+    rule:
+        name:
+            job.rule_name
+        input:
+            job=job.job_file,
+            **job.inputs,
+        output:
+            **outputs_of(job),
+        log:
+            job.log,
+        benchmark:
+            job.benchmark
+        threads: job.resources["threads"]
+        resources:
+            **resources_of(job),
+        shell:
+            job.cmd + " > {log} 2>&1"
