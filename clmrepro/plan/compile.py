@@ -138,7 +138,18 @@ def _report_job(spec: Spec, spec_path: str, jobs: list[PlannedJob]) -> PlannedJo
             attacks[key] = {"experiment": job.job["experiment"], **block}
     params = {"spec_path": spec_path, "spec_name": spec.name, "description": spec.description,
               "departures": departures_from_paper(spec), "spec_sha256": spec_sha256(spec),
-              "attacks": [attacks[key] for key in sorted(attacks)]}
+              "attacks": [attacks[key] for key in sorted(attacks)],
+              "attack_params": _unambiguous_params(attacks.values())}
     job = _job(spec, "report", "report", "", derive_seed(spec.seed, "report"), inputs,
                paths.report_outputs(spec.name), params, gpu=False)
     return _planned(spec, job, directories=["figures"])
+
+
+def _unambiguous_params(blocks) -> dict:
+    """attack id -> params, for ids whose params are the same wherever they are used (the
+    report's fallback when a scores record lacks them)."""
+    seen: dict = {}
+    for block in blocks:
+        seen.setdefault(block["id"], []).append(block["params"])
+    return {name: found[0] for name, found in sorted(seen.items())
+            if all(params == found[0] for params in found)}

@@ -58,8 +58,10 @@ def _check_experiment(experiment: Experiment, at: Path) -> list[Problem]:
         problems.append(Problem((*at, "evaluation", "n_samples"), f"must be <= n_test = {n_test} "
                                 f"(got {chosen})"))
     populations = {p.id: p for p in experiment.populations}
-    problems += _duplicates([p.id for p in experiment.populations], (*at, "populations"),
-                            "population")
+    duplicates = _duplicates([p.id for p in experiment.populations], (*at, "populations"),
+                             "population")
+    if duplicates:
+        return problems + duplicates  # `from` cannot be resolved while ids repeat
     for index, population in enumerate(experiment.populations):
         source = population.regime.from_
         where = (*at, "populations", index, "regime", "from")

@@ -90,7 +90,8 @@ def describe_error(error: dict, parent: type[BaseModel] | None) -> str:
         sign = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<",
                 "less_than_equal": "<="}[kind]
         bound = next(iter(ctx.values()))
-        return f"must be {sign} {bound} {got}"
+        return f"must be {sign} {bound:g} {got}" if isinstance(bound, float) else \
+            f"must be {sign} {bound} {got}"
     if kind == "finite_number":
         return f"must be a finite number {got}"
     if kind == "literal_error":
@@ -103,7 +104,7 @@ def describe_error(error: dict, parent: type[BaseModel] | None) -> str:
         tag = ctx.get("tag", "")
         return f"unknown kind; {_suggest(tag, allowed)}must be one of {', '.join(allowed)} (got {tag!r})"
     if kind == "union_tag_not_found":
-        return f"needs a `kind` key ({error.get('ctx', {}).get('discriminator', 'kind')}) {got}"
+        return f"needs a `kind` key {got}"
     if kind in ("int_type", "int_parsing", "int_from_float"):
         return f"must be a whole number {got}"
     if kind in ("float_type", "float_parsing"):
@@ -114,8 +115,10 @@ def describe_error(error: dict, parent: type[BaseModel] | None) -> str:
         return f"must be text {got}"
     if kind == "string_pattern_mismatch" and ctx.get("pattern") == SAFE_ID:
         return f"must be a safe id ({SAFE_ID_HELP} characters) {got}"
-    if kind in ("too_short", "too_long"):
-        return f"{error['msg'].lower()} {got}"
+    if kind == "too_short":
+        return f"must have at least {ctx.get('min_length')} item(s) (got {ctx.get('actual_length')})"
+    if kind == "too_long":
+        return f"must have at most {ctx.get('max_length')} item(s) (got {ctx.get('actual_length')})"
     if kind in ("list_type",):
         return f"must be a list {got}"
     if kind in ("model_type", "model_attributes_type", "dict_type"):

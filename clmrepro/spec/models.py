@@ -24,7 +24,7 @@ REGIME_KINDS = ("ulm", "clm", "ulm-adv", "clm-adv")
 THREAT_MODELS = ("paper", "transfer", "adaptive")
 # Default train/test sizes; mnist-5k is 5,000 digits split 4,000/1,000 (REFERENCE §5).
 DATASET_SIZES = {"mnist-5k": (4000, 1000), "mnist": (60000, 10000), "cifar10": (50000, 10000),
-                 "fake-cifar10": (512, 128)}
+                 "fake-cifar10": (512, 256)}
 
 
 def _fraction(value: object) -> object:
@@ -56,7 +56,7 @@ class Dataset(Strict):
     n_train: Count | None = Field(None, description="training images; null → dataset default "
                                   "(mnist-5k 4000, mnist 60000, cifar10 50000, fake-cifar10 512)")
     n_test: Count | None = Field(None, description="test images; null → dataset default "
-                                 "(mnist-5k 1000, mnist 10000, cifar10 10000, fake-cifar10 128)")
+                                 "(mnist-5k 1000, mnist 10000, cifar10 10000, fake-cifar10 256)")
     split_seed: int = Field(0, ge=0, le=2**31, description="seed of the fixed shuffle that "
                             "splits mnist-5k (sorted by label, REFERENCE §5) into train/test")
     root: str = Field("data", min_length=1, description="directory holding the datasets")

@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from clmrepro.plan import paths
+from clmrepro.plan.compile import compile_spec
+from clmrepro.plan.departures import departures_from_paper
+from clmrepro.seeds import derive_seed
+from clmrepro.spec import load_spec, parse_spec
+
+ROOT = Path(__file__).resolve().parents[3]
+COMMON_KEYS = {"id", "stage", "spec", "experiment", "seed", "threads", "device", "gpu", "inputs",
+               "outputs", "params"}
+STAGE_PARAMS = {
+    "train": {"dataset", "architecture", "population", "training", "linking", "adversarial"},
+    "retrain": {"dataset", "architecture", "population", "training", "linking", "adversarial"},
+    "attack": {"dataset", "architecture", "population", "attack", "threat_models", "crafting",
+               "n_samples", "batch_size"},
+    "evaluate": {"dataset", "architecture", "population", "attack", "threat_models", "crafting",
+                 "n_samples", "batch_size", "saliency_samples"},
+}
+ATTACK_PARAMS = {"fgsm": set(), "pgd": {"alpha", "steps", "random_start"},
+                 "mifgsm": {"alpha", "steps", "decay"},
+                 "eot-pgd": {"alpha", "steps", "eot_iter", "random_start"},
+                 "autoattack": {"version", "norm", "n_classes", "steps", "n_queries",
+                                "n_restarts", "eot_iter"}}
+
+
+def plan_of(name: str):
+    path = f"specs/{name}.yaml"
+    return compile_spec(load_spec(ROOT / path), path)
+
+
+def test_paper_jobs_per_stage_and_compile_time():
+    spec = load_spec(ROOT / "specs/paper.yaml")
+    start = time.perf_counter()
+    plan = compile_spec(spec, "specs/paper.yaml")
+    assert time.perf_counter() - start < 1.0
+    # 2 experiments × (ULM, ULM-Adv trained; CLM, CLM-Adv retrained); attacks: 5 × 4 pops at
+    # the base eps + 5 × 2 adversarial pops at the larger eps = 30 per experiment.
+    assert Counter(job.stage for job in plan.jobs) == {
+        "train": 4, "retrain": 4, "attack": 60, "evaluate": 60 + 8, "report": 1}
+
+
+def test_smoke_and_tiny_jobs_per_stage():
+    assert Counter(j.stage for j in plan_of("smoke").jobs) == {
+        "train": 2, "retrain": 2, "attack": 20, "evaluate": 24, "report": 1}
+    assert Counter(j.stage for j in plan_of("tiny").jobs) == {
+        "train": 1, "retrain": 1, "attack": 4, "evaluate": 6, "report": 1}
+
+
+@pytest.mark.parametrize("name", ["paper", "smoke"])
+def test_job_files_follow_the_contract(name):
+    plan = plan_of(name)
+    for job in plan.jobs:
+        assert set(job.job) == COMMON_KEYS
+        assert job.job_file == paths.job_file(plan.spec, job.id)
+        if job.stage == "report":
+            assert set(job.inputs) == {"scores", "records", "analyses", "paper_tables", "spec"}
+            assert set(job.outputs) == {"metrics", "report_md", "report_html", "mra_csv", "figures"}
+            continue
+        assert set(job.job["params"]) == STAGE_PARAMS[job.stage]
+        attack = job.job["params"].get("attack")
+        if attack:
+            assert set(attack["params"]) == ATTACK_PARAMS[attack["kind"]]
+            assert all(value is not None for value in attack["params"].values())
+        if job.stage in ("train", "retrain"):
+            assert None not in job.job["params"]["training"].values()
+            assert set(job.outputs) == {"population", "record"}
+            assert set(job.inputs) == ({"init"} if job.stage == "retrain" else set())
+
+
+def test_ids_are_unique_and_safe_as_file_names():
+    plan = plan_of("paper")
+    ids = [job.id for job in plan.jobs]
+    assert len(ids) == len(set(ids))
+    assert all("/" not in i and " " not in i for i in ids)
+    assert "attack-cifar10-ulm-adv-pgd-0.0627451" in ids
+
+
+def test_effective_values_fill_every_null():
+    plan = plan_of("paper")
+    cifar_clm = plan.by_id("retrain-cifar10-clm").job["params"]
+    assert cifar_clm["training"]["optimizer"] == "sgd"
+    assert cifar_clm["training"]["lr"] == 1e-2 and cifar_clm["training"]["t_max"] == 200
+    assert cifar_clm["linking"] == {"alpha": 0.5, "delta": 0.1, "prse_every": 10,
+                                    "mask": "shared", "layer": "conv1"}
+    mifgsm = plan.by_id("attack-mnist-ulm-mifgsm-0.3").job["params"]["attack"]["params"]
+    assert mifgsm["alpha"] == pytest.approx(0.3 / 5)
+    pgd = plan.by_id("attack-cifar10-clm-eot-pgd-0.0313725").job["params"]["attack"]["params"]
+    assert pgd["alpha"] == pytest.approx(2 / 255)
+    mnist_adv = plan.by_id("retrain-mnist-clm-adv").job["params"]
+    assert mnist_adv["adversarial"] == {"eps": 0.3, "alpha": 0.01, "steps": 100,
+                                        "random_start": True}
+    assert mnist_adv["linking"]["prse_every"] == 1
+
+
+def test_seeds_match_the_torch_formula():
+    from clmrepro.core.seeding import derive_seed as torch_derive_seed
+
+    for args in [(0, "mnist", "ulm"), (7, "a", 1, 0.3), (2**40, "x")]:
+        assert derive_seed(*args) == torch_derive_seed(*args)
+    job = plan_of("smoke").by_id("train-mnist-ulm")
+    assert job.job["seed"] == derive_seed(0, "mnist", "ulm")
+
+
+def test_dependencies_flow_from_producers():
+    plan = plan_of("smoke")
+    produced = {path: job.id for job in plan.jobs for path in job.output_paths()}
+    order = {job.id: index for index, job in enumerate(plan.jobs)}
+    for job in plan.jobs:
+        for path in job.input_paths():
+            if path.startswith("results/"):
+                assert order[produced[path]] < order[job.id]
+    report = plan.by_id("report")
+    assert len(report.inputs["scores"]) == 24 and len(report.inputs["records"]) == 4
+
+
+def test_changing_one_eps_changes_only_that_attacks_jobs():
+    text = (ROOT / "specs/tiny.yaml").read_text()
+    before = compile_spec(parse_spec(text), "specs/tiny.yaml")
+    after = compile_spec(parse_spec(text.replace("{kind: pgd, eps: [0.3]", "{kind: pgd, eps: [0.25]")),
+                         "specs/tiny.yaml")
+    old = {job.id: job.job for job in before.jobs}
+    new = {job.id: job.job for job in after.jobs}
+    changed = {i for i in new if old.get(i) != new[i]}
+    assert changed == {"attack-mnist-ulm-pgd-0.25", "evaluate-mnist-ulm-pgd-0.25",
+                       "attack-mnist-clm-pgd-0.25", "evaluate-mnist-clm-pgd-0.25", "report"}
+
+
+def test_cpu_device_makes_no_gpu_jobs():
+    plan = plan_of("tiny")
+    assert all(not job.job["gpu"] and job.resources["gpu"] == 0 for job in plan.jobs)
+    assert all(not job.cmd.startswith("python -m clmrepro.steps.gpu_slot") for job in plan.jobs)
+    smoke = plan_of("smoke")
+    assert smoke.by_id("train-mnist-ulm").cmd.startswith("python -m clmrepro.steps.gpu_slot -- ")
+    assert smoke.by_id("report").resources["gpu"] == 0
+
+
+def test_departures():
+    smoke = departures_from_paper(load_spec(ROOT / "specs/smoke.yaml"))
+    assert "mnist: ulm: 4 submodels (paper: 10)" in smoke
+    assert "mnist: attack pgd: steps = 20 (paper/code: 40)" in smoke
+    assert any("200 test images" in note for note in smoke)
+    paper = departures_from_paper(load_spec(ROOT / "specs/paper.yaml"))
+    assert not any("submodels" in note or "test images" in note for note in paper)
+    assert any("EOT-PGD" in note for note in paper)
+
+
+def test_plan_round_trips_through_json(tmp_path):
+    from clmrepro.plan import load_plan
+    from clmrepro.plan.model import dumps
+
+    plan = plan_of("smoke")
+    (tmp_path / "plan.json").write_text(dumps(plan.to_dict()))
+    assert load_plan(tmp_path / "plan.json") == plan
