@@ -1,0 +1,127 @@
+"""Attack and evaluate steps end to end on a tiny LeNet5 population and fake CIFAR data."""
+
+import json
+
+import pytest
+import torch
+
+from clmrepro.core.checkpoints import load_population_states, safe_load, save_population
+from clmrepro.core.metrics import per_submodel_accuracy
+from clmrepro.core.models import build_model
+from clmrepro.steps import attack as attack_step
+from clmrepro.steps.attack import run_attack
+from clmrepro.steps.evaluate import run_evaluate
+
+torch.set_num_threads(1)
+
+N_MODELS, N_SAMPLES = 3, 12
+DATASET = {"name": "fake-cifar10", "root": "data", "n_train": 0, "n_test": N_SAMPLES,
+           "split_seed": 0}
+
+
+def fake_loader(path, device):
+    # stands in for clmrepro.steps.population.load_population (same signature)
+    meta, states = load_population_states(path)
+    models = []
+    for state in states:
+        model = build_model("lenet5", in_channels=3)
+        model.load_state_dict(state)
+        models.append(model.to(device).eval())
+    return meta, models
+
+
+@pytest.fixture
+def population(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    models = [build_model("lenet5", in_channels=3).eval() for _ in range(N_MODELS)]
+    path = tmp_path / "population.pt"
+    save_population(path, models, {"regime": "ulm", "size": N_MODELS})
+    monkeypatch.setattr(attack_step, "load_population", fake_loader)
+    return path
+
+
+def job(stage, tmp_path, population, attack, inputs, outputs, saliency=0):
+    return {
+        "id": f"{stage}-test", "stage": stage, "spec": "test", "experiment": "cifar",
+        "seed": 42, "threads": 1, "device": "cpu", "gpu": False,
+        "inputs": {"population": str(population), **inputs},
+        "outputs": {k: str(tmp_path / v) for k, v in outputs.items()},
+        "params": {
+            "dataset": DATASET, "architecture": "lenet5",
+            "population": {"id": "ulm", "regime": "ulm", "size": N_MODELS, "from": None},
+            "attack": attack, "threat_models": ["paper", "transfer", "adaptive"],
+            "crafting": "per-batch", "n_samples": N_SAMPLES, "batch_size": 5,
+            "saliency_samples": saliency,
+        },
+    }
+
+
+PGD = {"id": "pgd", "kind": "pgd", "eps": 8 / 255,
+       "params": {"alpha": 2 / 255, "steps": 3, "random_start": True}}
+
+
+def test_attack_then_evaluate_writes_consistent_records(tmp_path, population):
+    attack_job = job("attack", tmp_path, population, PGD, {}, {"adversarial": "adv.pt"})
+    run_attack(attack_job)
+    blob = safe_load(tmp_path / "adv.pt")
+    assert set(blob) == {"x", "y", "attack", "paper", "transfer", "adaptive"}
+    assert blob["transfer"]["x_adv"].shape == (N_MODELS, N_SAMPLES, 3, 32, 32)
+    crafter = blob["paper"]["crafter"]
+    assert len(set(crafter[:5].tolist())) == 1  # per-batch: one crafter per batch of 5
+    assert (blob["paper"]["x_adv"] - blob["x"]).abs().max() <= 8 / 255 + 1e-6
+
+    eval_job = job("evaluate", tmp_path, population, PGD,
+                   {"adversarial": str(tmp_path / "adv.pt")}, {"scores": "scores.json"})
+    run_evaluate(eval_job)
+    scores = json.loads((tmp_path / "scores.json").read_text())
+    assert scores["schema_version"] == 1
+    by_threat = {r["threat_model"]: r for r in scores["records"]}
+    assert set(by_threat) == {"paper", "transfer", "adaptive"}
+    _, models = fake_loader(population, "cpu")
+    paper = by_threat["paper"]
+    per = per_submodel_accuracy(models, blob["paper"]["x_adv"], blob["y"], batch_size=5,
+                                device="cpu")
+    assert paper["per_submodel"] == pytest.approx(per.tolist())
+    assert paper["mra"] == pytest.approx(per.mean().item())
+    assert paper["crafting"] == "per-batch" and paper["attack"] == "pgd"
+    assert paper["attack_params"] == {**PGD["params"], "eps": PGD["eps"]}
+    assert paper["n_submodels"] == N_MODELS and paper["n_samples"] == N_SAMPLES
+    assert paper["paper"] is None and paper["transfer"] is None
+    transfer = by_threat["transfer"]
+    matrix = torch.tensor(transfer["transfer"]["matrix"])
+    assert matrix.shape == (N_MODELS, N_MODELS)
+    assert transfer["mra"] == pytest.approx(transfer["transfer"]["off_diagonal_mean"])
+    assert transfer["crafting"] == "each"
+    assert by_threat["adaptive"]["crafting"] == "population"
+
+    # the same job twice gives the same file: the step is deterministic
+    run_attack(attack_job)
+    again = safe_load(tmp_path / "adv.pt")
+    assert torch.equal(again["paper"]["x_adv"], blob["paper"]["x_adv"])
+    assert torch.equal(again["adaptive"]["x_adv"], blob["adaptive"]["x_adv"])
+
+
+def test_evaluate_refuses_a_file_crafted_with_other_parameters(tmp_path, population):
+    run_attack(job("attack", tmp_path, population, PGD, {}, {"adversarial": "adv.pt"}))
+    other = {**PGD, "params": {**PGD["params"], "steps": 4}}
+    eval_job = job("evaluate", tmp_path, population, other,
+                   {"adversarial": str(tmp_path / "adv.pt")}, {"scores": "scores.json"})
+    with pytest.raises(ValueError, match="crafted with"):
+        run_evaluate(eval_job)
+
+
+def test_benign_evaluate_writes_mra_and_analysis(tmp_path, population):
+    benign = job("evaluate", tmp_path, population, None, {},
+                 {"scores": "benign.json", "analysis": "analysis.json"}, saliency=4)
+    run_evaluate(benign)
+    record = json.loads((tmp_path / "benign.json").read_text())["records"][0]
+    assert (record["attack"], record["eps"], record["threat_model"]) == ("benign", 0.0, "paper")
+    x, y = attack_step.load_test_set(DATASET, N_SAMPLES)
+    _, models = fake_loader(population, "cpu")
+    per = per_submodel_accuracy(models, x, y, batch_size=5, device="cpu")
+    assert record["per_submodel"] == pytest.approx(per.tolist())
+    analysis = json.loads((tmp_path / "analysis.json").read_text())
+    assert analysis["schema_version"] == 1
+    assert sorted(analysis["saliency_cosine"]) == ["0-1", "0-2", "1-2"]
+    assert all(len(v) == 4 for v in analysis["saliency_cosine"].values())
+    assert len(analysis["conv1_std"]) == N_MODELS
