@@ -1,0 +1,139 @@
+"""The report step end to end on the reporting fixtures (a 4-submodel MNIST-5k run)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from clmrepro.steps.report import MRA_CSV_COLUMNS, main, run_report
+
+REPO = Path(__file__).resolve().parents[3]
+FIXTURES = REPO / "tests" / "unit" / "reporting" / "fixtures"
+
+
+def prepare(root: Path, with_benchmarks: bool = True) -> Path:
+    """Copy the fixture run into root and write its job file; returns the job path."""
+    shutil.copytree(FIXTURES / "results", root / "results")
+    if not with_benchmarks:
+        shutil.rmtree(root / "results" / "fixture" / "benchmarks")
+    shutil.copy(REPO / "specs" / "paper_tables.yaml", root / "paper_tables.yaml")
+    shutil.copy(FIXTURES / "spec.yaml", root / "spec.yaml")
+    runs = root / "results" / "fixture" / "mnist"
+    rel = lambda paths: sorted(str(p.relative_to(root)) for p in paths)  # noqa: E731
+    job = {"id": "report", "stage": "report", "spec": "fixture", "seed": 7, "threads": 1,
+           "device": "cpu", "gpu": False,
+           "inputs": {"scores": rel(runs.glob("*/scores/*.json")),
+                      "records": rel(runs.glob("*/training.json")),
+                      "analyses": rel(runs.glob("*/analysis.json")),
+                      "paper_tables": "paper_tables.yaml", "spec": "spec.yaml"},
+           "outputs": {"metrics": "reports/fixture/metrics.json",
+                       "mra_csv": "reports/fixture/mra.csv",
+                       "report_md": "reports/fixture/report.md",
+                       "report_html": "reports/fixture/report.html",
+                       "figures": "reports/fixture/figures"},
+           "params": {"spec_name": "fixture", "description": "fixture run",
+                      "spec_sha256": "unused", "seed": 7, "device": "cpu",
+                      "departures": ["population of 4 instead of 10"]}}
+    path = root / "job.json"
+    path.write_text(json.dumps(job, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def run_main_in(root: Path, argv: list[str]) -> int:
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        return main(argv)
+    finally:
+        os.chdir(cwd)
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    import torch
+
+    torch.set_num_threads(1)
+    roots = []
+    for k, benchmarks in enumerate((True, False)):
+        root = tmp_path_factory.mktemp(f"run{k}")
+        prepare(root, with_benchmarks=benchmarks)
+        assert run_main_in(root, ["job.json"]) == 0
+        roots.append(root)
+    return roots
+
+
+def test_metrics_are_byte_identical_across_runs_and_machines(two_runs):
+    first, second = (r / "reports" / "fixture" / "metrics.json" for r in two_runs)
+    assert first.read_bytes() == second.read_bytes()
+    assert (two_runs[0] / "reports" / "fixture" / "mra.csv").read_bytes() == \
+        (two_runs[1] / "reports" / "fixture" / "mra.csv").read_bytes()
+    text = first.read_text()
+    assert "wall" not in text and str(two_runs[0]) not in text and "seconds" not in text
+    # the benchmark files only change the rendered report
+    assert "41.2 s" in (two_runs[0] / "reports/fixture/report.md").read_text()
+    assert "not recorded" in (two_runs[1] / "reports/fixture/report.md").read_text()
+
+
+def test_paper_values_only_for_the_papers_protocol_and_cells(two_runs):
+    metrics = json.loads((two_runs[0] / "reports/fixture/metrics.json").read_text())
+    assert metrics["schema_version"] == 1
+    records = metrics["records"]
+    scores = sum(len(json.loads(p.read_text())["records"])
+                 for p in (two_runs[0] / "results").glob("fixture/mnist/*/scores/*.json"))
+    assert len(records) == scores == 21
+
+    def find(**key):
+        return [r for r in records if all(r[k] == v for k, v in key.items())]
+
+    (paper_pgd,) = find(population="clm", attack="pgd", threat_model="paper")
+    assert paper_pgd["paper"] == 0.5429                  # mnist-5k vs the paper's MNIST
+    assert find(population="ulm", attack="benign")[0]["paper"] == 0.9904
+    assert find(population="clm", attack="pgd", threat_model="transfer")[0]["paper"] is None
+    assert find(population="clm", attack="pgd", threat_model="adaptive")[0]["paper"] is None
+    assert find(population="ulm", attack="fgsm", eps=0.1)[0]["paper"] is None
+    keys = [(r["experiment"], r["dataset"], r["population"], r["regime"], r["attack"],
+             r["eps"], r["threat_model"]) for r in records]
+    assert keys == sorted(keys)
+    verdicts = {c["id"]: c["verdict"] for c in metrics["claims"]}
+    assert verdicts["mnist-clm-beats-ulm"] == "holds"
+    assert verdicts["cifar10-clm-beats-ulm"] == "not run"
+
+
+def test_mra_csv_mirrors_the_records(two_runs):
+    metrics = json.loads((two_runs[0] / "reports/fixture/metrics.json").read_text())
+    with open(two_runs[0] / "reports/fixture/mra.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert tuple(rows[0]) == MRA_CSV_COLUMNS
+    assert [float(r["mra"]) for r in rows] == [r["mra"] for r in metrics["records"]]
+    assert [r["paper"] or None for r in rows] == [
+        None if r["paper"] is None else repr(r["paper"]) for r in metrics["records"]]
+
+
+def test_outputs_and_index_exist(two_runs):
+    reports = two_runs[0] / "reports"
+    for name in ("report.md", "report.html", "metrics.json", "mra.csv"):
+        assert (reports / "fixture" / name).stat().st_size > 0
+    assert list((reports / "fixture" / "figures").glob("*.png"))
+    assert "fixture/report.html" in (reports / "index.html").read_text()
+
+
+def test_main_usage_error():
+    assert main([]) == 2
+
+
+def test_run_report_rejects_a_missing_scores_file(tmp_path):
+    job = json.loads(prepare(tmp_path).read_text())
+    job["inputs"]["scores"].append("results/fixture/mnist/clm/scores/nothing.json")
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        with pytest.raises(FileNotFoundError):
+            run_report(job)
+    finally:
+        os.chdir(cwd)
+    assert not (tmp_path / "reports" / "fixture" / "metrics.json").exists()
