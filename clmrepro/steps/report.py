@@ -17,7 +17,7 @@ from clmrepro.reporting.claims import HOLDS, NOT_RUN, evaluate_claims
 from clmrepro.reporting.paper import load_paper_tables, paper_value
 from clmrepro.reporting.provenance import collect
 from clmrepro.reporting.render import ReportData, render_report, write_index
-from clmrepro.reporting.tables import record_sort_key
+from clmrepro.reporting.tables import paper_table_views, record_sort_key, summarise
 from clmrepro.steps.common import Job, step_main
 
 MRA_CSV_COLUMNS = ("experiment", "population", "regime", "attack", "eps", "threat_model", "mra",
@@ -85,13 +85,16 @@ def run_report(job: Job) -> None:
                  "population": item["record"].get("population", item["population"])}
                 for item in _located(_as_list(inputs.get("analyses")))]
     claims = evaluate_claims(records, analyses)
+    cells = summarise(paper_table_views(tables, records))
     metrics = {
         "schema_version": 1, "spec": spec_name, "description": params.get("description", ""),
         "records": records,
         "claims": [{"id": c.claim.id, "verdict": c.verdict} for c in claims],
         "summary": {"claims_hold": sum(c.verdict == HOLDS for c in claims),
                     "claims_run": sum(c.verdict != NOT_RUN for c in claims),
-                    "claims_total": len(claims)},
+                    "claims_total": len(claims), "cells_compared": cells.compared,
+                    "cells_within": cells.within,
+                    "tolerance_points": cells.tolerance_points},
     }
     atomic_write_json(outputs["metrics"], metrics)
     atomic_write_text(outputs["mra_csv"], mra_csv(records))

@@ -120,6 +120,9 @@ def test_outputs_and_index_exist(two_runs):
         assert (reports / "fixture" / name).stat().st_size > 0
     assert list((reports / "fixture" / "figures").glob("*.png"))
     assert "fixture/report.html" in (reports / "index.html").read_text()
+    summary = json.loads((reports / "fixture" / "metrics.json").read_text())["summary"]
+    assert (summary["cells_compared"], summary["claims_total"]) == (18, 9)
+    assert f"| {summary['cells_within']} of 18 |" in (reports / "index.md").read_text()
 
 
 def test_main_usage_error():
