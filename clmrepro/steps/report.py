@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from clmrepro.core.checkpoints import atomic_write_json, atomic_write_text
+from clmrepro.plan import paths
 from clmrepro.reporting.claims import HOLDS, NOT_RUN, evaluate_claims
 from clmrepro.reporting.paper import load_paper_tables, paper_value
 from clmrepro.reporting.provenance import collect
@@ -100,7 +101,8 @@ def run_report(job: Job) -> None:
     atomic_write_text(outputs["mra_csv"], mra_csv(records))
 
     spec_path = inputs.get("spec") or params.get("spec_path")
-    benchmarks = params.get("benchmarks_dir") or Path("results") / spec_name / "benchmarks"
+    # Snakemake's benchmark files, when present (clmrepro.plan.paths spells their place)
+    benchmarks = Path(paths.benchmark(spec_name, "any")).parent
     provenance = collect(params, spec_path, "requirements.lock", benchmarks)
     data = ReportData(spec_name=spec_name, description=params.get("description", ""),
                       departures=list(params.get("departures", [])), records=records,
