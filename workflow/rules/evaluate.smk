@@ -14,8 +14,12 @@ for job in PLAN.stage("evaluate"):
             job.log,
         benchmark:
             job.benchmark
+        params:
+            # Bound here: a `shell:` expression is evaluated when the job runs, after the
+            # loop has moved on; params are evaluated now.
+            cmd=job.cmd,
         threads: job.resources["threads"]
         resources:
             **resources_of(job),
         shell:
-            job.cmd + " > {log} 2>&1"
+            "{params.cmd} > {log} 2>&1"
