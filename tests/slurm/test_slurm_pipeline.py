@@ -1,0 +1,106 @@
+"""The same tiny spec, run locally and through a real Slurm cluster, gives the same metrics.
+
+Needs the one-node cluster that `make slurm-test` starts (scripts/slurm/start-cluster.sh).
+Both runs start from a fresh copy of the repository; the Slurm run uses the shipped profile
+(workflow/profiles/slurm) with only the settings its docs call user settings overridden for
+this cluster: no accounting (status by squeue), no accounts, partition `debug`.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+SPEC = "specs/tiny.yaml"
+# The settings a user of a cluster without accounting would pass (docs/cluster.md).
+# init-seconds 1: the plugin's default waits 40 s before the first status query, which is
+# most of this test's time on a cluster that starts jobs at once.
+SLURM_OVERRIDES = [
+    "--slurm-status-command", "squeue",
+    "--slurm-no-account",
+    "--slurm-init-seconds-before-status-checks", "1",
+    "--slurm-keep-successful-logs",
+    "--default-resources", "slurm_partition=debug",
+    "--latency-wait", "10",
+    "--retries", "0",
+]
+
+
+def run(cmd: list[str], cwd: Path, env: dict, timeout: int = 600) -> tuple[float, str]:
+    start = time.monotonic()
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
+                            timeout=timeout)
+    seconds = time.monotonic() - start
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, (
+        f"`{' '.join(cmd)}` failed in {cwd} (exit {result.returncode}):\n{output[-6000:]}")
+    return seconds, output
+
+
+def compiled_cpu_copy(target: Path, fresh_repo, env: dict) -> tuple[Path, dict]:
+    """A fresh repository copy with the tiny spec compiled; every job must be a CPU job,
+    because the test node has no GPU and a GPU request would wait forever."""
+    fresh_repo(target)
+    spec = yaml.safe_load((target / SPEC).read_text())
+    spec_path = SPEC
+    if spec.get("device") != "cpu":
+        # The compiler makes auto/cuda jobs GPU jobs (gpu=1); this node has none.
+        spec_path = "specs/tiny-cpu.yaml"
+        (target / spec_path).write_text(yaml.safe_dump({**spec, "device": "cpu"}))
+    run([str(VENV_BIN / "clmrepro"), "compile", spec_path], target, env)
+    config = yaml.safe_load((target / "workflow/compiled/config.yaml").read_text())
+    plan = json.loads((target / config["plan"]).read_text())
+    gpu_jobs = [job["job"]["id"] for job in plan["jobs"] if job["resources"]["gpu"]]
+    assert not gpu_jobs, f"{spec_path} must compile to CPU jobs only; GPU jobs: {gpu_jobs}"
+    return target, plan
+
+
+def metrics_path(plan: dict) -> str:
+    report = next(job for job in plan["jobs"] if job["job"]["stage"] == "report")
+    return report["job"]["outputs"]["metrics"]
+
+
+def test_slurm_run_gives_the_local_run_metrics(slurm_cluster, tmp_path, fresh_repo, job_env):
+    local, plan = compiled_cpu_copy(tmp_path / "local", fresh_repo, job_env)
+    cluster, _ = compiled_cpu_copy(tmp_path / "slurm", fresh_repo, job_env)
+    snakemake = str(VENV_BIN / "snakemake")
+
+    local_s, _ = run([snakemake, "--cores", "2"], local, job_env)
+    slurm_s, slurm_log = run(
+        [snakemake, "--profile", "workflow/profiles/slurm", *SLURM_OVERRIDES], cluster, job_env)
+
+    # Every job went through sbatch: the plugin keeps one log per Slurm job and rule.
+    slurm_logs = sorted(path for path in (cluster / ".snakemake/slurm_logs").rglob("*.log"))
+    submitted_rules = {path.relative_to(cluster / ".snakemake/slurm_logs").parts[0]
+                       for path in slurm_logs}
+    expected_rules = {"rule_job_" + "".join(c if c.isalnum() else "_" for c in job["job"]["id"])
+                      for job in plan["jobs"]}
+    assert submitted_rules == expected_rules, slurm_log[-4000:]
+
+    metrics = metrics_path(plan)
+    local_bytes = (local / metrics).read_bytes()
+    slurm_bytes = (cluster / metrics).read_bytes()
+    assert json.loads(local_bytes)["records"], "the local run's metrics.json has no records"
+    assert slurm_bytes == local_bytes, f"{metrics} differs between the local and the Slurm run"
+
+    artifacts = REPO / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    (artifacts / "slurm-timing.json").write_text(json.dumps({
+        "spec": plan["spec_path"],
+        "jobs": len(plan["jobs"]),
+        "node": slurm_cluster,
+        "local_wall_s": round(local_s, 1),
+        "slurm_wall_s": round(slurm_s, 1),
+        "slurm_added_s": round(slurm_s - local_s, 1),
+        "metrics_identical": True,
+    }, indent=2, sort_keys=True) + "\n")
