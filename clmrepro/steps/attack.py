@@ -15,19 +15,13 @@ from __future__ import annotations
 from typing import Any
 
 from clmrepro.steps.common import Job, prepare_torch, show_progress, step_main
+from clmrepro.steps.population import load_population
 
 THREAT_MODELS = ("paper", "transfer", "adaptive")
 
 
-def load_population(path, device):
-    """(meta, models in eval mode on ``device``), via the population step's loader."""
-    from clmrepro.steps.population import load_population as load
-
-    meta, models = load(path, device)
-    return meta, [m.eval() for m in models]
-
-
 def load_test_set(dataset: dict, n_samples: int | None):
+    """The first ``n_samples`` test images in [0, 1] and their labels (core.data)."""
     from clmrepro.core.data import load_dataset, test_tensors
 
     return test_tensors(load_dataset(**dataset), n_samples)

@@ -5,12 +5,13 @@ import json
 import pytest
 import torch
 
-from clmrepro.core.checkpoints import load_population_states, safe_load, save_population
+from clmrepro.core.checkpoints import safe_load, save_population
 from clmrepro.core.metrics import per_submodel_accuracy
 from clmrepro.core.models import build_model
 from clmrepro.steps import attack as attack_step
 from clmrepro.steps.attack import run_attack
 from clmrepro.steps.evaluate import run_evaluate
+from clmrepro.steps.population import load_population
 
 torch.set_num_threads(1)
 
@@ -19,24 +20,14 @@ DATASET = {"name": "fake-cifar10", "root": "data", "n_train": 0, "n_test": N_SAM
            "split_seed": 0}
 
 
-def fake_loader(path, device):
-    # stands in for clmrepro.steps.population.load_population (same signature)
-    meta, states = load_population_states(path)
-    models = []
-    for state in states:
-        model = build_model("lenet5", in_channels=3)
-        model.load_state_dict(state)
-        models.append(model.to(device).eval())
-    return meta, models
-
-
 @pytest.fixture
-def population(tmp_path, monkeypatch):
+def population(tmp_path):
     torch.manual_seed(0)
     models = [build_model("lenet5", in_channels=3).eval() for _ in range(N_MODELS)]
     path = tmp_path / "population.pt"
-    save_population(path, models, {"regime": "ulm", "size": N_MODELS})
-    monkeypatch.setattr(attack_step, "load_population", fake_loader)
+    meta = {"architecture": "lenet5", "regime": "ulm", "size": N_MODELS, "in_channels": 3,
+            "num_classes": 10, "dataset": "fake-cifar10"}
+    save_population(path, models, meta)
     return path
 
 
@@ -77,7 +68,7 @@ def test_attack_then_evaluate_writes_consistent_records(tmp_path, population):
     assert scores["schema_version"] == 1
     by_threat = {r["threat_model"]: r for r in scores["records"]}
     assert set(by_threat) == {"paper", "transfer", "adaptive"}
-    _, models = fake_loader(population, "cpu")
+    _, models = load_population(population, "cpu")
     paper = by_threat["paper"]
     per = per_submodel_accuracy(models, blob["paper"]["x_adv"], blob["y"], batch_size=5,
                                 device="cpu")
@@ -117,7 +108,7 @@ def test_benign_evaluate_writes_mra_and_analysis(tmp_path, population):
     record = json.loads((tmp_path / "benign.json").read_text())["records"][0]
     assert (record["attack"], record["eps"], record["threat_model"]) == ("benign", 0.0, "paper")
     x, y = attack_step.load_test_set(DATASET, N_SAMPLES)
-    _, models = fake_loader(population, "cpu")
+    _, models = load_population(population, "cpu")
     per = per_submodel_accuracy(models, x, y, batch_size=5, device="cpu")
     assert record["per_submodel"] == pytest.approx(per.tolist())
     analysis = json.loads((tmp_path / "analysis.json").read_text())
