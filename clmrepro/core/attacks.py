@@ -130,6 +130,8 @@ def _build_autoattack(model: nn.Module, eps: float, p: dict) -> torchattacks.Mul
         ]
     else:
         raise ValueError(f"autoattack: version must be 'standard' or 'rand' (got {p['version']!r})")
+    # MultiAttack runs the sub-attacks in order on the points still classified correctly
+    # and returns the clean image where all fail, as the original AutoAttack does.
     return torchattacks.MultiAttack(attacks)
 
 
