@@ -60,7 +60,7 @@ def main() -> None:
     y = models[0](x).argmax(1).detach()
     crafters = assign_crafters(len(x), len(models), mode="per-batch",
                                batch_size=args.batch_size, gen=generator(2))
-    print(f"| attack | naive per-batch (s) | grouped paper (s) | transfer (s) | adaptive (s) |")
+    print("| attack | naive per-batch (s) | grouped paper (s) | transfer (s) | adaptive (s) |")
     print("|---|---|---|---|---|")
     for kind in args.kinds.split(","):
         common = dict(kind=kind, eps=0.3, params=SMOKE_PARAMS[kind], batch_size=args.batch_size)
