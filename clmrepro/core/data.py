@@ -126,7 +126,8 @@ def _fake_cifar10(n_train: int | None, n_test: int | None, seed: int):
             transform=TF.pil_to_tensor, random_offset=offset * 1_000_003,
         )
         items = [ds[k] for k in range(n)]
-        out.append(torch.stack([img for img, _ in items]) if n else torch.zeros(0, 3, 32, 32, dtype=torch.uint8))
+        images = [img for img, _ in items]
+        out.append(torch.stack(images) if images else torch.zeros(0, 3, 32, 32, dtype=torch.uint8))
         out.append(torch.tensor([label for _, label in items], dtype=torch.long))
     return tuple(out)
 
