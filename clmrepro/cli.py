@@ -1,4 +1,4 @@
-"""clmrepro: validate | compile | plan | schema | restore | run.
+"""clmrepro: validate | compile | plan | schema | restore | report-index | run.
 
 A spec with problems exits with code 2 and one line per problem, never a traceback.
 """
@@ -94,6 +94,14 @@ def cmd_restore(args) -> int:
                             "--quiet", "all"])
 
 
+def cmd_report_index(args) -> int:
+    from clmrepro.reporting.render import write_index
+
+    entries = write_index(args.reports)
+    print(f"{args.reports}/index.html: {len(entries)} report(s)")
+    return 0
+
+
 def cmd_run(args) -> int:
     from clmrepro.emit import emit_all
 
@@ -128,6 +136,9 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("restore", help="after `dvc pull`: mark outputs current for Snakemake "
                        "(snakemake --touch)")
     p.set_defaults(func=cmd_restore)
+    p = sub.add_parser("report-index", help="rewrite reports/index.{html,md} from every report")
+    p.add_argument("--reports", default="reports", help="reports folder (default: reports)")
+    p.set_defaults(func=cmd_report_index)
     p = sub.add_parser("run", help="compile SPEC, run Snakemake, record outputs with DVC")
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("--cores", "-j", type=int, default=2, help="parallel jobs (default 2)")

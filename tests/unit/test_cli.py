@@ -12,7 +12,7 @@ from clmrepro.cli import main
 from clmrepro.plan import paths
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = ["validate", "compile", "plan", "schema", "restore", "run"]
+COMMANDS = ["validate", "compile", "plan", "schema", "restore", "report-index", "run"]
 
 
 @pytest.mark.parametrize("command", [None, *COMMANDS])
@@ -65,3 +65,9 @@ def test_console_script_exits_2_without_traceback():
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert "YAML syntax error" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_report_index_on_an_empty_folder(tmp_path, capsys):
+    assert main(["report-index", "--reports", str(tmp_path)]) == 0
+    assert (tmp_path / "index.html").is_file()
+    assert "0 report(s)" in capsys.readouterr().out
