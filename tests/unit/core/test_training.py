@@ -60,7 +60,9 @@ def test_init_population_deterministic_distinct_and_global_rng_untouched():
 def test_prse_examinations_floor_k_over_10_per_epoch(small_mnist):
     # 250 images, batch 10: k = 25 minibatches, so floor(25 / 10) = 2 per submodel per epoch;
     # a counter carried over epochs would give 5 over two epochs split 2 + 3
-    _, record = run(small_mnist, linking=LinkingConfig(alpha=0.1, delta=0.1, prse_every=10))
+    models, record = run(small_mnist, linking=LinkingConfig(alpha=0.1, delta=0.1, prse_every=10))
+    x, y = small_mnist.x_test, small_mnist.y_test
+    assert record["test_accuracy"] == [accuracy(m, x, y, batch_size=7, device=CPU) for m in models]
     prse = record["prse"]
     assert prse["examinations"] == [[2, 2, 2], [2, 2, 2]]
     assert len(prse["monitored"]) == 2 * 3 * 2 and all(len(v) == 3 for v in prse["monitored"])
