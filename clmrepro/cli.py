@@ -6,6 +6,7 @@ A spec with problems exits with code 2 and one line per problem, never a traceba
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from collections import defaultdict
@@ -19,7 +20,10 @@ EXIT_SPEC = 2
 def _compile(spec_path: str):
     from clmrepro.plan.compile import compile_spec
 
-    return compile_spec(load_spec(spec_path), Path(spec_path).as_posix())
+    # Relative to the repository root (the working directory), so the plan is the same on
+    # every machine.
+    relative = os.path.relpath(Path(spec_path).resolve(), Path.cwd().resolve())
+    return compile_spec(load_spec(spec_path), Path(relative).as_posix())
 
 
 def cmd_validate(args) -> int:

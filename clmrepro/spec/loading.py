@@ -98,9 +98,9 @@ def _index_lines(node, at: Path, lines: dict[Path, int], duplicates: list[str], 
                 duplicates.append(f"{filename}:{key.start_mark.line + 1} {_dotted((*at, name))}: "
                                   f"duplicate key (got '{name}' twice)")
             seen.add(name)
+            # The key's own line, not its value's (a mapping value starts on the next line).
             lines[(*at, name)] = key.start_mark.line + 1
             _index_lines(value, (*at, name), lines, duplicates, filename)
-            lines[(*at, name)] = key.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             _index_lines(item, (*at, index), lines, duplicates, filename)
