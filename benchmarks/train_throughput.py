@@ -1,0 +1,128 @@
+"""Training throughput: clmrepro's CLM/ULM loop against a bare PyTorch loop, same run.
+
+    .venv/bin/python -m benchmarks.train_throughput --size 10 --epochs 2 --repeats 3 \
+        --append BENCHMARKS.md
+
+All three variants train the same freshly initialised LeNet5 population on mnist-5k with
+Adam (lr 1e-3), batch 100 and the same data order (the permutations of our order
+generators).  The bare loop is pure training on preconverted float tensors; clmrepro's loop
+also records per-epoch training loss/accuracy and test accuracy (the training record), so
+that work counts against it.  Variants are interleaved and each is timed ``repeats`` times;
+the best time is kept because other jobs share the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from clmrepro.core.data import load_dataset, to_unit
+from clmrepro.core.seeding import derive_seed, generator
+from clmrepro.core.training import LinkingConfig, TrainConfig, init_population, train_population
+
+
+def bare_loop(models, x, y, *, epochs: int, batch_size: int, seed: int) -> None:
+    orders = [generator(derive_seed(seed, "order", i)) for i in range(len(models))]
+    opts = [torch.optim.Adam(m.parameters(), lr=1e-3) for m in models]
+    for _ in range(epochs):
+        for model, opt, gen in zip(models, opts, orders):
+            model.train()
+            perm = torch.randperm(len(y), generator=gen)
+            for start in range(0, len(y), batch_size):
+                idx = perm[start : start + batch_size]
+                opt.zero_grad(set_to_none=True)
+                loss = F.cross_entropy(model(x[idx]), y[idx])
+                loss.backward()
+                opt.step()
+
+
+def measure(args) -> dict:
+    torch.set_num_threads(args.threads)
+    data = load_dataset("mnist-5k")
+    x_float = to_unit(data.x_train)
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer="adam", lr=1e-3)
+    link = LinkingConfig(alpha=0.1, delta=0.1, prse_every=10)
+    cpu = torch.device("cpu")
+
+    def fresh():
+        return init_population("lenet5", args.size, in_channels=1, num_classes=10, seed=args.seed)
+
+    runs = {
+        "bare": lambda m: bare_loop(m, x_float, data.y_train, epochs=args.epochs,
+                                    batch_size=args.batch_size, seed=args.seed),
+        "ulm": lambda m: train_population(m, data, training=cfg, linking=None, adversarial=None,
+                                          seed=args.seed, device=cpu, progress=False),
+        "clm": lambda m: train_population(m, data, training=cfg, linking=link, adversarial=None,
+                                          seed=args.seed, device=cpu, progress=False),
+    }
+    times = {name: [] for name in runs}
+    for _ in range(args.repeats):
+        for name, fn in runs.items():
+            models = fresh()
+            t0 = time.perf_counter()
+            fn(models)
+            times[name].append(time.perf_counter() - t0)
+    images = args.size * args.epochs * len(data.y_train)
+    best = {name: min(v) for name, v in times.items()}
+    rate = {name: images / t for name, t in best.items()}
+    return {
+        "images_per_s": {k: round(v, 1) for k, v in rate.items()},
+        "seconds_all": {k: [round(t, 2) for t in v] for k, v in times.items()},
+        "clm_vs_bare": round(rate["clm"] / rate["bare"], 3),
+        "ulm_vs_bare": round(rate["ulm"] / rate["bare"], 3),
+        "prse_overhead": round(best["clm"] / best["ulm"] - 1.0, 4),
+        "images": images,
+    }
+
+
+def markdown(args, result: dict, command: str) -> str:
+    r = result["images_per_s"]
+    return "\n".join([
+        f"### train_throughput — {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"- command: `{command}`",
+        f"- machine: {platform.machine()}, {platform.processor() or 'cpu'}, torch {torch.__version__}, "
+        f"{args.threads} thread(s), {torch.get_num_interop_threads()} interop; other jobs were sharing the CPU",
+        f"- workload: {args.size} LeNet5 × {args.epochs} epochs × 4,000 mnist-5k images, batch "
+        f"{args.batch_size}, Adam; best of {args.repeats} interleaved repeats",
+        "",
+        "| loop | images/s | seconds (all repeats) |",
+        "|---|---|---|",
+        *[f"| {k} | {r[k]} | {result['seconds_all'][k]} |" for k in ("bare", "ulm", "clm")],
+        "",
+        f"- CLM / bare PyTorch: **{result['clm_vs_bare']}×** (goal ≥ 0.9×); "
+        f"ULM / bare: {result['ulm_vs_bare']}×",
+        f"- PRSE overhead (CLM time / ULM time − 1): **{result['prse_overhead'] * 100:.1f}%** (goal ≤ 5%)",
+        "",
+    ])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="CLM training throughput vs a bare PyTorch loop")
+    parser.add_argument("--size", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--append", type=Path, default=None, help="append a section to this file")
+    args = parser.parse_args(argv)
+    result = measure(args)
+    print(json.dumps(result))
+    if args.append is not None:
+        import sys
+
+        command = " ".join([".venv/bin/python -m benchmarks.train_throughput", *sys.argv[1:]])
+        with open(args.append, "a", encoding="utf-8") as handle:
+            handle.write(markdown(args, result, command) + "\n")
+
+
+if __name__ == "__main__":
+    main()
