@@ -1,6 +1,6 @@
 """A GPU job's Slurm submission asks for one GPU; a CPU job's asks for none.
 
-The plan of specs/tiny.yaml compiled with `device: auto` has GPU jobs (train, attack,
+The plan of tests/slurm/slurm-tiny.yaml compiled with `device: auto` has GPU jobs (train, attack,
 evaluate: gpu=1) and one CPU job (report: gpu=0).  Snakemake runs it with the shipped Slurm
 profile, but `sbatch` on PATH is a recorder: it keeps the exact command line the plugin built,
 asks the real Slurm whether it would accept it (`sbatch --test-only`), and refuses the job so
@@ -59,10 +59,10 @@ def option_value(argv: list[str], name: str) -> str | None:
 @pytest.fixture
 def auto_plan(tmp_path, fresh_repo, job_env):
     repo = fresh_repo(tmp_path / "repo")
-    spec = yaml.safe_load((repo / "specs/tiny.yaml").read_text())
-    (repo / "specs/tiny-auto.yaml").write_text(yaml.safe_dump({**spec, "device": "auto"}))
-    subprocess.run([str(VENV_BIN / "clmrepro"), "compile", "specs/tiny-auto.yaml"], cwd=repo,
-                   env=job_env, check=True, capture_output=True)
+    spec = yaml.safe_load((repo / "tests/slurm/slurm-tiny.yaml").read_text())
+    (repo / "specs/slurm-tiny-auto.yaml").write_text(yaml.safe_dump({**spec, "device": "auto"}))
+    subprocess.run([str(VENV_BIN / "clmrepro"), "compile", "specs/slurm-tiny-auto.yaml"],
+                   cwd=repo, env=job_env, check=True, capture_output=True)
     config = yaml.safe_load((repo / "workflow/compiled/config.yaml").read_text())
     plan = json.loads((repo / config["plan"]).read_text())
     return repo, {job["job"]["id"]: job for job in plan["jobs"]}
