@@ -131,11 +131,14 @@ def _weights_digest(models: list[nn.Module]) -> str:
     return digest.hexdigest()
 
 
-def _fingerprint(models, training, linking, adversarial, seed) -> dict:
+def _fingerprint(models, data, training, linking, adversarial, seed) -> dict:
     # everything that must match for a saved state to be resumed; ``epochs`` may grow.  The
-    # initial weights count too: a retrain whose starting population changed must not resume.
+    # initial weights and the data count too: a retrain whose starting population changed,
+    # or a run on another split, must not resume.
     train = {k: v for k, v in asdict(training).items() if k != "epochs"}
+    labels = hashlib.sha256(data.y_train.numpy().tobytes() + data.y_test.numpy().tobytes())
     return {"train": repr(sorted(train.items())), "seed": int(seed), "size": len(models),
+            "data": f"{data.name}:{len(data.y_train)}:{len(data.y_test)}:{labels.hexdigest()}",
             "init": _weights_digest(models),
             "linking": repr(linking and sorted(asdict(linking).items())),
             "adversarial": repr(adversarial and sorted(asdict(adversarial).items())),
@@ -179,7 +182,7 @@ def train_population(
             "examinations": [], "mask": mask.tolist(), "monitored_index": monitor, "monitored": []},
         "conv1": [], "test_accuracy": [], "wall_seconds": 0.0,
     }
-    fingerprint = _fingerprint(models, training, linking, adversarial, seed)
+    fingerprint = _fingerprint(models, data, training, linking, adversarial, seed)
     start_epoch, elapsed = 0, 0.0
     state_path = Path(state_dir) / STATE_FILE if state_dir is not None else None
     if state_path is not None and state_path.exists():
