@@ -6,15 +6,12 @@ REFERENCE.md §2), so everything random of ours draws from its own ``torch.Gener
 
 from __future__ import annotations
 
-import hashlib
-
 import torch
 
+# One formula for the plan (torch-free) and the science.
+from clmrepro.seeds import derive_seed
 
-def derive_seed(root: int, *names: object) -> int:
-    """A 63-bit seed from ``root`` and a path of names, stable across runs and machines."""
-    text = "/".join([str(int(root)), *map(str, names)])
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
+__all__ = ["derive_seed", "generator"]
 
 
 def generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
