@@ -93,7 +93,8 @@ def _evaluation(experiment: Experiment) -> list[str]:
                 notes.append(f"attack {attack.id or attack.kind}: {key} = {getattr(attack, key)} "
                              f"(paper/code: {value})")
         if attack.kind == "eot-pgd":
-            notes.append(f"attack {attack.id or attack.kind}: steps {attack.steps}, eot_iter "
-                         f"{attack.eot_iter} are our choice (the paper gives no EOT-PGD "
+            alpha = "the dataset's PGD step" if attack.alpha is None else attack.alpha
+            notes.append(f"attack {attack.id or attack.kind}: steps {attack.steps}, alpha {alpha}, "
+                         f"eot_iter {attack.eot_iter} are our choice (the paper gives no EOT-PGD "
                          "parameters; the authors' code has no EOT-PGD)")
     return notes

@@ -147,7 +147,9 @@ def test_cpu_device_makes_no_gpu_jobs():
 def test_departures():
     smoke = departures_from_paper(load_spec(ROOT / "specs/smoke.yaml"))
     assert "mnist: ulm: 4 submodels (paper: 10)" in smoke
-    assert "mnist: attack pgd: steps = 20 (paper/code: 40)" in smoke
+    assert "mnist: attack autoattack: steps = 10 (paper/code: 100)" in smoke
+    assert not any("attack pgd:" in note for note in smoke)  # smoke runs PGD as the paper
+    assert any("eot-pgd: steps 20, alpha 0.02, eot_iter 2" in note for note in smoke)
     assert any("200 test images" in note for note in smoke)
     paper = departures_from_paper(load_spec(ROOT / "specs/paper.yaml"))
     assert not any("submodels" in note or "test images" in note for note in paper)
