@@ -92,8 +92,8 @@ def cmd_schema(args) -> int:
 
 
 def cmd_restore(args) -> int:
-    """After `dvc pull` on a fresh clone the files are new; touch them in DAG order so
-    Snakemake sees them as current (REFERENCE §4)."""
+    """After `dvc pull` on a fresh clone, or `dvc commit`, the files are new; touch them in DAG
+    order so Snakemake sees them as current (REFERENCE §4)."""
     return subprocess.call([sys.executable, "-m", "snakemake", "--touch", "--cores", "1",
                             "--quiet", "all"])
 
@@ -116,6 +116,9 @@ def cmd_run(args) -> int:
     code = subprocess.call(command)
     if code == 0 and Path(".dvc").is_dir() and not args.no_dvc:
         code = subprocess.call([sys.executable, "-m", "dvc", "commit", "--force", "--quiet"])
+        if code == 0:
+            # dvc commit rewrites the outputs' files; without this Snakemake reruns everything
+            code = cmd_restore(args)
     return code
 
 
