@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import platform
 import statistics
 import time
@@ -103,7 +104,7 @@ def markdown(args, result: dict, command: str) -> str:
         "",
         f"- command: `{command}`",
         f"- machine: {platform.machine()}, {platform.processor() or 'cpu'}, torch {torch.__version__}, "
-        f"{args.threads} thread(s), {torch.get_num_interop_threads()} interop; other jobs were sharing the CPU",
+        f"{args.threads} thread(s), {torch.get_num_interop_threads()} interop; load average {os.getloadavg()[0]:.2f} at the end",
         f"- workload: {args.size} LeNet5 × {args.epochs} epochs × 4,000 mnist-5k images, batch "
         f"{args.batch_size}, Adam; median of {args.repeats} interleaved repeats",
         "",
