@@ -1,0 +1,76 @@
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from clmrepro.core.models import LeNet5, ResNet18
+from clmrepro.core.stacked import StackedPopulation
+
+torch.set_num_threads(1)
+
+
+def _population(cls, n, **kwargs):
+    torch.manual_seed(0)
+    return [cls(**kwargs) for _ in range(n)]
+
+
+@pytest.mark.parametrize("cls,channels", [(LeNet5, 1), (ResNet18, 3)])
+def test_each_and_all_match_the_submodels_one_by_one(cls, channels):
+    models = [m.eval() for m in _population(cls, 3, in_channels=channels)]
+    # give BatchNorm non-trivial statistics so eval mode really uses them
+    for k, m in enumerate(models):
+        for module in m.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.fill_(0.1 * k)
+                module.running_var.fill_(1.0 + k)
+    stacked = StackedPopulation(models).eval()
+    x_each = torch.rand(3, 4, channels, 32, 32)
+    x_all = torch.rand(4, channels, 32, 32)
+    with torch.no_grad():
+        got_each = stacked.each(x_each)
+        got_all = stacked.all(x_all)
+        for k, m in enumerate(models):
+            assert torch.allclose(got_each[k], m(x_each[k]), atol=1e-5)
+            assert torch.allclose(got_all[k], m(x_all), atol=1e-5)
+    # submodels differ, so a mix-up of blocks would be visible
+    assert not torch.allclose(got_all[0], got_all[1], atol=1e-3)
+
+
+def test_training_updates_each_submodel_like_separate_modules():
+    models = _population(LeNet5, 3)
+    reference = [copy.deepcopy(m).train() for m in models]
+    stacked = StackedPopulation(models, requires_grad=True).train()
+    opt = torch.optim.SGD(stacked.parameters(), lr=0.1)
+    ref_opts = [torch.optim.SGD(m.parameters(), lr=0.1) for m in reference]
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(3, 16, 1, 32, 32, generator=gen)
+    y = torch.randint(0, 10, (3, 16), generator=gen)
+    out = stacked.each(x)
+    loss = sum(F.cross_entropy(out[k], y[k]) for k in range(3))
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    for k, m in enumerate(reference):
+        ref_opts[k].zero_grad()
+        F.cross_entropy(m(x[k]), y[k]).backward()
+        ref_opts[k].step()
+    stacked.write_to(models)
+    for k in range(3):
+        for (name, got), want in zip(models[k].state_dict().items(),
+                                     reference[k].state_dict().values()):
+            assert torch.allclose(got.double(), want.double(), atol=1e-5), name
+        # the running statistics moved (train-mode BatchNorm updated them in place)
+        assert models[k].bn1.num_batches_tracked.item() == 1
+        assert not torch.allclose(models[k].bn1.running_mean, torch.zeros(6))
+
+
+def test_each_refuses_a_wrong_number_of_blocks():
+    stacked = StackedPopulation(_population(LeNet5, 2))
+    with pytest.raises(ValueError, match="one input block per submodel"):
+        stacked.each(torch.rand(3, 1, 1, 32, 32))
+
+
+def test_mixed_architectures_are_refused():
+    with pytest.raises(ValueError, match="share one architecture"):
+        StackedPopulation([LeNet5(), ResNet18()])
