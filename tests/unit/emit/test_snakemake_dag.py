@@ -91,6 +91,12 @@ def test_replicated_dag_and_gpu_slots(tmp_path):
     assert re.search(r"\bgpu=4\b", blocks["job_train_cifar10_ulm"])
     assert re.search(r"\bgpu=0\b", blocks["job_report"])
     assert "CLMREPRO_SLOTS_PER_GPU=4 python -m clmrepro.steps.gpu_slot --whole-gpu --" in output
-    # the default profile's 1 slot per GPU: every GPU job counts 1
+    # without a setting: 1 slot per GPU, every GPU job counts 1
     output = dry_run(where)
     assert not re.search(r"\bgpu=4\b", output) and "CLMREPRO_SLOTS_PER_GPU=1 " in output
+    # the setting in the local profile, which must be named (not found by itself)
+    profile = where / "workflow/profiles/default/config.yaml"
+    profile.write_text(profile.read_text().replace("slots_per_gpu=1", "slots_per_gpu=3"))
+    assert "CLMREPRO_SLOTS_PER_GPU=1 " in dry_run(where)
+    output = dry_run(where, "--workflow-profile", "workflow/profiles/default")
+    assert "CLMREPRO_SLOTS_PER_GPU=3 " in output and re.search(r"\bgpu=3\b", output)
