@@ -1,5 +1,6 @@
 # Thin on purpose: `clmrepro compile SPEC` writes the plan; the rules below turn each planned
 # job into one rule (same command as dvc.yaml).  Run: snakemake -j4 --resources gpu=2
+# Several jobs per GPU (docs/cluster.md): --config slots_per_gpu=4 --resources gpu=8 (2 GPUs).
 from clmrepro.plan import load_plan
 
 
@@ -7,6 +8,12 @@ configfile: "workflow/compiled/config.yaml"
 
 
 PLAN = load_plan(config["plan"])
+# Slots per GPU: a LeNet5-sized job takes one slot, a ResNet18 job every slot of its GPU
+# (plan resources gpu_whole); the `gpu` resource counts slots.  clmrepro.steps.gpu_slot
+# enforces the same split per physical GPU.
+SLOTS_PER_GPU = int(config.get("slots_per_gpu", 1))
+if not 1 <= SLOTS_PER_GPU <= 64:
+    raise ValueError(f"config slots_per_gpu must be from 1 to 64 (got {SLOTS_PER_GPU})")
 
 
 def outputs_of(job):
@@ -16,7 +23,15 @@ def outputs_of(job):
 
 
 def resources_of(job):
-    return {key: job.resources[key] for key in ("gpu", "mem_mb", "runtime")}
+    slots = SLOTS_PER_GPU if job.resources.get("gpu_whole") else 1
+    return {"gpu": job.resources["gpu"] * slots, "mem_mb": job.resources["mem_mb"],
+            "runtime": job.resources["runtime"]}
+
+
+def shell_of(job):
+    """The plan's command (the same as dvc.yaml's), told the slot count when it takes a GPU."""
+    prefix = f"CLMREPRO_SLOTS_PER_GPU={SLOTS_PER_GPU} " if job.resources["gpu"] else ""
+    return prefix + job.cmd
 
 
 rule all:

@@ -9,7 +9,6 @@ import argparse
 import os
 import subprocess
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 from clmrepro.spec import SpecError, load_spec
@@ -60,19 +59,35 @@ def _duration(seconds: float) -> str:
 def cmd_plan(args) -> int:
     from tabulate import tabulate
 
+    from clmrepro.plan.summary import (authors_execution, replicate_costs, stage_totals,
+                                       subset_savings)
+
     plan = _compile(args.spec)
     rows = [[job.id, job.stage, "yes" if job.resources["gpu"] else "", job.resources["threads"],
              _duration(job.estimate_s)] for job in plan.jobs]
     if not args.summary:
         print(tabulate(rows, headers=["job", "stage", "gpu", "threads", "estimate"]))
         print()
-    totals: dict[str, list] = defaultdict(lambda: [0, 0.0])
-    for job in plan.jobs:
-        totals[job.stage][0] += 1
-        totals[job.stage][1] += job.estimate_s
-    summary = [[stage, count, _duration(seconds)] for stage, (count, seconds) in totals.items()]
+    summary = [[t.stage, t.jobs, _duration(t.seconds)] for t in stage_totals(plan)]
     summary.append(["total", len(plan.jobs), _duration(sum(j.estimate_s for j in plan.jobs))])
     print(tabulate(summary, headers=["stage", "jobs", "estimate"]))
+    notes = []
+    for cost in replicate_costs(plan):
+        one = sum(cost.one_replicate.values())
+        stages = ", ".join(f"{stage} {_duration(s)}" for stage, s in cost.one_replicate.items())
+        notes.append(f"{cost.experiment}: K = {cost.replicates} replicates: x{cost.replicates} "
+                     f"training, attacks and scoring = {_duration(cost.seconds)} (one replicate "
+                     f"{_duration(one)}: {stages})")
+    for what in subset_savings(plan):
+        notes.append(f"{what.experiment}: {what.detail}: saves "
+                     f"{_duration(max(0.0, what.alternative - what.seconds))} (those attack jobs: "
+                     f"{_duration(what.seconds)}, {_duration(what.alternative)} on every image)")
+    for what in authors_execution(plan):
+        notes.append(f"{what.experiment}: execution {what.detail}: {_duration(what.seconds)}; "
+                     f"with the authors' fp32 and Alg. 1 order: {_duration(what.alternative)}")
+    if notes:
+        print()
+        print("\n".join(notes))
     print("\nEstimates: LeNet5 on one CPU core, ResNet18 on one GPU (clmrepro.plan.estimate); "
           "within a factor of a few.")
     return 0

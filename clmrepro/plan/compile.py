@@ -1,21 +1,29 @@
-"""compile_spec(spec) -> Plan: a pure function; the job list that Snakemake and DVC both run."""
+"""compile_spec(spec) -> Plan: a pure function; the job list that Snakemake and DVC both run.
+
+Per population and replicate: one train (or retrain) job, one benign evaluate job, and one
+attack job per (attack, eps) that crafts and scores (docs/architecture.md, "Job file").
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 
 from clmrepro.plan import defaults, paths
-from clmrepro.plan.departures import departures_from_paper
+from clmrepro.plan.departures import departures_from_paper, precision_notes
 from clmrepro.plan.estimate import estimate_seconds, memory_mb, runtime_minutes
 from clmrepro.plan.model import Plan, PlannedJob
 from clmrepro.seeds import derive_seed
 from clmrepro.spec.checks import population_order
 from clmrepro.spec.models import Experiment, Population, Spec
 
-GPU_SLOT = "python -m clmrepro.steps.gpu_slot --"
+GPU_SLOT = "python -m clmrepro.steps.gpu_slot"
 STEP_MODULE = {"train": "train", "retrain": "train", "attack": "attack", "evaluate": "evaluate",
                "report": "report"}
+# A ResNet18 job (CIFAR batches of 200) keeps a GPU busy on its own; LeNet5 jobs are too small
+# to, so several share one GPU (issue 10; `slots_per_gpu` in workflow/profiles/*/config.yaml).
+WHOLE_GPU_ARCHITECTURES = ("resnet18",)
 
 
 def spec_sha256(spec: Spec) -> str:
@@ -23,10 +31,31 @@ def spec_sha256(spec: Spec) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class Replicate:
+    """Replicate ``index`` of ``count``: how it shows in job ids, paths and seeds (issue 11)."""
+
+    index: int
+    count: int
+
+    def job_id(self, base: str) -> str:
+        return base if self.count == 1 else f"{base}-r{self.index}"
+
+    @property
+    def folder(self) -> int | None:
+        return paths.layout_replicate(self.index, self.count)
+
+    def seed(self, root: int, *names: object) -> int:
+        # Replicate 0 keeps the single-run seed, so replicate 0 of K = 3 is the K = 1 run.
+        extra = () if self.index == 0 else ("replicate", self.index)
+        return derive_seed(root, *names, *extra)
+
+
 def compile_spec(spec: Spec, spec_path: str) -> Plan:
     jobs: list[PlannedJob] = []
     for experiment in spec.experiments:
-        jobs += _experiment_jobs(spec, experiment)
+        for index in range(experiment.replicates):
+            jobs += _replicate_jobs(spec, experiment, Replicate(index, experiment.replicates))
     jobs.append(_report_job(spec, spec_path, jobs))
     return Plan(spec=spec.name, spec_path=spec_path, spec_sha256=spec_sha256(spec), jobs=jobs)
 
@@ -34,12 +63,15 @@ def compile_spec(spec: Spec, spec_path: str) -> Plan:
 def _planned(spec: Spec, job: dict, directories: list[str] | None = None) -> PlannedJob:
     job_file = paths.job_file(spec.name, job["id"])
     step = f"python -m clmrepro.steps.{STEP_MODULE[job['stage']]} {job_file}"
-    cmd = f"{GPU_SLOT} {step}" if job["gpu"] else step
-    seconds = estimate_seconds(job)
     architecture = job["params"].get("architecture", "lenet5")
-    resources = {"gpu": int(job["gpu"]), "mem_mb": memory_mb(architecture, job["stage"]),
+    whole_gpu = job["gpu"] and architecture in WHOLE_GPU_ARCHITECTURES
+    if job["gpu"]:
+        step = f"{GPU_SLOT} {'--whole-gpu ' if whole_gpu else ''}-- {step}"
+    seconds = estimate_seconds(job)
+    resources = {"gpu": int(job["gpu"]), "gpu_whole": whole_gpu,
+                 "mem_mb": memory_mb(architecture, job["stage"]),
                  "runtime": runtime_minutes(seconds), "threads": job["threads"]}
-    return PlannedJob(job=job, job_file=job_file, cmd=cmd, log=paths.log(spec.name, job["id"]),
+    return PlannedJob(job=job, job_file=job_file, cmd=step, log=paths.log(spec.name, job["id"]),
                       benchmark=paths.benchmark(spec.name, job["id"]), resources=resources,
                       estimate_s=round(seconds, 3), directories=directories or [])
 
@@ -57,11 +89,12 @@ def _population_block(population: Population) -> dict:
             "from": population.regime.from_}
 
 
-def _experiment_jobs(spec: Spec, experiment: Experiment) -> list[PlannedJob]:
-    name, exp = spec.name, experiment.id
+def _replicate_jobs(spec: Spec, experiment: Experiment, rep: Replicate) -> list[PlannedJob]:
+    name, exp, at = spec.name, experiment.id, rep.folder
     by_id = {p.id: p for p in experiment.populations}
     common = {"dataset": defaults.dataset_block(experiment.dataset),
               "architecture": experiment.architecture}
+    running = {"execution": defaults.execution_block(experiment), "replicate": rep.index}
     jobs = []
     for pop_id in population_order(experiment):
         population = by_id[pop_id]
@@ -70,34 +103,37 @@ def _experiment_jobs(spec: Spec, experiment: Experiment) -> list[PlannedJob]:
         params = {**common, "population": _population_block(population),
                   "training": defaults.training_block(population, experiment),
                   "linking": defaults.linking_block(population, experiment),
-                  "adversarial": defaults.adversarial_block(population, experiment)}
-        inputs = {"init": paths.population(name, exp, source)} if source else {}
-        outputs = {"population": paths.population(name, exp, pop_id),
-                   "record": paths.training_record(name, exp, pop_id)}
-        job = _job(spec, f"{stage}-{exp}-{pop_id}", stage, exp, derive_seed(spec.seed, exp, pop_id),
-                   inputs, outputs, params)
+                  "adversarial": defaults.adversarial_block(population, experiment), **running}
+        # Replicate r retrains its parent's replicate r, so ULM/CLM pairs stay paired.
+        inputs = {"init": paths.population(name, exp, source, at)} if source else {}
+        outputs = {"population": paths.population(name, exp, pop_id, at),
+                   "record": paths.training_record(name, exp, pop_id, at)}
+        job = _job(spec, rep.job_id(f"{stage}-{exp}-{pop_id}"), stage, exp,
+                   rep.seed(spec.seed, exp, pop_id), inputs, outputs, params)
         jobs.append(_planned(spec, job))
-    jobs += _evaluation_jobs(spec, experiment, common)
+    jobs += _evaluation_jobs(spec, experiment, rep, {**common, **running})
     return jobs
 
 
-def _evaluation_jobs(spec: Spec, experiment: Experiment, common: dict) -> list[PlannedJob]:
-    name, exp = spec.name, experiment.id
+def _evaluation_jobs(spec: Spec, experiment: Experiment, rep: Replicate,
+                     common: dict) -> list[PlannedJob]:
+    name, exp, at = spec.name, experiment.id, rep.folder
     evaluation = experiment.evaluation
     scoring = {"threat_models": list(evaluation.threat_models), "crafting": evaluation.crafting,
                "n_samples": defaults.n_samples(experiment), "batch_size": evaluation.batch_size}
+    samples = defaults.samples_block(experiment)
     chosen = evaluation.populations or [p.id for p in experiment.populations]
     jobs = []
     for population in experiment.populations:
         if population.id not in chosen:
             continue
         pop = population.id
-        model = {"population": paths.population(name, exp, pop)}
+        model = {"population": paths.population(name, exp, pop, at)}
         base = {**common, "population": _population_block(population), **scoring}
-        job = _job(spec, f"evaluate-{exp}-{pop}-benign", "evaluate", exp,
-                   derive_seed(spec.seed, exp, pop, "evaluate", "benign"), model,
-                   {"scores": paths.benign_scores(name, exp, pop),
-                    "analysis": paths.analysis(name, exp, pop)},
+        job = _job(spec, rep.job_id(f"evaluate-{exp}-{pop}-benign"), "evaluate", exp,
+                   rep.seed(spec.seed, exp, pop, "evaluate", "benign"), model,
+                   {"scores": paths.benign_scores(name, exp, pop, at),
+                    "analysis": paths.analysis(name, exp, pop, at)},
                    {**base, "attack": None, "saliency_samples": evaluation.saliency_samples})
         jobs.append(_planned(spec, job))
         for attack in evaluation.attacks:
@@ -105,30 +141,28 @@ def _evaluation_jobs(spec: Spec, experiment: Experiment, common: dict) -> list[P
                 continue
             label = attack.id or attack.kind
             for eps in attack.eps:
-                tag = f"{label}-{paths.format_eps(eps)}"
                 block = {"id": label, "kind": attack.kind, "eps": eps,
                          "params": defaults.attack_params(attack, eps, experiment)}
-                adversarial = paths.adversarial(name, exp, pop, label, eps)
-                job = _job(spec, f"attack-{exp}-{pop}-{tag}", "attack", exp,
-                           derive_seed(spec.seed, exp, pop, "attack", label, paths.format_eps(eps)),
-                           model, {"adversarial": adversarial}, {**base, "attack": block})
-                jobs.append(_planned(spec, job))
-                job = _job(spec, f"evaluate-{exp}-{pop}-{tag}", "evaluate", exp,
-                           derive_seed(spec.seed, exp, pop, "evaluate", label,
-                                       paths.format_eps(eps)),
-                           {**model, "adversarial": adversarial},
-                           {"scores": paths.scores(name, exp, pop, label, eps)},
-                           {**base, "attack": block, "saliency_samples": 0})
+                # One job crafts and scores (issue 10: the separate evaluate jobs cost more
+                # in start-up than in scoring); the adversarial file stays an output so a set
+                # can be re-scored by `clmrepro.steps.evaluate`.
+                job = _job(spec, rep.job_id(f"attack-{exp}-{pop}-{label}-{paths.format_eps(eps)}"),
+                           "attack", exp,
+                           rep.seed(spec.seed, exp, pop, "attack", label, paths.format_eps(eps)),
+                           model,
+                           {"adversarial": paths.adversarial(name, exp, pop, label, eps, at),
+                            "scores": paths.scores(name, exp, pop, label, eps, at)},
+                           {**base, "attack": block, "samples": samples})
                 jobs.append(_planned(spec, job))
     return jobs
 
 
 def _report_job(spec: Spec, spec_path: str, jobs: list[PlannedJob]) -> PlannedJob:
-    evaluated = [job for job in jobs if job.stage == "evaluate"]
-    inputs = {"scores": [job.outputs["scores"] for job in evaluated],
+    scored = [job for job in jobs if "scores" in job.outputs]
+    inputs = {"scores": [job.outputs["scores"] for job in scored],
               "records": [job.outputs["record"] for job in jobs
                           if job.stage in ("train", "retrain")],
-              "analyses": [job.outputs["analysis"] for job in evaluated if "analysis" in job.outputs],
+              "analyses": [job.outputs["analysis"] for job in scored if "analysis" in job.outputs],
               "paper_tables": spec.paper_tables, "spec": spec_path}
     attacks = {}
     for job in jobs:
@@ -137,7 +171,8 @@ def _report_job(spec: Spec, spec_path: str, jobs: list[PlannedJob]) -> PlannedJo
             key = (job.job["experiment"], block["id"], block["eps"])
             attacks[key] = {"experiment": job.job["experiment"], **block}
     params = {"spec_path": spec_path, "spec_name": spec.name, "description": spec.description,
-              "departures": departures_from_paper(spec), "spec_sha256": spec_sha256(spec),
+              "departures": departures_from_paper(spec),
+              "precision_notes": precision_notes(spec), "spec_sha256": spec_sha256(spec),
               "attacks": [attacks[key] for key in sorted(attacks)],
               "attack_params": _unambiguous_params(attacks.values())}
     job = _job(spec, "report", "report", "", derive_seed(spec.seed, "report"), inputs,

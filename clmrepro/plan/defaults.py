@@ -107,3 +107,19 @@ def n_samples(experiment: Experiment) -> int:
     n_test = dataset_block(experiment.dataset)["n_test"]
     chosen = experiment.evaluation.n_samples
     return n_test if chosen is None else chosen
+
+
+def samples_block(experiment: Experiment) -> dict[str, int]:
+    """Test images per threat model the attack job runs: the paper protocol's N, and the stated
+    transfer/adaptive subsets (their first images; null → N)."""
+    evaluation = experiment.evaluation
+    n = n_samples(experiment)
+    chosen = {"paper": n, "transfer": _pick(evaluation.transfer_samples, n),
+              "adaptive": _pick(evaluation.adaptive_samples, n)}
+    return {model: chosen[model] for model in evaluation.threat_models}
+
+
+def execution_block(experiment: Experiment) -> dict[str, str]:
+    """The spec's `execution:` block with every key present; `population: auto` is resolved by
+    the step at run time (batched on CUDA, sequential on CPU)."""
+    return experiment.execution.model_dump(mode="json")

@@ -1,6 +1,9 @@
 """departures_from_paper(spec): every way a run differs from the paper (and the authors' code).
 
 The report prints this list beside the numbers, so a reduced run is never read as the paper's.
+``precision_notes(spec)`` states the choices that change how precise a number is, not what it
+measures (replicates, transfer/adaptive subsets): the paper has neither, so they are no
+departure, but the reader should see them beside the intervals.
 """
 
 from __future__ import annotations
@@ -37,6 +40,39 @@ def _experiment(experiment: Experiment) -> list[str]:
     for population in experiment.populations:
         notes += [f"{population.id}: {note}" for note in _population(population, experiment)]
     notes += _evaluation(experiment)
+    notes += _execution(experiment)
+    return notes
+
+
+def _execution(experiment: Experiment) -> list[str]:
+    notes = []
+    execution = experiment.execution
+    if execution.precision == "bf16":
+        notes.append("execution.precision = bf16: forward and backward passes under bfloat16 "
+                     "autocast (the authors: fp32)")
+    linked = any(p.regime.kind in ("clm", "clm-adv") for p in experiment.populations)
+    if execution.clm_schedule == "lockstep" and linked:
+        notes.append("execution.clm_schedule = lockstep: the linked submodels take their "
+                     "training steps together (Alg. 1: each submodel a full pass while the "
+                     "others wait)")
+    return notes
+
+
+def precision_notes(spec: Spec) -> list[str]:
+    notes: list[str] = []
+    for experiment in spec.experiments:
+        if experiment.replicates > 1:
+            notes.append(f"{experiment.id}: {experiment.replicates} replicates: every population "
+                         "trained, attacked and scored that many times with its own seeds (the "
+                         "paper reports one run)")
+        n = defaults.n_samples(experiment)
+        subsets = [f"{model} threat model on the first {count} of the {n} test images of the "
+                   "paper protocol" for model, count in defaults.samples_block(experiment).items()
+                   if model != "paper" and count < n]
+        if subsets:
+            notes.append(f"{experiment.id}: " + "; ".join(subsets) + " (stated subsets: "
+                         "precision bought, shown by the intervals; the paper has no transfer or "
+                         "adaptive threat model)")
     return notes
 
 

@@ -6,7 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+# 2: fused attack jobs (craft + score), replicates, resources.gpu_whole
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -16,7 +17,9 @@ class PlannedJob:
     cmd: str                        # identical for Snakemake and DVC
     log: str
     benchmark: str
-    resources: dict                 # gpu (0/1), mem_mb, runtime (minutes), threads
+    # gpu (0/1 GPUs), gpu_whole (takes every slot of its GPU; Snakefile: slots_per_gpu),
+    # mem_mb, runtime (minutes), threads
+    resources: dict
     estimate_s: float               # reference-device seconds (clmrepro.plan.estimate)
     directories: list[str] = field(default_factory=list)   # output names that are folders
 

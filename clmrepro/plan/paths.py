@@ -1,16 +1,35 @@
-"""The only place artifact paths are spelled (docs/architecture.md, "Artifact paths")."""
+"""The only place artifact paths are spelled (docs/architecture.md, "Artifact paths").
+
+Replicates (issue 11): a spec with ``replicates: 1`` keeps the single-run layout
+(``results/{spec}/{exp}/{pop}/...``) so existing results stay valid; with K >= 2 every
+population folder gains ``r{r}/``.  Functions take ``replicate=None`` for the single-run layout
+and an int for the replicate layout; ``layout_replicate(r, K)`` picks between them.
+"""
 
 from __future__ import annotations
+
+import posixpath
 
 COMPILED = "workflow/compiled"
 CONFIG = f"{COMPILED}/config.yaml"
 SCHEMA = "workflow/schemas/spec.schema.json"
 DVC_YAML = "dvc.yaml"
+RESULTS = "results"
+STATE = ".clmrepro-state"
 
 
 def format_eps(eps: float) -> str:
     """0.3 → '0.3', 8/255 → '0.0313725': short, stable, safe in a file name."""
     return f"{eps:.6g}"
+
+
+def layout_replicate(replicate: int, replicates: int) -> int | None:
+    """What the path functions take for replicate r of K: None (single-run layout) when K = 1."""
+    return None if replicates == 1 else replicate
+
+
+def _replicate_suffix(replicate: int | None) -> str:
+    return "" if replicate is None else f"/r{replicate}"
 
 
 def plan_file(spec: str) -> str:
@@ -25,45 +44,71 @@ def job_file(spec: str, job: str) -> str:
     return f"{jobs_dir(spec)}/{job}.json"
 
 
-def population_dir(spec: str, exp: str, pop: str) -> str:
-    return f"results/{spec}/{exp}/{pop}"
+def population_dir(spec: str, exp: str, pop: str, replicate: int | None = None) -> str:
+    return f"{RESULTS}/{spec}/{exp}/{pop}{_replicate_suffix(replicate)}"
 
 
-def population(spec: str, exp: str, pop: str) -> str:
-    return f"{population_dir(spec, exp, pop)}/population.pt"
+def population(spec: str, exp: str, pop: str, replicate: int | None = None) -> str:
+    return f"{population_dir(spec, exp, pop, replicate)}/population.pt"
 
 
-def training_record(spec: str, exp: str, pop: str) -> str:
-    return f"{population_dir(spec, exp, pop)}/training.json"
+def training_record(spec: str, exp: str, pop: str, replicate: int | None = None) -> str:
+    return f"{population_dir(spec, exp, pop, replicate)}/training.json"
 
 
-def state_dir(spec: str, exp: str, pop: str) -> str:
+def state_dir(spec: str, exp: str, pop: str, replicate: int | None = None) -> str:
     """Resumable training state: never a declared output, so a failed job keeps it."""
-    return f".clmrepro-state/{spec}/{exp}/{pop}"
+    return f"{STATE}/{spec}/{exp}/{pop}{_replicate_suffix(replicate)}"
 
 
-def adversarial(spec: str, exp: str, pop: str, attack: str, eps: float) -> str:
-    return f"{population_dir(spec, exp, pop)}/attacks/{attack}-eps{format_eps(eps)}/adversarial.pt"
+def attack_state_dir(spec: str, exp: str, pop: str, attack: str, eps: float,
+                     replicate: int | None = None) -> str:
+    """Resumable state of one attack job (crafted sets saved as they finish)."""
+    return f"{state_dir(spec, exp, pop, replicate)}/attack-{attack}-eps{format_eps(eps)}"
 
 
-def scores(spec: str, exp: str, pop: str, attack: str, eps: float) -> str:
-    return f"{population_dir(spec, exp, pop)}/scores/{attack}-eps{format_eps(eps)}.json"
+def state_dir_of(population_file: str) -> str:
+    """The state folder of the population whose ``population.pt`` path is given (a job's
+    ``outputs.population`` or ``inputs.population``): the same folders under .clmrepro-state/.
+    Lets a step find its state without knowing whether the spec has replicates."""
+    folder = posixpath.dirname(population_file)
+    prefix = f"{RESULTS}/"
+    if not folder.startswith(prefix):
+        raise ValueError(f"not a population path of this layout: {population_file!r} "
+                         f"(expected {RESULTS}/<spec>/<exp>/<pop>[/r<r>]/population.pt)")
+    return f"{STATE}/{folder[len(prefix):]}"
 
 
-def benign_scores(spec: str, exp: str, pop: str) -> str:
-    return f"{population_dir(spec, exp, pop)}/scores/benign.json"
+def attack_state_dir_of(population_file: str, attack: str, eps: float) -> str:
+    """``attack_state_dir`` from an attack job's ``inputs.population``."""
+    return f"{state_dir_of(population_file)}/attack-{attack}-eps{format_eps(eps)}"
 
 
-def analysis(spec: str, exp: str, pop: str) -> str:
-    return f"{population_dir(spec, exp, pop)}/analysis.json"
+def adversarial(spec: str, exp: str, pop: str, attack: str, eps: float,
+                replicate: int | None = None) -> str:
+    return (f"{population_dir(spec, exp, pop, replicate)}/attacks/{attack}-eps{format_eps(eps)}"
+            "/adversarial.pt")
+
+
+def scores(spec: str, exp: str, pop: str, attack: str, eps: float,
+           replicate: int | None = None) -> str:
+    return f"{population_dir(spec, exp, pop, replicate)}/scores/{attack}-eps{format_eps(eps)}.json"
+
+
+def benign_scores(spec: str, exp: str, pop: str, replicate: int | None = None) -> str:
+    return f"{population_dir(spec, exp, pop, replicate)}/scores/benign.json"
+
+
+def analysis(spec: str, exp: str, pop: str, replicate: int | None = None) -> str:
+    return f"{population_dir(spec, exp, pop, replicate)}/analysis.json"
 
 
 def log(spec: str, job: str) -> str:
-    return f"results/{spec}/logs/{job}.log"
+    return f"{RESULTS}/{spec}/logs/{job}.log"
 
 
 def benchmark(spec: str, job: str) -> str:
-    return f"results/{spec}/benchmarks/{job}.tsv"
+    return f"{RESULTS}/{spec}/benchmarks/{job}.tsv"
 
 
 def report_dir(spec: str) -> str:

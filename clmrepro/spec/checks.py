@@ -57,6 +57,7 @@ def _check_experiment(experiment: Experiment, at: Path) -> list[Problem]:
     if chosen is not None and chosen > n_test:
         problems.append(Problem((*at, "evaluation", "n_samples"), f"must be <= n_test = {n_test} "
                                 f"(got {chosen})"))
+    problems += _check_subsets(experiment, n_test, (*at, "evaluation"))
     populations = {p.id: p for p in experiment.populations}
     duplicates = _duplicates([p.id for p in experiment.populations], (*at, "populations"),
                              "population")
@@ -90,6 +91,23 @@ def _check_experiment(experiment: Experiment, at: Path) -> list[Problem]:
                 problems.append(Problem((*where, "eps", eps_index), f"attack '{label}' at this "
                                         f"eps appears twice; give one an `id` (got {eps:g})"))
             labels.add((label, eps))
+    return problems
+
+
+def _check_subsets(experiment: Experiment, n_test: int, at: Path) -> list[Problem]:
+    """transfer/adaptive sample sizes are the first images of the paper protocol's set."""
+    evaluation = experiment.evaluation
+    n_samples = evaluation.n_samples
+    if n_samples is None or n_samples > n_test:
+        limit, name = n_test, "n_test"
+    else:
+        limit, name = n_samples, "n_samples"
+    problems = []
+    for key in ("transfer_samples", "adaptive_samples"):
+        value = getattr(evaluation, key)
+        if value is not None and value > limit:
+            problems.append(Problem((*at, key), f"must be <= {name} = {limit}, the paper "
+                                    f"protocol's test images it is a subset of (got {value})"))
     return problems
 
 

@@ -206,6 +206,32 @@ class Evaluation(Strict):
     attacks: list[Attack] = Field(min_length=1, max_length=100, description="attack grid, "
                                   "discriminated on `kind`")
     populations: list[SafeId] | None = Field(None, description="populations to attack; null → all")
+    transfer_samples: Count | None = Field(None, description="test images of the transfer "
+                                           "threat model (the first ones of the paper "
+                                           "protocol's); null → n_samples. A stated subset: the "
+                                           "report's intervals show the precision it buys")
+    adaptive_samples: Count | None = Field(None, description="test images of the adaptive "
+                                           "threat model (the first ones of the paper "
+                                           "protocol's); null → n_samples")
+
+
+class Execution(Strict):
+    """How jobs compute, not what: the defaults are the authors' (fp32, Alg. 1's order)."""
+
+    population: Literal["auto", "sequential", "batched"] = Field(
+        "auto", description="submodels one after another, or as one batched computation "
+        "(core.stacked) where they are independent; auto → batched on CUDA, sequential on CPU "
+        "(decided by the step; REFERENCE §6: batching did not pay on 2 CPU cores)")
+    memory_format: Literal["contiguous", "channels_last"] = Field(
+        "contiguous", description="tensor layout of images and conv weights; channels_last is "
+        "faster for ResNet18 on GPUs and equal within float tolerance")
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32", description="fp32 (the authors') or bf16 autocast for forward/backward passes; "
+        "bf16 is a departure listed in the report")
+    clm_schedule: Literal["sequential", "lockstep"] = Field(
+        "sequential", description="CLM training order: sequential = Alg. 1 (each submodel a full "
+        "pass while the others wait); lockstep = all submodels step together, batched (a "
+        "departure listed in the report)")
 
 
 class Experiment(Strict):
@@ -215,6 +241,12 @@ class Experiment(Strict):
                                                         "for CIFAR-10 (REFERENCE §1)")
     populations: list[Population] = Field(min_length=1, max_length=100, description="populations")
     evaluation: Evaluation = Field(description="attacks and scoring")
+    replicates: int = Field(1, ge=1, le=100, description="independent trainings of every "
+                            "population (seeds derived from the replicate), each attacked and "
+                            "scored; replicate r of a retrained population starts from its "
+                            "parent's replicate r. 1 keeps the single-run paths and seeds")
+    execution: Execution = Field(default_factory=Execution, description="how the jobs compute "
+                                 "(batching, layout, precision, CLM schedule)")
 
 
 class Spec(Strict):

@@ -41,7 +41,7 @@ def test_compile_writes_the_layout(tmp_path, monkeypatch):
     plan = json.loads((tmp_path / paths.plan_file("tiny")).read_text())
     assert plan["spec"] == "tiny" and plan["spec_path"] == "specs/tiny.yaml"
     assert (tmp_path / "dvc.yaml").read_text().startswith("# generated")
-    assert len(list((tmp_path / paths.jobs_dir("tiny")).glob("*.json"))) == len(plan["jobs"]) == 13
+    assert len(list((tmp_path / paths.jobs_dir("tiny")).glob("*.json"))) == len(plan["jobs"]) == 9
 
 
 def test_plan_shows_jobs_and_estimate(capsys, monkeypatch):
@@ -49,7 +49,30 @@ def test_plan_shows_jobs_and_estimate(capsys, monkeypatch):
     assert main(["plan", "specs/smoke.yaml"]) == 0
     out = capsys.readouterr().out
     assert "attack-mnist-clm-adv-eot-pgd-0.3" in out
-    assert re.search(r"^total +49 ", out, re.M)
+    assert re.search(r"^total +29 ", out, re.M)
+    assert "replicates" not in out  # K = 1: nothing to say
+
+
+def test_plan_shows_the_cost_of_replicates_and_the_hours_subsets_save(capsys, monkeypatch):
+    import clmrepro.plan.summary as summary
+
+    def by_images(job):
+        """A stand-in estimator: one hour per scored image and threat model."""
+        samples = job["params"].get("samples")
+        return 3600.0 * sum(samples.values()) if samples else 60.0
+
+    monkeypatch.setattr(summary, "estimate_seconds", by_images)
+    monkeypatch.chdir(ROOT)
+    assert main(["plan", "specs/mnist5k.yaml", "--summary"]) == 0
+    out = capsys.readouterr().out
+    assert "attack-mnist" not in out                      # --summary: no job table
+    assert re.search(r"^attack +90 ", out, re.M)          # 3 replicates x 30 attack jobs
+    assert re.search(r"^mnist: K = 3 replicates: x3 training, attacks and scoring = .* "
+                     r"\(one replicate .*: train .*, retrain .*, evaluate .*, attack .*\)$",
+                     out, re.M)
+    # 90 attack jobs of 1000 + 200 + 500 images instead of 3 x 1000: 90 x 1300 h saved
+    assert ("mnist: transfer on 200, adaptive on 500 of 1000 test images: saves 117000.0 h "
+            "(those attack jobs: 153000.0 h, 270000.0 h on every image)") in out
 
 
 def test_schema_to_stdout(capsys):

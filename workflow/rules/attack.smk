@@ -1,4 +1,4 @@
-# Craft the adversarial sets of one attack at one eps, every threat model in one job.
+# Craft the adversarial sets of one attack at one eps (every threat model) and score them.
 # One rule per planned job; inputs, outputs and command come from the plan (clmrepro.plan).
 for job in PLAN.stage("attack"):
 
@@ -17,7 +17,7 @@ for job in PLAN.stage("attack"):
         params:
             # Bound here: a `shell:` expression is evaluated when the job runs, after the
             # loop has moved on; params are evaluated now.
-            cmd=job.cmd,
+            cmd=shell_of(job),
         threads: job.resources["threads"]
         resources:
             **resources_of(job),

@@ -1,4 +1,5 @@
-# Score a population on benign or adversarial images; the benign job also writes the analysis.
+# Score a population on benign images and write its analysis (saliency, conv1); the attack
+# jobs score their own sets (python -m clmrepro.steps.evaluate can still re-score one).
 # One rule per planned job; inputs, outputs and command come from the plan (clmrepro.plan).
 for job in PLAN.stage("evaluate"):
 
@@ -17,7 +18,7 @@ for job in PLAN.stage("evaluate"):
         params:
             # Bound here: a `shell:` expression is evaluated when the job runs, after the
             # loop has moved on; params are evaluated now.
-            cmd=job.cmd,
+            cmd=shell_of(job),
         threads: job.resources["threads"]
         resources:
             **resources_of(job),

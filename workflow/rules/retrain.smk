@@ -17,7 +17,7 @@ for job in PLAN.stage("retrain"):
         params:
             # Bound here: a `shell:` expression is evaluated when the job runs, after the
             # loop has moved on; params are evaluated now.
-            cmd=job.cmd,
+            cmd=shell_of(job),
         threads: job.resources["threads"]
         resources:
             **resources_of(job),

@@ -39,8 +39,6 @@ def test_changed_job_rewrites_only_that_file_and_removes_stale_ones(tmp_path):
     jobs = sorted(p for p in written if "/jobs/" in p)
     assert jobs == [paths.job_file("tiny", "attack-mnist-clm-pgd-0.3"),
                     paths.job_file("tiny", "attack-mnist-ulm-pgd-0.3"),
-                    paths.job_file("tiny", "evaluate-mnist-clm-pgd-0.3"),
-                    paths.job_file("tiny", "evaluate-mnist-ulm-pgd-0.3"),
                     paths.job_file("tiny", "report")]
     dropped = edited.replace("        - {kind: pgd, eps: [0.3], steps: 4}\n", "")
     written = emit_all(compile_spec(parse_spec(dropped), "specs/tiny.yaml"), tmp_path)

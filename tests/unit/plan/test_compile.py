@@ -15,14 +15,19 @@ from clmrepro.spec import load_spec, parse_spec
 ROOT = Path(__file__).resolve().parents[3]
 COMMON_KEYS = {"id", "stage", "spec", "experiment", "seed", "threads", "device", "gpu", "inputs",
                "outputs", "params"}
+RUNNING = {"execution", "replicate"}
 STAGE_PARAMS = {
-    "train": {"dataset", "architecture", "population", "training", "linking", "adversarial"},
-    "retrain": {"dataset", "architecture", "population", "training", "linking", "adversarial"},
+    "train": {"dataset", "architecture", "population", "training", "linking", "adversarial",
+              *RUNNING},
+    "retrain": {"dataset", "architecture", "population", "training", "linking", "adversarial",
+                *RUNNING},
     "attack": {"dataset", "architecture", "population", "attack", "threat_models", "crafting",
-               "n_samples", "batch_size"},
+               "n_samples", "batch_size", "samples", *RUNNING},
     "evaluate": {"dataset", "architecture", "population", "attack", "threat_models", "crafting",
-                 "n_samples", "batch_size", "saliency_samples"},
+                 "n_samples", "batch_size", "saliency_samples", *RUNNING},
 }
+EXECUTION_DEFAULTS = {"population": "auto", "memory_format": "contiguous", "precision": "fp32",
+                      "clm_schedule": "sequential"}
 ATTACK_PARAMS = {"fgsm": set(), "pgd": {"alpha", "steps", "random_start"},
                  "mifgsm": {"alpha", "steps", "decay"},
                  "eot-pgd": {"alpha", "steps", "eot_iter", "random_start"},
@@ -40,17 +45,18 @@ def test_paper_jobs_per_stage_and_compile_time():
     start = time.perf_counter()
     plan = compile_spec(spec, "specs/paper.yaml")
     assert time.perf_counter() - start < 1.0
-    # 2 experiments × (ULM, ULM-Adv trained; CLM, CLM-Adv retrained); attacks: 5 × 4 pops at
-    # the base eps + 5 × 2 adversarial pops at the larger eps = 30 per experiment.
+    # 2 experiments × (ULM, ULM-Adv trained; CLM, CLM-Adv retrained); attacks (crafting and
+    # scoring): 5 × 4 pops at the base eps + 5 × 2 adversarial pops at the larger eps = 30 per
+    # experiment; one benign evaluate job per population.
     assert Counter(job.stage for job in plan.jobs) == {
-        "train": 4, "retrain": 4, "attack": 60, "evaluate": 60 + 8, "report": 1}
+        "train": 4, "retrain": 4, "attack": 60, "evaluate": 8, "report": 1}
 
 
 def test_smoke_and_tiny_jobs_per_stage():
     assert Counter(j.stage for j in plan_of("smoke").jobs) == {
-        "train": 2, "retrain": 2, "attack": 20, "evaluate": 24, "report": 1}
+        "train": 2, "retrain": 2, "attack": 20, "evaluate": 4, "report": 1}
     assert Counter(j.stage for j in plan_of("tiny").jobs) == {
-        "train": 1, "retrain": 1, "attack": 4, "evaluate": 6, "report": 1}
+        "train": 1, "retrain": 1, "attack": 4, "evaluate": 2, "report": 1}
 
 
 @pytest.mark.parametrize("name", ["paper", "smoke"])
@@ -63,11 +69,20 @@ def test_job_files_follow_the_contract(name):
             assert set(job.inputs) == {"scores", "records", "analyses", "paper_tables", "spec"}
             assert set(job.outputs) == {"metrics", "report_md", "report_html", "mra_csv", "figures"}
             continue
-        assert set(job.job["params"]) == STAGE_PARAMS[job.stage]
-        attack = job.job["params"].get("attack")
+        params = job.job["params"]
+        assert set(params) == STAGE_PARAMS[job.stage]
+        assert params["execution"] == EXECUTION_DEFAULTS and params["replicate"] == 0
+        attack = params.get("attack")
         if attack:
             assert set(attack["params"]) == ATTACK_PARAMS[attack["kind"]]
             assert all(value is not None for value in attack["params"].values())
+        if job.stage == "attack":
+            assert set(job.outputs) == {"adversarial", "scores"}
+            assert set(params["samples"]) == set(params["threat_models"])
+            assert set(params["samples"].values()) == {params["n_samples"]}
+        if job.stage == "evaluate":
+            assert params["attack"] is None and job.id.endswith("-benign")
+            assert set(job.outputs) == {"scores", "analysis"}
         if job.stage in ("train", "retrain"):
             assert None not in job.job["params"]["training"].values()
             assert set(job.outputs) == {"population", "record"}
@@ -131,8 +146,7 @@ def test_changing_one_eps_changes_only_that_attacks_jobs():
     old = {job.id: job.job for job in before.jobs}
     new = {job.id: job.job for job in after.jobs}
     changed = {i for i in new if old.get(i) != new[i]}
-    assert changed == {"attack-mnist-ulm-pgd-0.25", "evaluate-mnist-ulm-pgd-0.25",
-                       "attack-mnist-clm-pgd-0.25", "evaluate-mnist-clm-pgd-0.25", "report"}
+    assert changed == {"attack-mnist-ulm-pgd-0.25", "attack-mnist-clm-pgd-0.25", "report"}
 
 
 def test_cpu_device_makes_no_gpu_jobs():
@@ -163,3 +177,44 @@ def test_plan_round_trips_through_json(tmp_path):
     plan = plan_of("smoke")
     (tmp_path / "plan.json").write_text(dumps(plan.to_dict()))
     assert load_plan(tmp_path / "plan.json") == plan
+
+
+FAST = ("    execution: {population: batched, memory_format: channels_last, precision: bf16,\n"
+        "                clm_schedule: lockstep}\n")
+
+
+def test_execution_block_reaches_every_population_job_and_departures():
+    text = (ROOT / "specs/tiny.yaml").read_text()
+    fast = text.replace("    architecture: lenet5\n", "    architecture: lenet5\n" + FAST)
+    plan = compile_spec(parse_spec(fast), "specs/tiny.yaml")
+    for job in plan.jobs:
+        if job.stage == "report":
+            assert "execution" not in job.job["params"]
+        else:
+            assert job.job["params"]["execution"] == {
+                "population": "batched", "memory_format": "channels_last", "precision": "bf16",
+                "clm_schedule": "lockstep"}
+    notes = departures_from_paper(parse_spec(fast))
+    assert any("execution.precision = bf16" in note for note in notes)
+    assert any("execution.clm_schedule = lockstep" in note for note in notes)
+    assert not any("channels_last" in note or "batched" in note for note in notes)
+    # lockstep changes nothing without a linked population
+    unlinked = fast.replace("      - {id: clm, size: 2, regime: {kind: clm, from: ulm, alpha: 0.1, "
+                            "delta: 0.1, prse_every: 10},\n         training: {lr: 1.0e-4, "
+                            "epochs: 1}}\n", "")
+    notes = departures_from_paper(parse_spec(unlinked))
+    assert not any("lockstep" in note for note in notes)
+    assert any("bf16" in note for note in notes)
+    assert not any("execution" in note for note in departures_from_paper(parse_spec(text)))
+
+
+def test_resnet18_jobs_take_a_whole_gpu_and_lenet5_jobs_a_slot():
+    plan = plan_of("paper")
+    cifar = plan.by_id("train-cifar10-ulm")
+    assert cifar.resources["gpu_whole"] is True
+    assert cifar.cmd.startswith("python -m clmrepro.steps.gpu_slot --whole-gpu -- ")
+    mnist = plan.by_id("attack-mnist-ulm-pgd-0.3")
+    assert mnist.resources["gpu_whole"] is False
+    assert mnist.cmd.startswith("python -m clmrepro.steps.gpu_slot -- ")
+    assert plan.by_id("report").resources == {**plan.by_id("report").resources, "gpu": 0,
+                                              "gpu_whole": False}

@@ -75,3 +75,41 @@ def test_several_problems_give_several_lines_sorted_by_line():
     assert len(lines) == 2
     assert lines[0].startswith("x.yaml:7 experiments[0].populations[0].size: must be >= 2")
     assert lines[1].startswith("x.yaml:8 experiments[0].evaluation.attacks[0].eps[0]: must be <= 1")
+
+
+def test_replicates_execution_and_subsets_default_to_the_single_run_of_the_authors():
+    experiment = parse_spec(MINIMAL).experiments[0]
+    assert experiment.replicates == 1
+    assert experiment.execution.model_dump() == {"population": "auto",
+                                                 "memory_format": "contiguous",
+                                                 "precision": "fp32", "clm_schedule": "sequential"}
+    assert experiment.evaluation.transfer_samples is None
+    assert experiment.evaluation.adaptive_samples is None
+    # `clmrepro schema` shows the defaults
+    schema = Spec.model_json_schema(by_alias=True)
+    assert schema["$defs"]["Experiment"]["properties"]["replicates"]["default"] == 1
+    execution = schema["$defs"]["Execution"]["properties"]
+    assert {name: body["default"] for name, body in execution.items()} == {
+        "population": "auto", "memory_format": "contiguous", "precision": "fp32",
+        "clm_schedule": "sequential"}
+
+
+def test_new_knobs_give_one_line_per_problem():
+    text = (MINIMAL.replace("    architecture: lenet5\n",
+                            "    architecture: lenet5\n    replicates: 0\n"
+                            "    execution: {precision: fp64, clm_schedule: lockstep}\n")
+            .replace("evaluation: {attacks:", "evaluation: {n_samples: 100, transfer_samples: 200, "
+                     "adaptive_samples: 300, attacks:"))
+    with pytest.raises(SpecError) as caught:
+        parse_spec(text, "x.yaml")
+    lines = caught.value.lines
+    assert len(lines) == 2, lines       # pydantic errors first; cross-field checks need a model
+    assert "replicates: must be >= 1 (got 0)" in lines[0]
+    assert "execution.precision: " in lines[1] and "(got 'fp64')" in lines[1]
+    fixed = text.replace("replicates: 0", "replicates: 2").replace("fp64", "bf16")
+    with pytest.raises(SpecError) as caught:
+        parse_spec(fixed, "x.yaml")
+    assert [line.split(": ")[0].split(" ")[1] for line in caught.value.lines] == [
+        "experiments[0].evaluation.transfer_samples", "experiments[0].evaluation.adaptive_samples"]
+    fitting = fixed.replace("200", "50").replace("300", "100")
+    assert parse_spec(fitting).experiments[0].replicates == 2

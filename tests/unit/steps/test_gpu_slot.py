@@ -1,4 +1,5 @@
-"""The GPU slot wrapper on a CPU machine: a fake GPU count, concurrent jobs, killed jobs."""
+"""The GPU slot wrapper on a CPU machine: fake GPUs (CLMREPRO_GPUS), K slots per GPU
+(CLMREPRO_SLOTS_PER_GPU), concurrent slot and whole-GPU jobs, killed jobs."""
 
 from __future__ import annotations
 
@@ -9,17 +10,41 @@ import subprocess
 import sys
 import time
 
-from clmrepro.steps.gpu_slot import visible_gpus
+import pytest
+
+from clmrepro.steps.gpu_slot import is_claimed
+from clmrepro.steps.gpu_slot import slots_per_gpu, visible_gpus
 
 RECORD = ("import json, os, sys, time; t0 = time.time(); time.sleep(0.6); "
           "print(json.dumps({'gpu': os.environ.get('CUDA_VISIBLE_DEVICES'), 't0': t0, "
           "'t1': time.time()}))")
 
 
-def wrapped(env: dict, code: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "clmrepro.steps.gpu_slot", "--",
+def wrapped(env: dict, code: str, whole: bool = False) -> subprocess.Popen:
+    flag = ["--whole-gpu"] if whole else []
+    return subprocess.Popen([sys.executable, "-m", "clmrepro.steps.gpu_slot", *flag, "--",
                              sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
+
+
+def finished(jobs) -> list[dict]:
+    runs = []
+    for job, whole in jobs:
+        out, err = job.communicate(timeout=120)
+        assert job.returncode == 0, err
+        runs.append({**json.loads(out), "whole": whole})
+    return runs
+
+
+def most_at_once(runs: list[dict], gpu: str) -> int:
+    """The largest number of runs on ``gpu`` whose [t0, t1] intervals overlap."""
+    events = sorted([(r["t0"], 1) for r in runs if r["gpu"] == gpu]
+                    + [(r["t1"], -1) for r in runs if r["gpu"] == gpu], key=lambda e: (e[0], e[1]))
+    now = peak = 0
+    for _, step in events:
+        now += step
+        peak = max(peak, now)
+    return peak
 
 
 def base_env(tmp_path, gpus: str | None) -> dict:
@@ -89,3 +114,65 @@ def test_module_does_not_import_torch():
             "print('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.strip() == "False"
+
+
+def test_slot_jobs_share_a_gpu_but_never_more_than_k(tmp_path):
+    env = {**base_env(tmp_path, "2"), "CLMREPRO_SLOTS_PER_GPU": "3"}
+    runs = finished([(wrapped(env, RECORD), False) for _ in range(9)])
+    peaks = {gpu: most_at_once(runs, gpu) for gpu in ("0", "1")}
+    assert max(peaks.values()) <= 3
+    # slots fill the lowest GPU first: GPU 0 really was shared
+    assert peaks["0"] >= 2, peaks
+
+
+def test_whole_gpu_job_never_shares_its_gpu(tmp_path):
+    env = {**base_env(tmp_path, "2"), "CLMREPRO_SLOTS_PER_GPU": "2"}
+    jobs = []
+    for index in range(8):
+        whole = index % 3 == 0
+        jobs.append((wrapped(env, RECORD, whole=whole), whole))
+    runs = finished(jobs)
+    for gpu in ("0", "1"):
+        assert most_at_once(runs, gpu) <= 2
+    for a in (run for run in runs if run["whole"]):
+        for b in runs:
+            if b is not a and b["gpu"] == a["gpu"]:
+                assert not (a["t0"] < b["t1"] and b["t0"] < a["t1"]), (a, b)
+
+
+def test_a_waiting_whole_gpu_job_is_not_starved_by_new_slot_jobs(tmp_path):
+    env = {**base_env(tmp_path, "1"), "CLMREPRO_SLOTS_PER_GPU": "2"}
+    first = wrapped(env, "import time; print('ready', flush=True); time.sleep(1.5)")
+    assert first.stdout.readline().strip() == "ready"
+    whole = wrapped(env, RECORD, whole=True)
+    deadline = time.time() + 30
+    while not is_claimed(tmp_path / "locks", "0"):     # the whole-GPU job waits and claims GPU 0
+        assert time.time() < deadline
+        time.sleep(0.05)
+    late = wrapped(env, RECORD)              # a free slot exists, but the GPU is claimed
+    first.communicate(timeout=60)
+    runs = finished([(whole, True), (late, False)])
+    assert runs[1]["t0"] >= runs[0]["t1"], runs
+
+
+@pytest.mark.parametrize("whole", [False, True])
+def test_a_killed_job_frees_its_slots(tmp_path, whole):
+    env = {**base_env(tmp_path, "1"), "CLMREPRO_SLOTS_PER_GPU": "2"}
+    holders = [wrapped(env, "import time; print('ready', flush=True); time.sleep(60)", whole)
+               for _ in range(1 if whole else 2)]
+    for holder in holders:
+        assert holder.stdout.readline().strip() == "ready"
+    for holder in holders:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=10)
+    start = time.time()
+    runs = finished([(wrapped(env, RECORD, whole=True), True)])
+    assert runs[0]["gpu"] == "0" and time.time() - start < 10
+
+
+def test_slots_per_gpu_setting():
+    assert slots_per_gpu({}) == 1
+    assert slots_per_gpu({"CLMREPRO_SLOTS_PER_GPU": "4"}) == 4
+    for bad in ("0", "x", "65"):
+        with pytest.raises(ValueError, match="slots_per_gpu"):
+            slots_per_gpu({"CLMREPRO_SLOTS_PER_GPU": bad})

@@ -1,0 +1,102 @@
+"""The emitted plan as Snakemake sees it: `snakemake -n` on the smoke DAG and on a replicated
+GPU spec, and the `gpu` resource counting slots (config slots_per_gpu, issue 10)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from clmrepro.emit import emit_all
+from clmrepro.plan.compile import compile_spec
+from clmrepro.spec import load_spec, parse_spec
+
+ROOT = Path(__file__).resolve().parents[3]
+
+MIXED = """
+name: mixed
+device: auto
+experiments:
+  - id: mnist
+    dataset: {name: mnist-5k, n_train: 600, n_test: 200}
+    architecture: lenet5
+    replicates: 2
+    populations:
+      - {id: ulm, size: 2, regime: {kind: ulm}}
+      - {id: clm, size: 2, regime: {kind: clm, from: ulm}}
+    evaluation: {n_samples: 40, attacks: [{kind: fgsm, eps: [0.3]}]}
+  - id: cifar10
+    dataset: {name: fake-cifar10}
+    architecture: resnet18
+    populations: [{id: ulm, size: 2, regime: {kind: ulm}}]
+    evaluation: {n_samples: 40, attacks: [{kind: fgsm, eps: ['8/255']}]}
+"""
+
+
+def workspace(tmp_path: Path, plan, spec_text: str) -> Path:
+    """A repository copy with just what Snakemake reads: Snakefile, rules, profiles, plan."""
+    shutil.copy(ROOT / "Snakefile", tmp_path / "Snakefile")
+    shutil.copytree(ROOT / "workflow/rules", tmp_path / "workflow/rules")
+    shutil.copytree(ROOT / "workflow/profiles", tmp_path / "workflow/profiles")
+    (tmp_path / "specs").mkdir()
+    shutil.copy(ROOT / "specs/paper_tables.yaml", tmp_path / "specs/paper_tables.yaml")
+    (tmp_path / plan.spec_path).write_text(spec_text)
+    emit_all(plan, tmp_path)
+    return tmp_path
+
+
+def dry_run(where: Path, *args: str) -> str:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-p", *args], cwd=where,
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+def jobs_of(output: str) -> dict[str, int]:
+    table = re.search(r"Job stats:\n(.*?)\n\n", output, re.S).group(1)
+    return {line.split()[0]: int(line.split()[1]) for line in table.splitlines()[2:]}
+
+
+def test_smoke_dag_dry_runs(tmp_path):
+    plan = compile_spec(load_spec(ROOT / "specs/smoke.yaml"), "specs/smoke.yaml")
+    output = dry_run(workspace(tmp_path, plan, (ROOT / "specs/smoke.yaml").read_text()))
+    counts = jobs_of(output)
+    assert counts["total"] == len(plan.jobs) + 1          # + rule all
+    assert counts["job_attack_mnist_clm_pgd_0_3"] == 1
+    assert "job_evaluate_mnist_clm_pgd_0_3" not in counts
+    # the shell command is dvc.yaml's, told the slot count
+    stages = yaml.safe_load((tmp_path / "dvc.yaml").read_text())["stages"]
+    cmd = stages["train-mnist-ulm"]["cmd"]
+    assert f"CLMREPRO_SLOTS_PER_GPU=1 {cmd} >" in output
+
+
+def test_replicated_dag_and_gpu_slots(tmp_path):
+    plan = compile_spec(parse_spec(MIXED), "specs/mixed.yaml")
+    where = workspace(tmp_path, plan, MIXED)
+    output = dry_run(where, "--config", "slots_per_gpu=4")
+    counts = jobs_of(output)
+    assert counts["total"] == len(plan.jobs) + 1
+    assert {"job_train_mnist_ulm_r0", "job_retrain_mnist_clm_r1",
+            "job_train_cifar10_ulm"} <= set(counts)
+    blocks = {m.group(1): m.group(2) for m in
+              re.finditer(r"rule (job_\w+):\n(.*?)(?=\n\n|\Z)", output, re.S)}
+    # a LeNet5 job takes one of the 4 slots, a ResNet18 job all of them, the report none
+    assert re.search(r"\bgpu=1\b", blocks["job_train_mnist_ulm_r1"])
+    assert re.search(r"\bgpu=4\b", blocks["job_train_cifar10_ulm"])
+    assert re.search(r"\bgpu=0\b", blocks["job_report"])
+    assert "CLMREPRO_SLOTS_PER_GPU=4 python -m clmrepro.steps.gpu_slot --whole-gpu --" in output
+    # without a setting: 1 slot per GPU, every GPU job counts 1
+    output = dry_run(where)
+    assert not re.search(r"\bgpu=4\b", output) and "CLMREPRO_SLOTS_PER_GPU=1 " in output
+    # the setting in the local profile, which must be named (not found by itself)
+    profile = where / "workflow/profiles/default/config.yaml"
+    profile.write_text(profile.read_text().replace("slots_per_gpu=1", "slots_per_gpu=3"))
+    assert "CLMREPRO_SLOTS_PER_GPU=1 " in dry_run(where)
+    output = dry_run(where, "--workflow-profile", "workflow/profiles/default")
+    assert "CLMREPRO_SLOTS_PER_GPU=3 " in output and re.search(r"\bgpu=3\b", output)
