@@ -2,8 +2,10 @@
 reproduced numbers, figures, provenance.
 
 paper       load_paper_tables, paper_value (specs/paper_tables.yaml, Tables 1-5)
-tables      aggregation into reproduced | paper | Δ cells; the one place numbers are formatted
-claims      the paper's claims as checks (holds / fails / not run) with their evidence
+stats       95% intervals: t, Wilson, paired t, Newcombe (pure Python; docs/statistics.md)
+estimates   records -> replicate units -> a cell's interval, a paired difference
+tables      cells as mean [95% interval] vs paper; the one place numbers are formatted
+claims      the paper's claims as checks (holds / fails / inconclusive / not run)
 figures     Fig. 4-6 analogues, transfer heat maps, reproduced-vs-paper bars (PNG, Agg)
 provenance  spec and lock hashes, git commit, versions, Snakemake benchmark costs
 render      render_report (Markdown + self-contained HTML), write_index

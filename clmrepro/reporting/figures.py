@@ -18,7 +18,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from clmrepro.reporting.paper import ATTACK_LABELS, REGIME_LABELS  # noqa: E402
-from clmrepro.reporting.tables import PaperTableView, eps_text  # noqa: E402
+from clmrepro.reporting.estimates import replicate  # noqa: E402
+from clmrepro.reporting.tables import (PaperTableView, eps_text, methods_text,  # noqa: E402
+                                       view_cells)
 
 # PNG metadata normally carries the matplotlib version; drop it so reruns write equal bytes.
 _PNG_METADATA = {"Software": None}
@@ -41,10 +43,15 @@ def _slug(*parts: object) -> str:
     return "-".join(str(p).replace("/", "_").replace(" ", "_") for p in parts)
 
 
+def first_replicate(items: list[dict]) -> list[dict]:
+    """Pictures of one population show replicate 0 (K pictures of one thing add nothing)."""
+    return [item for item in items if replicate(item) == 0]
+
+
 def conv1_figures(trainings: list[dict], directory: Path) -> list[FigureFile]:
     """One grid per population: rows are submodels, columns conv1 filters (input channel 0)."""
     out = []
-    for item in trainings:
+    for item in first_replicate(trainings):
         weights = [np.asarray(w, dtype=float) for w in item["record"].get("conv1") or []]
         if not weights:
             continue
@@ -72,9 +79,12 @@ def conv1_figures(trainings: list[dict], directory: Path) -> list[FigureFile]:
 
 def conv1_spread_figure(trainings: list[dict], directory: Path) -> list[FigureFile]:
     """Std of conv1 weights per submodel, every population side by side (Fig. 4's spread)."""
-    rows = [(f"{t['experiment']}/{t['population']}",
-             [float(np.asarray(w, dtype=float).std()) for w in t["record"]["conv1"]])
-            for t in trainings if t["record"].get("conv1")]
+    spread: dict[str, list[float]] = {}
+    for t in trainings:
+        for w in t["record"].get("conv1") or []:
+            spread.setdefault(f"{t['experiment']}/{t['population']}", []).append(
+                float(np.asarray(w, dtype=float).std()))
+    rows = sorted(spread.items())
     if not rows:
         return []
     fig = Figure(figsize=(7, 3.2))
@@ -87,13 +97,14 @@ def conv1_spread_figure(trainings: list[dict], directory: Path) -> list[FigureFi
     fig.tight_layout()
     _save(fig, directory, "conv1-spread.png")
     return [FigureFile("conv1-spread.png", "conv1 weight spread per submodel",
-                       "Each dot is one submodel; CLM is expected to spread wider (Fig. 4).")]
+                       "Each dot is one submodel (of every replicate); CLM is expected to "
+                       "spread wider (Fig. 4).")]
 
 
 def prse_figures(trainings: list[dict], directory: Path) -> list[FigureFile]:
     """The monitored counter-linked weight of every submodel after each PRSE (Fig. 5)."""
     out = []
-    for item in trainings:
+    for item in first_replicate(trainings):
         prse = item["record"].get("prse") or {}
         monitored = np.asarray(prse.get("monitored") or [], dtype=float)
         if monitored.ndim != 2 or monitored.shape[0] == 0:
@@ -118,6 +129,7 @@ def prse_figures(trainings: list[dict], directory: Path) -> list[FigureFile]:
 def saliency_figures(analyses: list[dict], directory: Path) -> list[FigureFile]:
     """Box plot of per-sample saliency cosine (eq. 7) per submodel pair, per experiment."""
     out = []
+    analyses = first_replicate(analyses)
     for experiment in sorted({a.get("experiment", "") for a in analyses}):
         group = sorted((a for a in analyses if a.get("experiment", "") == experiment),
                        key=lambda a: a["population"])
@@ -154,7 +166,7 @@ def saliency_figures(analyses: list[dict], directory: Path) -> list[FigureFile]:
 def transfer_figures(records: list[dict], directory: Path) -> list[FigureFile]:
     """Heat map of acc(crafted on i -> scored on j) for each transfer record."""
     out = []
-    for record in records:
+    for record in first_replicate(records):
         transfer = record.get("transfer")
         if not transfer or not transfer.get("matrix"):
             continue
@@ -185,7 +197,8 @@ def transfer_figures(records: list[dict], directory: Path) -> list[FigureFile]:
 
 
 def mra_bar_figures(views: list[PaperTableView], directory: Path) -> list[FigureFile]:
-    """Reproduced (mean ± submodel std) next to the paper's MRA for every table with a run."""
+    """Reproduced mean with its 95% interval as an error bar, next to the paper's MRA, for
+    every table with a run."""
     out = []
     for view in views:
         cells = [(f"{ATTACK_LABELS[a]}\n{REGIME_LABELS[r]}", c)
@@ -196,9 +209,11 @@ def mra_bar_figures(views: list[PaperTableView], directory: Path) -> list[Figure
         fig = Figure(figsize=(max(5.0, 0.55 * len(cells) + 1.5), 3.4))
         ax = fig.subplots()
         reproduced = [100 * c.mean if c.run else 0.0 for _, c in cells]
-        errors = [100 * c.submodel_spread if c.run else 0.0 for _, c in cells]
+        errors = np.array([[100 * (c.mean - c.interval.low), 100 * (c.interval.high - c.mean)]
+                           if c.run else [0.0, 0.0] for _, c in cells]).T
         paper = [100 * c.paper if c.paper is not None else 0.0 for _, c in cells]
-        ax.bar(x - 0.2, reproduced, 0.4, yerr=errors, label="reproduced", color="C0")
+        ax.bar(x - 0.2, reproduced, 0.4, yerr=errors, capsize=2, label="reproduced (95% CI)",
+               color="C0")
         ax.bar(x + 0.2, paper, 0.4, label="paper", color="C1")
         for k, (_, c) in enumerate(cells):
             if not c.run:
@@ -213,6 +228,7 @@ def mra_bar_figures(views: list[PaperTableView], directory: Path) -> list[Figure
         fig.tight_layout()
         name = f"mra-vs-paper-table{view.table.number}-{view.dataset}.png"
         _save(fig, directory, name)
-        out.append(FigureFile(name, title, "Blue: reproduced mean over runs, error bar the std "
-                              "over submodels; orange: the paper."))
+        out.append(FigureFile(name, title, "Blue: reproduced mean over replicates, error bar "
+                              f"its 95% interval ({methods_text(view_cells(view))}); "
+                              "orange: the paper."))
     return out

@@ -18,7 +18,7 @@ from tabulate import tabulate
 from clmrepro.core.checkpoints import atomic_write_text
 from clmrepro.reporting import figures as figs
 from clmrepro.reporting import tables as tab
-from clmrepro.reporting.claims import HOLDS, evaluate_claims
+from clmrepro.reporting.claims import VERDICTS, evaluate_claims
 from clmrepro.reporting.paper import (ATTACK_LABELS, DATASET_LABELS, REGIME_LABELS, PaperTable,
                                       paper_dataset)
 from clmrepro.reporting.provenance import Provenance
@@ -36,6 +36,18 @@ THREAT_MODEL_TEXT = {
                 "Athalye et al. 2018, Tramèr et al. 2020); MRA is then the expected accuracy of "
                 "random dispatch.",
 }
+INTERVALS_TEXT = (
+    "Every reproduced number is a mean with its 95% confidence interval, written mean [low, "
+    "high]. With K ≥ 2 replicates (independent trainings and attacks) it is a Student t "
+    "interval over the K replicate MRAs. With K = 1 it is the Wilson score interval over the N "
+    "test images: it covers which images were drawn, not how a second training run would "
+    "differ, which is often larger (several points on MNIST), so K = 1 intervals are too "
+    "narrow for that question. A cell is consistent with the paper when the paper's number "
+    "lies inside its interval widened by {tolerance:g} points on each side (the paper's number "
+    "is itself one run); otherwise the signed gap mean − paper is shown. Claims compare two "
+    "cells through the interval of their difference, paired by replicate (K ≥ 2) or by "
+    "Newcombe's interval for two proportions (K = 1), and say holds, fails or inconclusive; "
+    "docs/statistics.md gives the rules.")
 ADAPTIVE_WHY = (
     "Why the adaptive attack matters: a random-dispatch defence only hides which submodel will "
     "answer. An attacker who knows the population (the paper's own white-box setting) need not "
@@ -72,9 +84,10 @@ def environment() -> jinja2.Environment:
         autoescape=lambda name: bool(name) and name.endswith(".html.j2"),
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
         keep_trailing_newline=True)
-    env.filters.update(md=markdown_text, pct=tab.pct, points=tab.points, spread=tab.spread, eps=tab.eps_text,
+    env.filters.update(md=markdown_text, pct=tab.pct, points=tab.points, bounds=tab.bounds,
+                       eps=tab.eps_text,
                        params=tab.params_text,
-                       cell_text=lambda record: tab.Cell([record]).text(), attack=lambda a: ATTACK_LABELS.get(a, a),
+                       attack=lambda a: ATTACK_LABELS.get(a, a),
                        regime=lambda r: REGIME_LABELS.get(r, r),
                        dataset=lambda d: DATASET_LABELS.get(d, d))
     return env
@@ -107,11 +120,12 @@ def _context(data: ReportData, figures_dir: Path) -> dict:
                + figs.transfer_figures(data.records, figures_dir))
     return {
         "data": data, "views": views, "claims": claims,
-        "claims_hold": sum(c.verdict == HOLDS for c in claims),
-        "claims_run": sum(c.verdict != "not run" for c in claims),
+        "claim_counts": {v: sum(c.verdict == v for c in claims) for v in VERDICTS},
+        "methods": [tab.methods_text(tab.view_cells(v)) for v in views],
         "summary": tab.summarise(views), "threat_rows": tab.threat_model_rows(data.records),
-        "others": tab.other_records(data.tables, data.records), "figures": figures,
+        "others": tab.other_rows(data.tables, data.records), "figures": figures,
         "threat_text": THREAT_MODEL_TEXT, "adaptive_why": ADAPTIVE_WHY, "prov": data.provenance,
+        "intervals_text": INTERVALS_TEXT.format(tolerance=tab.TOLERANCE_POINTS),
         "NOT_RUN": tab.NOT_RUN, "dataset_notes": dataset_notes(data.records),
     }
 
@@ -123,16 +137,16 @@ def _markdown_tables(context: dict) -> dict:
         ["experiment", "population", "attack", "ε", "paper protocol", "transfer", "adaptive",
          "paper (its protocol)"],
         [[r.experiment, r.population, ATTACK_LABELS.get(r.attack, r.attack), tab.eps_text(r.eps),
-          r.cells["paper"].text(), r.cells["transfer"].text(), r.cells["adaptive"].text(),
+          r.cells["paper"].text_with_size(), r.cells["transfer"].text_with_size(),
+          r.cells["adaptive"].text_with_size(),
           tab.pct(r.cells["paper"].paper) if r.cells["paper"].paper is not None
           else tab.NOT_IN_PAPER] for r in context["threat_rows"]])
     md["others"] = _md_table(
-        ["experiment", "dataset", "population", "attack", "ε", "MRA ± std over submodels",
+        ["experiment", "dataset", "population", "attack", "ε", "MRA [95% interval]", "K",
          "samples", "crafting", "effective parameters"],
-        [[r["experiment"], r["dataset"], r["population"], ATTACK_LABELS.get(r["attack"], r["attack"]),
-          tab.eps_text(float(r["eps"])), tab.Cell([r]).text(), str(r["n_samples"]),
-          str(r.get("crafting", "")), tab.params_text(r.get("attack_params"))]
-         for r in context["others"]])
+        [[r.experiment, r.dataset, r.population, ATTACK_LABELS.get(r.attack, r.attack),
+          tab.eps_text(r.eps), r.cell.text(), str(r.cell.k), str(r.cell.samples), r.crafting,
+          r.params] for r in context["others"]])
     md["costs"] = _md_table(["job", "wall time", "peak memory (max RSS)"],
                             [[c.job, c.wall, c.peak_memory] for c in context["prov"].costs])
     return md
@@ -168,14 +182,16 @@ def index_entries(reports_root: str | Path) -> list[dict]:
         records = metrics.get("records", [])
         compared = [r for r in records if r.get("paper") is not None]
         within = [r for r in compared if abs(r["mra"] - r["paper"]) * 100.0
-                  <= tab.SUMMARY_TOLERANCE_POINTS + 1e-9]
+                  <= tab.TOLERANCE_POINTS + 1e-9]
         summary = metrics.get("summary", {})
         entries.append({"spec": metrics_path.parent.name,
                         "description": metrics.get("description", ""),
                         "records": len(records),
-                        # the report's own cell counts (runs averaged per cell) when present
+                        # the report's own cell counts (replicates pooled per cell) when
+                        # present: cells_consistent (version 2) or cells_within (version 1)
                         "compared": summary.get("cells_compared", len(compared)),
-                        "within": summary.get("cells_within", len(within)),
+                        "within": summary.get("cells_consistent",
+                                              summary.get("cells_within", len(within))),
                         "claims_hold": summary.get("claims_hold"),
                         "claims_run": summary.get("claims_run"),
                         "claims_total": summary.get("claims_total")})
@@ -188,7 +204,7 @@ def write_index(reports_root: str | Path) -> list[dict]:
     root = Path(reports_root)
     entries = index_entries(root)
     env = environment()
-    context = {"entries": entries, "tolerance": tab.SUMMARY_TOLERANCE_POINTS}
+    context = {"entries": entries, "tolerance": tab.TOLERANCE_POINTS}
     atomic_write_text(root / "index.html", env.get_template("index.html.j2").render(**context))
     atomic_write_text(root / "index.md", env.get_template("index.md.j2").render(**context))
     return entries

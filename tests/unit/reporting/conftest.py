@@ -1,4 +1,5 @@
-"""Shared report fixtures: the fixture run (4-submodel MNIST-5k) rendered once per session."""
+"""Shared report fixtures: the fixture run (4-submodel MNIST-5k with K = 3 replicates, plus a
+K = 1 FakeData run in version-1 files) rendered once per session."""
 
 from __future__ import annotations
 
@@ -28,9 +29,10 @@ def make_job(root: Path, spec: str = "fixture", out: str = "reports") -> dict:
     return {
         "id": "report", "stage": "report", "spec": spec, "seed": 7, "threads": 1,
         "device": "cpu", "gpu": False,
-        "inputs": {"scores": rel(results.glob("*/*/scores/*.json")),
-                   "records": rel(results.glob("*/*/training.json")),
-                   "analyses": rel(results.glob("*/*/analysis.json")),
+        "inputs": {"scores": rel(p for p in results.rglob("*.json")
+                                 if p.parent.name == "scores"),
+                   "records": rel(results.rglob("training.json")),
+                   "analyses": rel(results.rglob("analysis.json")),
                    "paper_tables": "paper_tables.yaml", "spec": "spec.yaml"},
         "outputs": {"metrics": f"{report}/metrics.json", "mra_csv": f"{report}/mra.csv",
                     "report_md": f"{report}/report.md", "report_html": f"{report}/report.html",

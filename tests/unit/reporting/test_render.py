@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import base64
+import json
+import math
 import re
-import statistics
 from html.parser import HTMLParser
 
 import pytest
 
 from clmrepro.reporting.paper import ATTACK_LABELS, REGIME_LABELS
-from clmrepro.reporting.render import write_index
+from clmrepro.reporting.render import index_entries, write_index
 
 VOID = {"meta", "img", "br", "hr", "link", "input"}
 NUMBER = re.compile(r"[-+]?\d+\.\d+")
@@ -64,18 +65,47 @@ def parsed(rendered):
     return parser
 
 
+T_975 = {2: 4.302652729749464}   # Student t, 0.975 quantile, df = K − 1 (printed tables)
+Z_975 = 1.959963984540054
+
+
+def by_hand(values):
+    """Mean and 95% t interval over replicates, clipped to [0, 1]."""
+    k = len(values)
+    mean = sum(values) / k
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (k - 1))
+    half = T_975[k - 1] * sd / math.sqrt(k)
+    return mean, max(0.0, mean - half), min(1.0, mean + half)
+
+
+def wilson_by_hand(p, n):
+    z2 = Z_975 ** 2
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = math.sqrt(z2) / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return p, centre - half, centre + half
+
+
 def expected_cells(metrics):
-    """(table number, attack label, regime label) -> (reproduced, paper, delta) from the JSON."""
-    out = {}
+    """(attack, regime, eps) -> (mean, low, high, paper, vs paper) in percent, from the
+    replicate records of metrics.json."""
+    groups = {}
     for r in metrics["records"]:
-        if r["paper"] is None:
-            continue
-        mean = r["mra"]
-        sd = statistics.stdev(r["per_submodel"])
-        out[(r["attack"], r["regime"], float(r["eps"]))] = (
-            round(100 * mean, 2), round(100 * sd, 2), round(100 * r["paper"], 2),
-            round(100 * (mean - r["paper"]), 2))
+        if r["paper"] is not None:
+            groups.setdefault((r["attack"], r["regime"], float(r["eps"])), []).append(r)
+    out = {}
+    for key, records in groups.items():
+        assert sorted(r["replicate"] for r in records) == [0, 1, 2]
+        mean, low, high = by_hand([r["mra"] for r in records])
+        paper = records[0]["paper"]
+        consistent = low - 0.05 <= paper <= high + 0.05
+        out[key] = (round(100 * mean, 2), round(100 * low, 2), round(100 * high, 2),
+                    round(100 * paper, 2),
+                    "consistent" if consistent else round(100 * (mean - paper), 2))
     return out
+
+
+def vs_paper(text):
+    return text if text == "consistent" else float(text)
 
 
 def test_html_is_balanced_and_has_the_main_structure(parsed):
@@ -101,20 +131,21 @@ def test_html_table_numbers_equal_metrics(parsed, rendered):
     for row in table[2:]:
         attack = labels[row[0][1]]
         for k, regime in enumerate(("ulm", "clm", "ulm-adv", "clm-adv")):
-            (c_rep, rep), (_, paper), (_, delta) = row[1 + 3 * k: 4 + 3 * k]
-            assert c_rep.startswith("reproduced")
+            (c_rep, rep), (_, paper), (c_vs, vs) = row[1 + 3 * k: 4 + 3 * k]
+            assert c_rep.startswith("reproduced") and c_vs.startswith("vs-paper")
             key = (attack, regime, 0.3)
             if key not in expected:
-                assert rep == "not run" and delta == "not run"
+                assert rep == "not run" and vs == "not run"
                 continue
-            mean, sd, want_paper, want_delta = expected[key]
-            assert [float(x) for x in NUMBER.findall(rep)] == [mean, sd]
+            mean, low, high, want_paper, want_vs = expected[key]
+            assert [float(x) for x in NUMBER.findall(rep)] == [mean, low, high]
             assert float(paper.rstrip("%")) == want_paper
-            assert float(delta) == want_delta
+            assert vs_paper(vs) == want_vs
             seen += 1
     assert seen == 14  # 5 attacks x (ULM, CLM) + 2 attacks x (ULM-Adv, CLM-Adv)
     benign = parsed.tables["table-1-mnist"][2]
-    assert float(benign[1][1].split("%")[0]) == expected[("benign", "ulm", 0.0)][0]
+    assert [float(x) for x in NUMBER.findall(benign[1][1])] == \
+        list(expected[("benign", "ulm", 0.0)][:3])
 
 
 def test_cells_not_run_say_so(parsed):
@@ -127,6 +158,7 @@ def test_markdown_table_numbers_equal_metrics(rendered):
     expected = expected_cells(rendered["metrics"])
     md = rendered["md"]
     block = md.split("### Table 2:")[1].split("###")[0]
+    assert "Intervals: t over replicates (K=3)." in block
     rows = [line for line in block.splitlines() if line.startswith("| ")][1:]
     labels = {v: k for k, v in ATTACK_LABELS.items()}
     seen = 0
@@ -134,25 +166,60 @@ def test_markdown_table_numbers_equal_metrics(rendered):
         cols = [c.strip() for c in line.strip("|").split("|")]
         attack = labels[cols[0]]
         for k, regime in enumerate(("ulm", "clm", "ulm-adv", "clm-adv")):
-            rep, paper, delta = cols[1 + 3 * k: 4 + 3 * k]
+            rep, paper, vs = cols[1 + 3 * k: 4 + 3 * k]
             if (attack, regime, 0.3) not in expected:
                 assert rep == "not run"
                 continue
-            mean, sd, want_paper, want_delta = expected[(attack, regime, 0.3)]
-            assert [float(x) for x in NUMBER.findall(rep)] == [mean, sd]
-            assert (float(paper.rstrip("%")), float(delta)) == (want_paper, want_delta)
+            mean, low, high, want_paper, want_vs = expected[(attack, regime, 0.3)]
+            assert [float(x) for x in NUMBER.findall(rep)] == [mean, low, high]
+            assert (float(paper.rstrip("%")), vs_paper(vs)) == (want_paper, want_vs)
             seen += 1
     assert seen == 14
 
 
 def test_summary_is_honest(rendered):
-    metrics = rendered["metrics"]
-    compared = [r for r in metrics["records"] if r["paper"] is not None]
-    within = [r for r in compared if abs(r["mra"] - r["paper"]) <= 0.05]
-    sentence = f"{len(within)} of {len(compared)} reproduced cells are within 5.0 points"
-    assert sentence in rendered["md"] and sentence in rendered["html"]
+    expected = expected_cells(rendered["metrics"]).values()
+    consistent = sum(cell[4] == "consistent" for cell in expected)
+    sentence = (f"{consistent} of {len(expected)} reproduced cells are consistent with the "
+                f"paper (its number inside the 95% interval widened by 5.0 points); "
+                f"{len(expected) - consistent} are not")
+    assert 0 < consistent < len(expected)
+    assert sentence in rendered["md"] and " ".join(sentence.split()) in " ".join(
+        rendered["html"].split())
     assert "The reproduction misses the paper" in rendered["md"]
-    assert "3 of 9 claims hold" in rendered["md"]
+    assert "Claims: 2 of 9 hold, 0 fail, 1 inconclusive, 6 not run." in rendered["md"]
+
+
+def test_claims_print_interval_and_k(parsed, rendered):
+    md = rendered["md"].split("## The paper's claims")[1].split("## Threat models")[0]
+    assert "### mnist-clm-beats-ulm: **holds** (K = 3)" in md
+    assert "### mnist-clm-benign-cost: **inconclusive** (K = 3)" in md
+    assert "### cifar10-clm-beats-ulm: **not run**\n" in md
+    claims = {c["id"]: c for c in rendered["metrics"]["claims"]}
+    row = claims["mnist-clm-benign-cost"]["evidence"][0]
+    want = (f"ULM − CLM {100 * row['mean']:+.2f} [{100 * row['low']:+.2f}, "
+            f"{100 * row['high']:+.2f}] points (t over replicates, K = 3) → **inconclusive**")
+    assert want in md
+    assert row["low"] < 0.01 < row["high"]             # straddles the one-point bound
+    # the HTML evidence tables: one outcome per row (5 + 2 holds; 1 + 2 inconclusive)
+    outcomes = [cells[-1][1] for t in parsed.tables.values() for cells in t
+                if cells and cells[-1][0].startswith("verdict-")]
+    assert outcomes.count("inconclusive") == 3 and outcomes.count("holds") == 7
+
+
+def test_other_results_from_version_1_files_use_wilson(parsed, rendered):
+    """The FakeData run is one replicate in version-1 files: Wilson over its 100 images."""
+    fake = [r for r in rendered["metrics"]["records"] if r["experiment"] == "fake"
+            and r["threat_model"] == "paper"]
+    assert len(fake) == 4 and {r["replicate"] for r in fake} == {0}
+    table = next(t for t in parsed.tables.values() if t[0][0][1] == "experiment"
+                 and any(c[1] == "samples" for c in t[0]))
+    rows = {(row[2][1], row[3][1]): row for row in table[1:] if row[0][1] == "fake"}
+    for r in fake:
+        row = rows[(r["population"], ATTACK_LABELS[r["attack"]])]
+        want = [round(100 * v, 2) for v in wilson_by_hand(r["mra"], 100)]
+        assert [float(x) for x in NUMBER.findall(row[5][1])] == want
+        assert (row[6][1], row[7][1]) == ("1", "100")
 
 
 def test_departures_warning_and_dataset_note(rendered):
@@ -183,8 +250,16 @@ def test_provenance_and_threat_models(rendered):
     for package in ("torch", "torchattacks", "snakemake", "dvc"):
         assert f"- {package}: " in md
     assert "Why the adaptive attack matters" in md
-    adaptive = next(r for r in rendered["metrics"]["records"] if r["threat_model"] == "adaptive")
-    assert f"{100 * adaptive['mra']:.2f}%" in md.split("## Threat models")[1]
+    threat = md.split("## Threat models")[1].split("## Results the paper")[0]
+    adaptive = [r["mra"] for r in rendered["metrics"]["records"]
+                if r["threat_model"] == "adaptive" and r["experiment"] == "mnist"]
+    mean, low, high = by_hand(adaptive)
+    assert f"{100 * mean:.2f}% [{100 * low:.2f}, {100 * high:.2f}] (K=3, N=200)" in threat
+    # the K = 1 FakeData run attacked 50 images under transfer: a wider Wilson interval
+    transfer = next(r for r in rendered["metrics"]["records"] if r["experiment"] == "fake"
+                    and r["population"] == "clm" and r["threat_model"] == "transfer")
+    mean, low, high = wilson_by_hand(transfer["mra"], 50)
+    assert f"{100 * mean:.2f}% [{100 * low:.2f}, {100 * high:.2f}] (K=1, N=50)" in threat
 
 
 def test_index_lists_every_rendered_spec(rendered, report_tools):
@@ -199,3 +274,16 @@ def test_index_lists_every_rendered_spec(rendered, report_tools):
     assert "[HTML](fixture/report.html)" in index and "[HTML](fixture-b/report.html)" in index
     assert "departs from the paper" not in (root / "reports/fixture-b/report.md").read_text()
     assert [e["spec"] for e in write_index(root / "reports")] == ["fixture", "fixture-b"]
+
+
+def test_index_reads_version_1_metrics(tmp_path):
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "metrics.json").write_text(json.dumps({
+        "schema_version": 1, "spec": "old", "description": "before replicates",
+        "records": [{"mra": 0.5, "paper": 0.52}],
+        "claims": [{"id": "x", "verdict": "holds"}],
+        "summary": {"claims_hold": 1, "claims_run": 1, "claims_total": 9,
+                    "cells_compared": 1, "cells_within": 1, "tolerance_points": 5.0}}))
+    (entry,) = index_entries(tmp_path)
+    assert (entry["within"], entry["compared"], entry["claims_hold"]) == (1, 1, 1)
