@@ -165,6 +165,7 @@ class AdaptiveExecutor:
                  eps: float, params: dict, runtime: AttackRuntime):
         check_params(kind, params)
         self.x, self.y, self.runtime = x, y, runtime
+        self.units_per_call = 1  # a unit (one batch) already attacks all n submodels
         if kind in EXPECTED_LOSS_KINDS:
             p = adaptive_params(kind, eps, params)
             self.attack = ExpectedLossPGD(
@@ -203,8 +204,9 @@ def craft_adaptive(models: Sequence[nn.Module], x: Tensor, y: Tensor, *, kind: s
     """One adversarial set crafted against the whole population (module docstring), in
     memory; the attack step saves chunks with ``core.crafting.craft_chunks``."""
     runtime = runtime or AttackRuntime(torch.device(device))
-    chunks = chunked(adaptive_units(len(x), batch_size=batch_size, seed=seed), 1)
     execute = AdaptiveExecutor(models, x, y, kind=kind, eps=eps, params=params, runtime=runtime)
+    chunks = chunked(adaptive_units(len(x), batch_size=batch_size, seed=seed),
+                     execute.units_per_call)
     with tqdm(total=len(chunks), desc=f"{kind} adaptive", disable=not progress) as bar:
         results = craft_chunks("adaptive", chunks, execute, x=x, eps=eps,
                                on_chunk=lambda: bar.update(1))

@@ -143,6 +143,8 @@ class SequentialExecutor:
         # one deterministic submodel per unit: EOT-PGD is PGD (crafting.deterministic_attack)
         self.kind, self.params = deterministic_attack(kind, params)
         self.eps = float(eps)
+        # one unit per chunk: a stop request waits for one batch on one submodel at most
+        self.units_per_call = 1
         self._attacks: dict[int, Attack] = {}
 
     def _attack(self, crafter: int) -> Attack:
@@ -163,8 +165,8 @@ class SequentialExecutor:
 
 def _craft(units, models, x, y, out, *, kind, eps, params, runtime, desc, progress,
            by_crafter=False) -> Tensor:
-    chunks = chunked(units, len(models))
     execute = make_executor(models, x, y, kind=kind, eps=eps, params=params, runtime=runtime)
+    chunks = chunked(units, execute.units_per_call)
     with tqdm(total=len(chunks), desc=desc, disable=not progress) as bar:
         results = craft_chunks(desc, chunks, execute, x=x, eps=eps,
                                on_chunk=lambda: bar.update(1))

@@ -103,6 +103,8 @@ class BatchedExecutor:
         self.models, self.x, self.y, self.runtime = list(models), x, y, runtime
         self.kind, self.params = deterministic_attack(kind, params)
         self.eps = float(eps)
+        # a chunk is one .each call: as many units as submodels, like one transfer batch
+        self.units_per_call = len(self.models)
         self._stacks: dict[tuple[int, ...], object] = {}
 
     def _stacked(self, crafters: tuple[int, ...]):

@@ -183,7 +183,13 @@ def make_executor(models, x: Tensor, y: Tensor, *, kind: str, eps: float, params
 
 # --- running chunks, saving each -----------------------------------------------------------
 
-Executor = Callable[[list[Unit]], list[Tensor]]
+class Executor(Protocol):
+    """Crafts a chunk of units, one adversarial tensor per unit.  ``units_per_call`` is the
+    chunk size it works best with (and the granularity of saved state)."""
+
+    units_per_call: int
+
+    def __call__(self, chunk: list[Unit]) -> list[Tensor]: ...
 
 
 class ChunkStoreLike(Protocol):

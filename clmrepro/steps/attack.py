@@ -110,16 +110,19 @@ def craft_sets(models, x, y, *, attack: dict, threat_models, sizes: dict[str, in
                                         gen=generator(derive_seed(seed, "crafters")))
         units = plan.paper_units(crafters, n, batch_size=batch_size,
                                  seed=derive_seed(seed, "paper"))
-        chunks = plan.chunked(units, n)
-        results = run("paper", chunks, plan.make_executor(models, xs, ys, **common_kw), xs)
+        execute = plan.make_executor(models, xs, ys, **common_kw)
+        chunks = plan.chunked(units, execute.units_per_call)
+        results = run("paper", chunks, execute, xs)
         x_adv = plan.assemble(chunks, results, torch.empty_like(xs))
         sets["paper"] = {"x_adv": x_adv, "crafter": crafters, "crafting": crafting}
     if "transfer" in threat_models:
         xs, ys = x[:sizes["transfer"]], y[:sizes["transfer"]]
         units = plan.transfer_units(n, len(xs), batch_size=batch_size,
                                     seed=derive_seed(seed, "transfer"))
-        chunks = plan.chunked(units, n)  # one batch, all n crafters: one .each call
-        results = run("transfer", chunks, plan.make_executor(models, xs, ys, **common_kw), xs)
+        execute = plan.make_executor(models, xs, ys, **common_kw)
+        # batched: one batch, all n crafters per chunk (one .each call); sequential: one unit
+        chunks = plan.chunked(units, execute.units_per_call)
+        results = run("transfer", chunks, execute, xs)
         out = torch.empty((n, *xs.shape), dtype=xs.dtype)
         sets["transfer"] = {"x_adv": plan.assemble(chunks, results, out, by_crafter=True)}
     if "adaptive" in threat_models:
@@ -128,8 +131,9 @@ def craft_sets(models, x, y, *, attack: dict, threat_models, sizes: dict[str, in
         xs, ys = x[:sizes["adaptive"]], y[:sizes["adaptive"]]
         units = plan.adaptive_units(len(xs), batch_size=batch_size,
                                     seed=derive_seed(seed, "adaptive"))
-        chunks = plan.chunked(units, 1)  # a unit already attacks all n submodels
-        results = run("adaptive", chunks, AdaptiveExecutor(models, xs, ys, **common_kw), xs)
+        execute = AdaptiveExecutor(models, xs, ys, **common_kw)
+        chunks = plan.chunked(units, execute.units_per_call)
+        results = run("adaptive", chunks, execute, xs)
         sets["adaptive"] = {"x_adv": plan.assemble(chunks, results, torch.empty_like(xs)),
                             "params": adaptive_params(kind, eps, params)}
     return sets
