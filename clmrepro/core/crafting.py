@@ -17,9 +17,14 @@ resumed after a crash (issue 12).  The seeds are the ones the sequential code al
   offset inside group k.  With ``per-batch`` crafters (the authors' code, REFERENCE.md §1)
   a group's batches are exactly the authors' test batches crafted by k.
 - ``transfer``: every submodel i crafts every batch; ``derive_seed(derive_seed(seed,
-  "transfer", i), start)``.  Units are ordered batch-major, so one chunk of n units is one
-  batch attacked by all n crafters at once (``StackedPopulation.each``).
+  "transfer", i), start)``.  Units are ordered batch-major, so on the batched path one
+  chunk of n units is one batch attacked by all n crafters at once
+  (``StackedPopulation.each``).
 - ``adaptive``: batch b against the population; ``derive_seed(seed, "adaptive", b)``.
+
+A chunk is what one executor call crafts (``Executor.units_per_call``): n units on the
+batched path, one unit (one batch on one submodel) on the sequential path, so a stop
+request waits for one such call at most.
 """
 
 from __future__ import annotations
