@@ -215,3 +215,26 @@ def test_batched_execution_job_matches_sequential(in_tmp, population):
         assert diff <= 0.01, f"{threat}: {diff:.2e} of the pixels differ"
     assert [r["mra"] for r in seq_scores] == pytest.approx([r["mra"] for r in bat_scores],
                                                             abs=1 / N_SAMPLES)
+
+
+AUTOATTACK = {"id": "aa", "kind": "autoattack", "eps": 8 / 255,
+              "params": {"version": "standard", "norm": "Linf", "n_classes": 10, "steps": 2,
+                         "n_queries": 3, "n_restarts": 1, "eot_iter": 2}}
+
+
+@pytest.mark.parametrize("population_mode", ["sequential", "batched"])
+@pytest.mark.parametrize("attack", [PGD, AUTOATTACK], ids=["pgd", "autoattack"])
+def test_bf16_channels_last_jobs_run_on_cpu(in_tmp, population, attack, population_mode):
+    execution = {"population": population_mode, "memory_format": "channels_last",
+                 "precision": "bf16", "clm_schedule": "sequential"}
+    run_attack(fused(in_tmp, population, attack, execution=execution))
+    blob = safe_load(in_tmp / "adv.pt")
+    for threat in ("paper", "adaptive"):
+        assert (blob[threat]["x_adv"] - blob["x"]).abs().max() <= attack["eps"] + 1e-6
+    records = json.loads((in_tmp / "scores.json").read_text())["records"]
+    assert len(records) == 3 and all(0 <= r["mra"] <= 1 for r in records)
+    benign = job("evaluate", in_tmp, population, None, {},
+                 {"scores": "benign.json", "analysis": "analysis.json"}, saliency=3,
+                 execution=execution)
+    run_evaluate(benign)
+    assert len(json.loads((in_tmp / "analysis.json").read_text())["saliency_cosine"]) == 3
