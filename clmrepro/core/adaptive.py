@@ -18,6 +18,12 @@ n <= 10 submodels that expectation is exact, so no sampling is needed for gradie
 The adaptive set is scored as the expected accuracy over submodels: every submodel
 classifies it and the record's MRA is the mean (docs/architecture.md).
 
+Batch b is crafted right after reseeding from its own seed (``core.crafting``), the
+dispatch generator included, so a batch's result does not depend on the batches before it
+and a job resumed from saved chunks equals an uninterrupted one (issue 12).  On the
+batched path (``core.attack_runtime``) the expected loss takes one
+``StackedPopulation.all`` call per step instead of n forward passes.
+
 Outputs of LeNet5 are log-probabilities and of ResNet18 logits; cross-entropy on
 log-probabilities equals cross-entropy on the logits (log_softmax is idempotent), so all
 outputs are treated as logits.
@@ -25,7 +31,6 @@ outputs are treated as logits.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -33,8 +38,18 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from clmrepro.core.attacks import build_attack, check_params, check_perturbation, seed_attack
+from clmrepro.core.attack_runtime import AttackRuntime
+from clmrepro.core.crafting import (
+    Unit,
+    adaptive_units,
+    assemble,
+    check_params,
+    chunked,
+    craft_chunks,
+)
 from clmrepro.core.seeding import derive_seed, generator
+
+EXPECTED_LOSS_KINDS = ("fgsm", "pgd", "mifgsm")
 
 
 class RandomDispatch(nn.Module):
@@ -66,8 +81,15 @@ class RandomDispatch(nn.Module):
         return out
 
 
-def expected_cross_entropy(models: Sequence[nn.Module], x: Tensor, y: Tensor) -> Tensor:
-    """(1/n) sum_i CE(f_i(x), y): the loss of the defence averaged exactly over dispatch."""
+def expected_cross_entropy(models: Sequence[nn.Module], x: Tensor, y: Tensor, *,
+                           stacked=None) -> Tensor:
+    """(1/n) sum_i CE(f_i(x), y): the loss of the defence averaged exactly over dispatch.
+
+    With ``stacked`` (a ``StackedPopulation`` of ``models``) the n outputs come from one
+    ``.all(x)`` call; the mean of the per-submodel means is formed the same way."""
+    if stacked is not None:
+        logits = stacked.all(x).float()
+        return torch.stack([F.cross_entropy(logits[k], y) for k in range(len(logits))]).mean()
     return torch.stack([F.cross_entropy(m(x), y) for m in models]).mean()
 
 
@@ -80,10 +102,20 @@ class ExpectedLossPGD:
     """
 
     def __init__(self, models: Sequence[nn.Module], *, eps: float, alpha: float, steps: int,
-                 random_start: bool, decay: float | None = None):
+                 random_start: bool, decay: float | None = None,
+                 runtime: AttackRuntime | None = None):
         self.models = list(models)
         self.eps, self.alpha, self.steps = float(eps), float(alpha), int(steps)
         self.random_start, self.decay = bool(random_start), decay
+        self.runtime = runtime
+        # the batched path: one StackedPopulation.all per step instead of n forward passes
+        self.stacked = runtime.stack(self.models) if runtime and runtime.batched else None
+
+    def _loss(self, adv: Tensor, y: Tensor) -> Tensor:
+        if self.runtime is None:
+            return expected_cross_entropy(self.models, adv, y)
+        with self.runtime.autocast():
+            return expected_cross_entropy(self.models, adv, y, stacked=self.stacked)
 
     def __call__(self, x: Tensor, y: Tensor, gen: torch.Generator | None = None) -> Tensor:
         modes = [m.training for m in self.models]
@@ -105,7 +137,7 @@ class ExpectedLossPGD:
         momentum = torch.zeros_like(x)
         for _ in range(self.steps):
             adv.requires_grad_(True)
-            loss = expected_cross_entropy(self.models, adv, y)
+            loss = self._loss(adv, y)
             grad = torch.autograd.grad(loss, adv)[0]
             if self.decay is not None:
                 grad = grad / grad.abs().mean(dim=tuple(range(1, grad.dim())), keepdim=True)
@@ -126,36 +158,56 @@ def adaptive_params(kind: str, eps: float, params: dict) -> dict:
     return dict(params)
 
 
-def _population_attack(models, kind: str, eps: float, params: dict, seed: int):
-    check_params(kind, params)
-    if kind == "fgsm":
-        return ExpectedLossPGD(models, eps=eps, alpha=eps, steps=1, random_start=False)
-    if kind == "pgd":
-        return ExpectedLossPGD(models, eps=eps, alpha=params["alpha"], steps=params["steps"],
-                               random_start=params["random_start"])
-    if kind == "mifgsm":
-        return ExpectedLossPGD(models, eps=eps, alpha=params["alpha"], steps=params["steps"],
-                               random_start=False, decay=float(params["decay"]))
-    dispatch = RandomDispatch(models, generator(derive_seed(seed, "dispatch")))
-    return build_attack(kind, dispatch, eps, adaptive_params(kind, eps, params))
+class AdaptiveExecutor:
+    """Crafts chunks of adaptive units (one batch each) against the whole population."""
+
+    def __init__(self, models: Sequence[nn.Module], x: Tensor, y: Tensor, *, kind: str,
+                 eps: float, params: dict, runtime: AttackRuntime):
+        check_params(kind, params)
+        self.x, self.y, self.runtime = x, y, runtime
+        self.units_per_call = 1  # a unit (one batch) already attacks all n submodels
+        if kind in EXPECTED_LOSS_KINDS:
+            p = adaptive_params(kind, eps, params)
+            self.attack = ExpectedLossPGD(
+                models, eps=eps, alpha=p["alpha"], steps=p["steps"],
+                random_start=p.get("random_start", False),
+                decay=float(p["decay"]) if kind == "mifgsm" else None, runtime=runtime)
+            self.dispatch = None
+        else:  # sampled expectation on the deployed defence: torchattacks, sequential
+            from clmrepro.core.attacks import build_attack
+
+            self.dispatch = RandomDispatch(models, generator(0))
+            self.attack = build_attack(kind, self.dispatch, eps,
+                                       adaptive_params(kind, eps, params))
+
+    def __call__(self, chunk: list[Unit]) -> list[Tensor]:
+        out = []
+        for unit in chunk:
+            xb = self.x[unit.index].to(self.runtime.device)
+            yb = self.y[unit.index].to(self.runtime.device)
+            if self.dispatch is None:
+                adv = self.attack(xb, yb, generator(unit.seed))
+            else:
+                from clmrepro.core.attacks import seed_attack
+
+                # every batch draws its dispatch afresh: independent of earlier batches
+                self.dispatch.gen = generator(derive_seed(unit.seed, "dispatch"))
+                seed_attack(self.attack, unit.seed)
+                adv = self.attack(xb, yb)
+            out.append(adv.detach().cpu())
+        return out
 
 
 def craft_adaptive(models: Sequence[nn.Module], x: Tensor, y: Tensor, *, kind: str,
                    eps: float, params: dict, batch_size: int, seed: int, device,
-                   progress: bool = False) -> Tensor:
-    """One adversarial set crafted against the whole population (module docstring)."""
-    attack = _population_attack(models, kind, eps, params, seed)
-    out = torch.empty_like(x)
-    n_batches = math.ceil(len(x) / batch_size)
-    for b in tqdm(range(n_batches), desc=f"{kind} adaptive", disable=not progress):
-        sl = slice(b * batch_size, (b + 1) * batch_size)
-        xb, yb = x[sl].to(device), y[sl].to(device)
-        batch_seed = derive_seed(seed, "adaptive", b)
-        if isinstance(attack, ExpectedLossPGD):
-            adv = attack(xb, yb, generator(batch_seed))
-        else:
-            seed_attack(attack, batch_seed)
-            adv = attack(xb, yb).detach()
-        check_perturbation(xb, adv, eps)
-        out[sl] = adv.to(out.device, out.dtype)
-    return out
+                   runtime: AttackRuntime | None = None, progress: bool = False) -> Tensor:
+    """One adversarial set crafted against the whole population (module docstring), in
+    memory; the attack step saves chunks with ``core.crafting.craft_chunks``."""
+    runtime = runtime or AttackRuntime(torch.device(device))
+    execute = AdaptiveExecutor(models, x, y, kind=kind, eps=eps, params=params, runtime=runtime)
+    chunks = chunked(adaptive_units(len(x), batch_size=batch_size, seed=seed),
+                     execute.units_per_call)
+    with tqdm(total=len(chunks), desc=f"{kind} adaptive", disable=not progress) as bar:
+        results = craft_chunks("adaptive", chunks, execute, x=x, eps=eps,
+                               on_chunk=lambda: bar.update(1))
+    return assemble(chunks, results, torch.empty_like(x))

@@ -25,11 +25,14 @@ MI-FGSM went from 5 steps of eps/5 to 10 steps of 2/255, PGD lost its 40 steps, 
 The paper's protocol (eq. 6; the authors' code, REFERENCE.md §1): each test batch of the
 adversarial set is crafted on one uniformly random submodel (``per-batch``), or each
 sample on its own random submodel (``per-sample``, the other reading of the text).
+Which unit of work is crafted on which submodel with which seed is planned in
+``core.crafting`` (torchattacks-free, so that scoring never imports torchattacks); this
+module is the sequential executor: torchattacks on one submodel at a time, the reference
+that ``core.batched_attacks`` reproduces.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -38,42 +41,28 @@ from torch import Tensor, nn
 from torchattacks.attack import Attack
 from tqdm import tqdm
 
-from clmrepro.core.seeding import derive_seed
-
-ATTACK_KINDS = ("fgsm", "pgd", "autoattack", "mifgsm", "eot-pgd")
-
-REQUIRED_PARAMS: dict[str, frozenset[str]] = {
-    "fgsm": frozenset(),
-    "pgd": frozenset({"alpha", "steps", "random_start"}),
-    "mifgsm": frozenset({"alpha", "steps", "decay"}),
-    "eot-pgd": frozenset({"alpha", "steps", "eot_iter", "random_start"}),
-    "autoattack": frozenset(
-        {"version", "norm", "n_classes", "steps", "n_queries", "n_restarts", "eot_iter"}
-    ),
-}
-
-CRAFTING_MODES = ("per-batch", "per-sample")
+from clmrepro.core.attack_runtime import AttackRuntime
+from clmrepro.core.crafting import (  # noqa: F401  (re-exported: the public attack API)
+    ATTACK_KINDS,
+    CRAFTING_MODES,
+    REQUIRED_PARAMS,
+    PerturbationError,
+    Unit,
+    assemble,
+    assign_crafters,
+    check_params,
+    check_perturbation,
+    chunked,
+    craft_chunks,
+    deterministic_attack,
+    make_executor,
+    paper_units,
+    transfer_units,
+)
 
 # The seeds below are overwritten before every call (``seed_attack``); 0 is the original
 # AutoAttack's default and keeps a freshly built attack deterministic.
 _INITIAL_SUBATTACK_SEED = 0
-
-
-class PerturbationError(ValueError):
-    """An adversarial batch left the L-infinity eps-ball or the pixel range [0, 1]."""
-
-
-def check_params(kind: str, params: dict) -> None:
-    if kind not in REQUIRED_PARAMS:
-        raise ValueError(f"attack kind must be one of {', '.join(ATTACK_KINDS)} (got {kind!r})")
-    given = set(params)
-    missing = sorted(REQUIRED_PARAMS[kind] - given)
-    unknown = sorted(given - REQUIRED_PARAMS[kind])
-    if missing or unknown:
-        raise ValueError(
-            f"attack {kind!r}: params must have exactly the keys "
-            f"{sorted(REQUIRED_PARAMS[kind])}; missing {missing}, unknown {unknown}"
-        )
 
 
 def build_attack(kind: str, model: nn.Module, eps: float, params: dict) -> Attack:
@@ -144,85 +133,65 @@ def seed_attack(attack: Attack, seed: int) -> None:
             sub.seed = seed
 
 
-def check_perturbation(x: Tensor, x_adv: Tensor, eps: float, atol: float = 1e-6) -> None:
-    """Raise :class:`PerturbationError` unless ``x_adv`` is within ``eps`` of ``x`` in
-    L-infinity and inside [0, 1] (3.5.x no longer checks the range; REFERENCE.md §2)."""
-    if x.shape != x_adv.shape:
-        raise PerturbationError(f"shape changed: {tuple(x.shape)} -> {tuple(x_adv.shape)}")
-    if not torch.isfinite(x_adv).all():
-        raise PerturbationError("adversarial batch holds NaN or infinite values")
-    if x_adv.numel() == 0:
-        return
-    dist = (x_adv.detach().cpu().double() - x.detach().cpu().double()).abs().max().item()
-    if dist > eps + atol:
-        raise PerturbationError(f"L-inf distance {dist:.8g} exceeds eps {eps:.8g}")
-    low, high = x_adv.min().item(), x_adv.max().item()
-    if low < -atol or high > 1 + atol:
-        raise PerturbationError(f"values span [{low:.8g}, {high:.8g}], outside [0, 1]")
+class SequentialExecutor:
+    """Crafts a chunk of units one by one with torchattacks, each on its crafting submodel
+    right after ``seed_attack(attack, unit.seed)`` (the reference path)."""
+
+    def __init__(self, models: Sequence[nn.Module], x: Tensor, y: Tensor, *, kind: str,
+                 eps: float, params: dict, device):
+        self.models, self.x, self.y, self.device = list(models), x, y, device
+        # one deterministic submodel per unit: EOT-PGD is PGD (crafting.deterministic_attack)
+        self.kind, self.params = deterministic_attack(kind, params)
+        self.eps = float(eps)
+        # one unit per chunk: a stop request waits for one batch on one submodel at most
+        self.units_per_call = 1
+        self._attacks: dict[int, Attack] = {}
+
+    def _attack(self, crafter: int) -> Attack:
+        if crafter not in self._attacks:  # one attack object per crafting submodel
+            self._attacks[crafter] = build_attack(self.kind, self.models[crafter], self.eps,
+                                                  self.params)
+        return self._attacks[crafter]
+
+    def __call__(self, chunk: list[Unit]) -> list[Tensor]:
+        out = []
+        for unit in chunk:
+            attack = self._attack(int(unit.crafter))
+            xb, yb = self.x[unit.index].to(self.device), self.y[unit.index].to(self.device)
+            seed_attack(attack, unit.seed)
+            out.append(attack(xb, yb).detach().cpu())
+        return out
 
 
-def assign_crafters(n_samples: int, n_models: int, *, mode: str, batch_size: int,
-                    gen: torch.Generator) -> Tensor:
-    """Which submodel crafts each sample: uniform over submodels, drawn once per test
-    batch (the authors' code) or once per sample."""
-    if mode not in CRAFTING_MODES:
-        raise ValueError(f"crafting must be one of {CRAFTING_MODES} (got {mode!r})")
-    if n_models < 1 or batch_size < 1:
-        raise ValueError(f"need n_models >= 1 and batch_size >= 1 (got {n_models}, {batch_size})")
-    if mode == "per-sample":
-        return torch.randint(n_models, (n_samples,), generator=gen)
-    n_batches = math.ceil(n_samples / batch_size)
-    per_batch = torch.randint(n_models, (n_batches,), generator=gen)
-    return per_batch.repeat_interleave(batch_size)[:n_samples]
-
-
-def _craft_indices(attack, x, y, index: Tensor, *, eps, batch_size, seed, device, out,
-                   bar) -> None:
-    for start in range(0, len(index), batch_size):
-        chunk = index[start:start + batch_size]
-        xb, yb = x[chunk].to(device), y[chunk].to(device)
-        seed_attack(attack, derive_seed(seed, start))
-        adv = attack(xb, yb).detach()
-        check_perturbation(xb, adv, eps)
-        out[chunk] = adv.to(out.device, out.dtype)
-        bar.update(1)
+def _craft(units, models, x, y, out, *, kind, eps, params, runtime, desc, progress,
+           by_crafter=False) -> Tensor:
+    execute = make_executor(models, x, y, kind=kind, eps=eps, params=params, runtime=runtime)
+    chunks = chunked(units, execute.units_per_call)
+    with tqdm(total=len(chunks), desc=desc, disable=not progress) as bar:
+        results = craft_chunks(desc, chunks, execute, x=x, eps=eps,
+                               on_chunk=lambda: bar.update(1))
+    return assemble(chunks, results, out, by_crafter=by_crafter)
 
 
 def craft_paper(models: Sequence[nn.Module], x: Tensor, y: Tensor, *, kind: str, eps: float,
                 params: dict, crafters: Tensor, batch_size: int, seed: int, device,
-                progress: bool = False) -> Tensor:
-    """The adversarial set of eq. 6: sample j crafted on submodel ``crafters[j]``.
-
-    Work is grouped by crafting submodel (one attack object per submodel); with
-    ``per-batch`` crafters the groups split back into the authors' test batches.
-    """
+                runtime: AttackRuntime | None = None, progress: bool = False) -> Tensor:
+    """The adversarial set of eq. 6: sample j crafted on submodel ``crafters[j]``
+    (in memory; the attack step saves chunks with ``core.crafting.craft_chunks``)."""
     if crafters.shape != (len(x),):
         raise ValueError(f"crafters must have shape ({len(x)},), got {tuple(crafters.shape)}")
-    out = torch.empty_like(x)
-    groups = [(k, (crafters == k).nonzero().squeeze(1)) for k in range(len(models))]
-    total = sum(math.ceil(len(idx) / batch_size) for _, idx in groups)
-    with tqdm(total=total, desc=f"{kind} paper", disable=not progress) as bar:
-        for k, idx in groups:
-            if len(idx) == 0:
-                continue
-            attack = build_attack(kind, models[k], eps, params)
-            _craft_indices(attack, x, y, idx, eps=eps, batch_size=batch_size,
-                           seed=derive_seed(seed, "paper", k), device=device, out=out, bar=bar)
-    return out
+    runtime = runtime or AttackRuntime(torch.device(device))
+    units = paper_units(crafters, len(models), batch_size=batch_size, seed=seed)
+    return _craft(units, models, x, y, torch.empty_like(x), kind=kind, eps=eps, params=params,
+                  runtime=runtime, desc="paper", progress=progress)
 
 
 def craft_transfer(models: Sequence[nn.Module], x: Tensor, y: Tensor, *, kind: str, eps: float,
                    params: dict, batch_size: int, seed: int, device,
-                   progress: bool = False) -> Tensor:
+                   runtime: AttackRuntime | None = None, progress: bool = False) -> Tensor:
     """Every submodel crafts the whole set: shape (n, N, C, H, W), [i] crafted on i."""
-    n = len(models)
-    out = torch.empty((n, *x.shape), dtype=x.dtype)
-    index = torch.arange(len(x))
-    total = n * math.ceil(len(x) / batch_size)
-    with tqdm(total=total, desc=f"{kind} transfer", disable=not progress) as bar:
-        for i, model in enumerate(models):
-            attack = build_attack(kind, model, eps, params)
-            _craft_indices(attack, x, y, index, eps=eps, batch_size=batch_size,
-                           seed=derive_seed(seed, "transfer", i), device=device, out=out[i],
-                           bar=bar)
-    return out
+    runtime = runtime or AttackRuntime(torch.device(device))
+    units = transfer_units(len(models), len(x), batch_size=batch_size, seed=seed)
+    out = torch.empty((len(models), *x.shape), dtype=x.dtype)
+    return _craft(units, models, x, y, out, kind=kind, eps=eps, params=params,
+                  runtime=runtime, desc="transfer", progress=progress, by_crafter=True)

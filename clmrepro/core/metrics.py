@@ -1,34 +1,67 @@
 """Scores of a population: per-submodel accuracy, MRA (eq. 6) and the transfer matrix.
 
 Every submodel classifies every sample (eq. 6 sums rho(m_i, x'_j) over all i and j), so a
-batch is moved to the device once and shown to all submodels in turn.
+batch is moved to the device once and shown to all submodels: in turn, or on the batched
+path (``core.attack_runtime``) in one ``StackedPopulation.all`` call giving all n x B
+predictions at once.  Argmax of bf16 outputs (``precision: bf16``) may differ from fp32
+where two classes are within rounding of each other.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from clmrepro.core.attack_runtime import AttackRuntime
 
-@torch.no_grad()
-def predictions(models: Sequence[nn.Module], x: Tensor, *, batch_size: int, device) -> Tensor:
-    """Predicted labels, shape (n_models, N); argmax works on logits and log-probs alike."""
-    preds = torch.empty((len(models), len(x)), dtype=torch.long)
+Classifier = Callable[[Tensor], Tensor]  # (B, ...) -> (n, B) predicted labels
+
+
+def population_classifier(models: Sequence[nn.Module],
+                          runtime: AttackRuntime | None = None) -> Classifier:
+    """A function giving every submodel's predictions on a batch, shape (n, B)."""
     for model in models:
         model.eval()
+    if runtime is not None and runtime.batched:
+        stacked = runtime.stack(models)
+
+        def batched(xb: Tensor) -> Tensor:
+            with runtime.autocast():
+                return stacked.all(xb).argmax(dim=-1)
+
+        return batched
+    autocast = runtime.autocast if runtime is not None else None
+
+    def sequential(xb: Tensor) -> Tensor:
+        if autocast is None:
+            return torch.stack([m(xb).argmax(dim=1) for m in models])
+        with autocast():
+            return torch.stack([m(xb).argmax(dim=1) for m in models])
+
+    return sequential
+
+
+@torch.no_grad()
+def predictions(models: Sequence[nn.Module], x: Tensor, *, batch_size: int, device,
+                runtime: AttackRuntime | None = None,
+                classify: Classifier | None = None) -> Tensor:
+    """Predicted labels, shape (n_models, N); argmax works on logits and log-probs alike."""
+    classify = classify or population_classifier(models, runtime)
+    preds = torch.empty((len(models), len(x)), dtype=torch.long)
     for start in range(0, len(x), batch_size):
         xb = x[start:start + batch_size].to(device)
-        for k, model in enumerate(models):
-            preds[k, start:start + len(xb)] = model(xb).argmax(dim=1).cpu()
+        preds[:, start:start + len(xb)] = classify(xb).cpu()
     return preds
 
 
 def per_submodel_accuracy(models: Sequence[nn.Module], x: Tensor, y: Tensor, *,
-                          batch_size: int, device) -> Tensor:
+                          batch_size: int, device, runtime: AttackRuntime | None = None,
+                          classify: Classifier | None = None) -> Tensor:
     """The inner sum of eq. 6 for every submodel: (1/N) sum_j rho(m_i, x'_j), shape (n,)."""
-    preds = predictions(models, x, batch_size=batch_size, device=device)
+    preds = predictions(models, x, batch_size=batch_size, device=device, runtime=runtime,
+                        classify=classify)
     return (preds == y.cpu().view(1, -1)).double().mean(dim=1)
 
 
@@ -41,13 +74,14 @@ def model_robustness_average(per_submodel: Tensor | Sequence[float]) -> float:
 
 
 def transfer_matrix(models: Sequence[nn.Module], x_adv_by_crafter: Tensor, y: Tensor, *,
-                    batch_size: int, device) -> Tensor:
+                    batch_size: int, device, runtime: AttackRuntime | None = None) -> Tensor:
     """[i, j] = accuracy of submodel j on the set crafted on submodel i (DVERGE/TRS style)."""
     n = len(models)
     if x_adv_by_crafter.shape[0] != n:
         raise ValueError(f"expected {n} crafted sets, got {x_adv_by_crafter.shape[0]}")
+    classify = population_classifier(models, runtime)
     rows = [per_submodel_accuracy(models, x_adv_by_crafter[i], y, batch_size=batch_size,
-                                  device=device) for i in range(n)]
+                                  device=device, classify=classify) for i in range(n)]
     return torch.stack(rows)
 
 

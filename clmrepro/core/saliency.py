@@ -4,6 +4,11 @@ Fig. 6 of the paper plots, for every pair of submodels of a population ((n^2 - n
 pairs), the cosine similarity of their saliency maps on each test input.  ``f(x)[y]`` is
 the submodel's output as it stands: log-probabilities for LeNet5 (the authors' model ends
 in LogSoftmax), logits for ResNet18; the paper does not say which output it used.
+
+On the batched path (``core.attack_runtime``) all n maps of a batch come from one
+``StackedPopulation.each`` call on the input repeated n times: block k's output depends on
+block k's copy only, so the gradient of the summed scores is each submodel's own map
+(``.all`` would share one input and sum the n gradients).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from clmrepro.core.attack_runtime import AttackRuntime
 from clmrepro.core.models import counter_linked_layer
 
 
@@ -38,10 +44,32 @@ def saliency_maps(model: nn.Module, x: Tensor, y: Tensor, *, batch_size: int = 2
     return torch.cat(maps)
 
 
+def population_saliency_maps(models: Sequence[nn.Module], x: Tensor, y: Tensor, *,
+                             batch_size: int = 256,
+                             runtime: AttackRuntime | None = None) -> Tensor:
+    """Eq. 8 for every submodel, shape (n, N, ...): one submodel at a time, or batched."""
+    if runtime is None or not runtime.batched:
+        return torch.stack([saliency_maps(m, x, y, batch_size=batch_size) for m in models])
+    stacked = runtime.stack(models)
+    device = runtime.device
+    maps = []
+    for start in range(0, len(x), batch_size):
+        xb = x[start:start + batch_size].to(device)
+        yb = y[start:start + batch_size].to(device)
+        blocks = xb.expand(len(models), *xb.shape).clone().requires_grad_(True)
+        with runtime.autocast():
+            out = stacked.each(blocks)
+        score = out.float().gather(2, yb.view(1, -1, 1).expand(len(models), -1, 1)).sum()
+        maps.append(torch.autograd.grad(score, blocks)[0].detach().cpu())
+    return torch.cat(maps, dim=1)
+
+
 def pairwise_saliency_cosine(models: Sequence[nn.Module], x: Tensor, y: Tensor, *,
-                             batch_size: int = 256) -> dict[str, list[float]]:
+                             batch_size: int = 256,
+                             runtime: AttackRuntime | None = None) -> dict[str, list[float]]:
     """Eq. 7 for every pair i < j (0-based keys "i-j"): one cosine per input sample."""
-    flat = [saliency_maps(m, x, y, batch_size=batch_size).flatten(1).double() for m in models]
+    maps = population_saliency_maps(models, x, y, batch_size=batch_size, runtime=runtime)
+    flat = [m.flatten(1).double() for m in maps]
     result = {}
     for i in range(len(models)):
         for j in range(i + 1, len(models)):

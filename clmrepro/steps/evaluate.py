@@ -1,21 +1,54 @@
-"""Evaluate step: score a population on a saved adversarial file, or on clean data.
+"""Evaluate step: score a population on clean data, or re-score a saved adversarial file.
 
-``python -m clmrepro.steps.evaluate JOB.json``.  With ``params.attack`` set, it reads
-``inputs.adversarial`` (written by the attack step) and writes one record per threat
-model to ``outputs.scores``; with ``params.attack`` null it writes the benign record
-(Table 1) and ``outputs.analysis`` (Fig. 6 saliency cosines, conv1 spread).  Record and
-file formats: docs/architecture.md.  ``paper`` stays null; the report step fills it.
+``python -m clmrepro.steps.evaluate JOB.json``.  With ``params.attack`` null it writes the
+benign record (Table 1) to ``outputs.scores`` and ``outputs.analysis`` (Fig. 6 saliency
+cosines, conv1 spread).  With ``params.attack`` set it reads ``inputs.adversarial``
+(written by the attack step, which scores its own sets with :func:`attack_records`) and
+writes one record per threat model.  Record and file formats: docs/architecture.md.
+``paper`` stays null; the report step fills it.
+
+This module and everything it imports stay free of torchattacks (whose import, with
+torch's, took 16 s on a loaded machine): scoring needs forward passes only.
 """
 
 from __future__ import annotations
 
-from clmrepro.steps import attack as attack_step
 from clmrepro.steps.common import Job, prepare_torch, step_main
 
 SCHEMA_VERSION = 1
 
 # docs/architecture.md: how the scored set was crafted, per threat model.
 CRAFTING_BY_THREAT = {"transfer": "each", "adaptive": "population"}
+
+
+def sample_sizes(params: dict) -> dict[str, int | None]:
+    """N per threat model: ``params.samples[threat]``, else ``params.n_samples`` (None: the
+    whole test split).  The first N test images are used."""
+    samples = params.get("samples") or {}
+    unknown = sorted(set(samples) - {"paper", "transfer", "adaptive"})
+    if unknown:
+        raise ValueError(f"params.samples: unknown threat models {unknown}")
+    default = params.get("n_samples")
+    sizes = {}
+    for threat in ("paper", "transfer", "adaptive"):
+        n = samples.get(threat, default)
+        if n is not None and int(n) < 1:
+            raise ValueError(f"params.samples.{threat} must be >= 1 (got {n})")
+        sizes[threat] = None if n is None else int(n)
+    return sizes
+
+
+def load_test_set(dataset: dict, n_samples: int | None):
+    """The first ``n_samples`` test images in [0, 1] and their labels (core.data)."""
+    from clmrepro.core.data import load_dataset, test_tensors
+
+    return test_tensors(load_dataset(**dataset), n_samples)
+
+
+def runtime_for(job: Job, device):
+    from clmrepro.core.attack_runtime import AttackRuntime
+
+    return AttackRuntime.from_execution(job["params"].get("execution"), device)
 
 
 def _base_record(job: Job, n_models: int, n_samples: int) -> dict:
@@ -26,6 +59,7 @@ def _base_record(job: Job, n_models: int, n_samples: int) -> dict:
         "architecture": p["architecture"],
         "population": p["population"]["id"],
         "regime": p["population"]["regime"],
+        "replicate": int(p.get("replicate", 0)),
         "n_submodels": n_models,
         "n_samples": n_samples,
         "paper": None,
@@ -40,9 +74,11 @@ def _score(per_submodel, **fields) -> dict:
     return {**fields, "mra": model_robustness_average(per), "per_submodel": per}
 
 
-def attack_records(job: Job, models, blob: dict, device) -> list[dict]:
-    """One record per threat model present in both the job and the adversarial file."""
-    from clmrepro.core.attacks import check_perturbation
+def attack_records(job: Job, models, blob: dict, runtime) -> list[dict]:
+    """One record per threat model of the job, scored on the sets in ``blob`` (the
+    adversarial file's layout).  Each threat model's set covers the first N test images,
+    N = its own sample size; ``n_samples`` records that N."""
+    from clmrepro.core.crafting import check_perturbation
     from clmrepro.core.metrics import per_submodel_accuracy, transfer_matrix, transfer_summary
 
     p = job["params"]
@@ -52,19 +88,27 @@ def attack_records(job: Job, models, blob: dict, device) -> list[dict]:
             attack["kind"], float(attack["eps"]), attack["params"]):
         raise ValueError(f"{job['id']}: adversarial file was crafted with {saved}, "
                          f"the job asks for {attack}")
-    eps, x, y = float(attack["eps"]), blob["x"], blob["y"]
-    bs = int(p["batch_size"])
-    base = _base_record(job, len(models), len(y))
-    base.update(attack=attack.get("id", attack["kind"]), attack_kind=attack["kind"], eps=eps)
+    eps = float(attack["eps"])
+    bs, device = int(p["batch_size"]), runtime.device
+    sizes = sample_sizes(p)
     records = []
     for threat in p["threat_models"]:
         if threat not in blob:
             raise ValueError(f"{job['id']}: adversarial file lacks threat model {threat!r}")
         x_adv = blob[threat]["x_adv"]
+        n = int(x_adv.shape[1] if threat == "transfer" else x_adv.shape[0])
+        want = sizes[threat]
+        if n > len(blob["y"]) or (want is not None and n != min(want, len(blob["y"]))):
+            raise ValueError(f"{job['id']}: the {threat} set of the adversarial file holds "
+                             f"{n} samples, the job asks for {want}")
+        x, y = blob["x"][:n], blob["y"][:n]
+        base = _base_record(job, len(models), n)
+        base.update(attack=attack.get("id", attack["kind"]), attack_kind=attack["kind"], eps=eps)
         if threat == "transfer":
             for i in range(len(models)):
                 check_perturbation(x, x_adv[i], eps)
-            matrix = transfer_matrix(models, x_adv, y, batch_size=bs, device=device)
+            matrix = transfer_matrix(models, x_adv, y, batch_size=bs, device=device,
+                                     runtime=runtime)
             summary = transfer_summary(matrix)
             per = summary.pop("per_submodel")
             records.append(_score(per, **{**base, "transfer": summary}, threat_model=threat,
@@ -72,7 +116,8 @@ def attack_records(job: Job, models, blob: dict, device) -> list[dict]:
                                   attack_params={**attack["params"], "eps": eps}))
             continue
         check_perturbation(x, x_adv, eps)
-        per = per_submodel_accuracy(models, x_adv, y, batch_size=bs, device=device)
+        per = per_submodel_accuracy(models, x_adv, y, batch_size=bs, device=device,
+                                    runtime=runtime)
         if threat == "paper":
             crafting = blob["paper"].get("crafting", p.get("crafting"))
             params = attack["params"]
@@ -84,22 +129,25 @@ def attack_records(job: Job, models, blob: dict, device) -> list[dict]:
     return records
 
 
-def benign_outputs(job: Job, models, device) -> tuple[dict, dict]:
+def benign_outputs(job: Job, models, runtime) -> tuple[dict, dict]:
     """Table 1's benign MRA record and the Fig. 6 analysis of one population."""
     from clmrepro.core.metrics import per_submodel_accuracy
     from clmrepro.core.saliency import conv1_std, pairwise_saliency_cosine
 
     p = job["params"]
-    x, y = attack_step.load_test_set(p["dataset"], p["n_samples"])
-    per = per_submodel_accuracy(models, x, y, batch_size=int(p["batch_size"]), device=device)
+    bs = int(p["batch_size"])
+    x, y = load_test_set(p["dataset"], p["n_samples"])
+    per = per_submodel_accuracy(models, x, y, batch_size=bs, device=runtime.device,
+                                runtime=runtime)
     record = _score(per.tolist(), **_base_record(job, len(models), len(y)), attack="benign",
                     eps=0.0, threat_model="paper", crafting="each", attack_params=None)
     n_sal = int(p.get("saliency_samples") or 0)
     cosines = {}
     if n_sal > 0 and len(models) > 1:
-        xs, ys = attack_step.load_test_set(p["dataset"], n_sal)
-        cosines = pairwise_saliency_cosine(models, xs.to(device), ys.to(device),
-                                           batch_size=int(p["batch_size"]))
+        xs, ys = x[:n_sal], y[:n_sal]
+        if len(ys) < n_sal:
+            xs, ys = load_test_set(p["dataset"], n_sal)
+        cosines = pairwise_saliency_cosine(models, xs, ys, batch_size=bs, runtime=runtime)
     analysis = {
         "schema_version": SCHEMA_VERSION,
         "population": p["population"]["id"],
@@ -111,20 +159,28 @@ def benign_outputs(job: Job, models, device) -> tuple[dict, dict]:
     return record, analysis
 
 
+def write_scores(path, records: list[dict]) -> None:
+    from clmrepro.core.checkpoints import atomic_write_json
+
+    atomic_write_json(path, {"schema_version": SCHEMA_VERSION, "records": records})
+
+
 def run_evaluate(job: Job) -> None:
     from clmrepro.core.checkpoints import atomic_write_json, safe_load
+    from clmrepro.steps.population import load_population
 
     device = prepare_torch(job)
-    _, models = attack_step.load_population(job["inputs"]["population"], device)
+    runtime = runtime_for(job, device)
+    _, models = load_population(job["inputs"]["population"], device)
+    models = runtime.prepare(models)
     if job["params"]["attack"] is None:
-        record, analysis = benign_outputs(job, models, device)
+        record, analysis = benign_outputs(job, models, runtime)
         atomic_write_json(job["outputs"]["analysis"], analysis)
         records = [record]
     else:
         blob = safe_load(job["inputs"]["adversarial"])
-        records = attack_records(job, models, blob, device)
-    atomic_write_json(job["outputs"]["scores"],
-                      {"schema_version": SCHEMA_VERSION, "records": records})
+        records = attack_records(job, models, blob, runtime)
+    write_scores(job["outputs"]["scores"], records)
 
 
 def main(argv: list[str] | None = None) -> int:

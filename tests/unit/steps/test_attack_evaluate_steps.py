@@ -1,15 +1,17 @@
 """Attack and evaluate steps end to end on a tiny LeNet5 population and fake CIFAR data."""
 
 import json
+import os
 
 import pytest
 import torch
 
 from clmrepro.core.checkpoints import safe_load, save_population
+from clmrepro.core.interrupt import Interrupted
 from clmrepro.core.metrics import per_submodel_accuracy
 from clmrepro.core.models import build_model
 from clmrepro.steps import attack as attack_step
-from clmrepro.steps.attack import run_attack
+from clmrepro.steps.attack import attack_state_dir, run_attack
 from clmrepro.steps.evaluate import run_evaluate
 from clmrepro.steps.population import load_population
 
@@ -31,7 +33,7 @@ def population(tmp_path):
     return path
 
 
-def job(stage, tmp_path, population, attack, inputs, outputs, saliency=0):
+def job(stage, tmp_path, population, attack, inputs, outputs, saliency=0, **params):
     return {
         "id": f"{stage}-test", "stage": stage, "spec": "test", "experiment": "cifar",
         "seed": 42, "threads": 1, "device": "cpu", "gpu": False,
@@ -42,7 +44,7 @@ def job(stage, tmp_path, population, attack, inputs, outputs, saliency=0):
             "population": {"id": "ulm", "regime": "ulm", "size": N_MODELS, "from": None},
             "attack": attack, "threat_models": ["paper", "transfer", "adaptive"],
             "crafting": "per-batch", "n_samples": N_SAMPLES, "batch_size": 5,
-            "saliency_samples": saliency,
+            "saliency_samples": saliency, **params,
         },
     }
 
@@ -66,6 +68,7 @@ def test_attack_then_evaluate_writes_consistent_records(tmp_path, population):
     run_evaluate(eval_job)
     scores = json.loads((tmp_path / "scores.json").read_text())
     assert scores["schema_version"] == 1
+    assert all(r["replicate"] == 0 for r in scores["records"])
     by_threat = {r["threat_model"]: r for r in scores["records"]}
     assert set(by_threat) == {"paper", "transfer", "adaptive"}
     _, models = load_population(population, "cpu")
@@ -116,3 +119,122 @@ def test_benign_evaluate_writes_mra_and_analysis(tmp_path, population):
     assert sorted(analysis["saliency_cosine"]) == ["0-1", "0-2", "1-2"]
     assert all(len(v) == 4 for v in analysis["saliency_cosine"].values())
     assert len(analysis["conv1_std"]) == N_MODELS
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the state folder is relative to the working directory
+    return tmp_path
+
+
+def fused(tmp_path, population, attack=PGD, **params):
+    return job("attack", tmp_path, population, attack, {},
+               {"adversarial": "adv.pt", "scores": "scores.json"}, **params)
+
+
+def test_fused_attack_job_scores_what_evaluate_scores(in_tmp, population):
+    """CONTRACTS.md "Job layout": one attack job crafts and scores; evaluate re-scoring its
+    file gives the same records, byte for byte."""
+    attack_job = fused(in_tmp, population, replicate=0)
+    run_attack(attack_job)
+    fused_scores = (in_tmp / "scores.json").read_text()
+    assert not attack_state_dir(attack_job).exists()  # removed once the outputs exist
+    run_evaluate(job("evaluate", in_tmp, population, PGD,
+                     {"adversarial": str(in_tmp / "adv.pt")}, {"scores": "rescored.json"}))
+    assert (in_tmp / "rescored.json").read_text() == fused_scores
+
+
+def test_samples_per_threat_model_and_replicate(in_tmp, population):
+    samples = {"paper": 12, "transfer": 5, "adaptive": 7}
+    attack_job = fused(in_tmp, population, samples=samples, replicate=2)
+    attack_job["id"] = "attack-test-r2"
+    assert attack_state_dir(attack_job).parts[-2] == "r2"
+    run_attack(attack_job)
+    blob = safe_load(in_tmp / "adv.pt")
+    assert blob["paper"]["x_adv"].shape[0] == 12
+    assert blob["transfer"]["x_adv"].shape[:2] == (N_MODELS, 5)
+    assert blob["adaptive"]["x_adv"].shape[0] == 7
+    records = json.loads((in_tmp / "scores.json").read_text())["records"]
+    assert {r["threat_model"]: r["n_samples"] for r in records} == samples
+    assert all(r["replicate"] == 2 for r in records)
+    # the first N test images: the transfer set is crafted on x[:5]
+    assert (blob["transfer"]["x_adv"] - blob["x"][:5]).abs().max() <= PGD["eps"] + 1e-6
+    # re-scoring with other sample sizes is refused
+    other = job("evaluate", in_tmp, population, PGD, {"adversarial": str(in_tmp / "adv.pt")},
+                {"scores": "s.json"}, samples={**samples, "transfer": 6})
+    with pytest.raises(ValueError, match="transfer set"):
+        run_evaluate(other)
+
+
+def test_stop_between_chunks_saves_state_and_a_rerun_gives_the_same_bytes(in_tmp, population):
+    reference_dir = in_tmp / "reference"
+    reference_dir.mkdir()
+    reference = fused(reference_dir, population)
+    run_attack(reference)
+
+    attack_job = fused(in_tmp, population)
+    calls = []
+    with pytest.raises(Interrupted) as stopped:
+        run_attack(attack_job, should_stop=lambda: calls.append(1) or len(calls) >= 2)
+    state = attack_state_dir(attack_job)
+    assert stopped.value.saved.startswith(str(state))
+    assert len(list(state.glob("*/*.pt"))) == 2 and not (in_tmp / "adv.pt").exists()
+    run_attack(attack_job)
+    a, b = safe_load(in_tmp / "adv.pt"), safe_load(reference_dir / "adv.pt")
+    for threat in ("paper", "transfer", "adaptive"):
+        assert a[threat]["x_adv"].numpy().tobytes() == b[threat]["x_adv"].numpy().tobytes()
+    assert (in_tmp / "scores.json").read_text() == (reference_dir / "scores.json").read_text()
+    assert not state.exists()
+
+
+def test_a_changed_job_does_not_resume_stale_chunks(in_tmp, population):
+    attack_job = fused(in_tmp, population)
+    with pytest.raises(Interrupted):
+        run_attack(attack_job, should_stop=lambda: True)
+    state = attack_state_dir(attack_job)
+    (old,) = [p.name for p in state.iterdir()]
+    changed = fused(in_tmp, population, execution={"population": "batched",
+                                                   "memory_format": "contiguous",
+                                                   "precision": "fp32",
+                                                   "clm_schedule": "sequential"})
+    with pytest.raises(Interrupted):
+        run_attack(changed, should_stop=lambda: True)
+    assert [p.name for p in state.iterdir()] != [old]
+
+
+def test_batched_execution_job_matches_sequential(in_tmp, population):
+    run_attack(fused(in_tmp, population))
+    sequential = safe_load(in_tmp / "adv.pt")
+    seq_scores = json.loads((in_tmp / "scores.json").read_text())["records"]
+    os.remove(in_tmp / "adv.pt")
+    run_attack(fused(in_tmp, population, execution={"population": "batched"}))
+    batched = safe_load(in_tmp / "adv.pt")
+    bat_scores = json.loads((in_tmp / "scores.json").read_text())["records"]
+    for threat in ("paper", "transfer", "adaptive"):
+        diff = (sequential[threat]["x_adv"] != batched[threat]["x_adv"]).double().mean()
+        assert diff <= 0.01, f"{threat}: {diff:.2e} of the pixels differ"
+    assert [r["mra"] for r in seq_scores] == pytest.approx([r["mra"] for r in bat_scores],
+                                                            abs=1 / N_SAMPLES)
+
+
+AUTOATTACK = {"id": "aa", "kind": "autoattack", "eps": 8 / 255,
+              "params": {"version": "standard", "norm": "Linf", "n_classes": 10, "steps": 2,
+                         "n_queries": 3, "n_restarts": 1, "eot_iter": 2}}
+
+
+@pytest.mark.parametrize("population_mode", ["sequential", "batched"])
+@pytest.mark.parametrize("attack", [PGD, AUTOATTACK], ids=["pgd", "autoattack"])
+def test_bf16_channels_last_jobs_run_on_cpu(in_tmp, population, attack, population_mode):
+    execution = {"population": population_mode, "memory_format": "channels_last",
+                 "precision": "bf16", "clm_schedule": "sequential"}
+    run_attack(fused(in_tmp, population, attack, execution=execution))
+    blob = safe_load(in_tmp / "adv.pt")
+    for threat in ("paper", "adaptive"):
+        assert (blob[threat]["x_adv"] - blob["x"]).abs().max() <= attack["eps"] + 1e-6
+    records = json.loads((in_tmp / "scores.json").read_text())["records"]
+    assert len(records) == 3 and all(0 <= r["mra"] <= 1 for r in records)
+    benign = job("evaluate", in_tmp, population, None, {},
+                 {"scores": "benign.json", "analysis": "analysis.json"}, saliency=3,
+                 execution=execution)
+    run_evaluate(benign)
+    assert len(json.loads((in_tmp / "analysis.json").read_text())["saliency_cosine"]) == 3
