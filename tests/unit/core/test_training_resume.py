@@ -89,7 +89,7 @@ def test_stop_mid_epoch_then_resume_is_bit_identical(mnist, tmp_path, name):
 
 def test_crash_loses_at_most_one_minibatch_and_resumes_bit_identically(cifar, tmp_path):
     # SGD + cosine + augmentation: scheduler and augmentation generators must resume too
-    case = dict(training=TrainConfig(epochs=2, batch_size=10, optimizer="sgd", lr=0.05, momentum=0.9,
+    case = dict(training=TrainConfig(epochs=3, batch_size=10, optimizer="sgd", lr=0.05, momentum=0.9,
                                      weight_decay=5e-4, schedule="cosine", t_max=3, augment=True),
                 linking=LinkingConfig(alpha=0.05, delta=0.5, prse_every=1, mask="per-weight"),
                 adversarial=None, execution=ExecutionConfig(population="sequential"))
