@@ -20,13 +20,15 @@ pooling, residual sums), flattens at 1×1 spatial size, and takes softmax over d
 the last Linear returns (B, classes, n), so the n submodels look like n "pixels" of one
 class map.  Any other architecture falls back to ``functional_call`` + ``vmap``.
 
-Why packed and not ``vmap``: on 2 CPU cores (shared machine, LeNet5, batch 100, one
-training step with Adam) the packed grouped convolution in channels_last ran 1.3–1.9× faster
-than n separate modules, while ``vmap`` ran 0.65–0.84× and the packed layout in contiguous
-memory 0.78–0.97× (vmap's convolution rule builds the same grouped convolution, plus a
-copy per layer).  Numerically a grouped convolution equals n separate ones only to float
-rounding in float32 (oneDNN orders its weight-gradient sums differently); in float64 (the
-reference implementation, one group at a time) it is bit-identical.
+Why packed and not ``vmap`` (2 CPU cores, shared machine, 1 thread; LeNet5, mnist-5k,
+batch 100, Adam): one epoch of 10 submodels ran 1.0–1.35× as fast as the sequential loop with
+the packed layout in channels_last and 0.70–0.77× in contiguous memory; one training step
+under ``vmap`` ran 0.65–0.84× (its convolution rule builds the same grouped convolution, plus
+a copy per layer).  PGD adversarial training (4 submodels, PGD-5): packed channels_last
+1.8–2.1×, contiguous 1.2–1.5×.  On a GPU the win is fewer, larger kernels.  Numerically a
+grouped convolution equals n separate ones only to float rounding in float32 (oneDNN orders
+its weight-gradient sums differently, ~1e-7 relative); in float64, where ATen's reference
+convolution runs one group at a time, it is bit-identical.
 
 BatchNorm in training mode updates the stacked running statistics in place, slice k for
 submodel k, as n separate modules would.  ``write_to`` copies the stacked values back,
@@ -166,6 +168,8 @@ class _PackedConv2d(nn.Module):
 class _PackedBatchNorm2d(nn.Module):
     def __init__(self, bn: nn.BatchNorm2d, name: str, pop: StackedPopulation):
         super().__init__()
+        if bn.momentum is None:  # a cumulative average would need num_batches_tracked per slice
+            raise TypeError(f"cannot pack {name}: BatchNorm with momentum=None")
         self.name, self.pop, self.bn = name, _Ref(pop), _Ref(bn)
 
     def forward(self, h: Tensor) -> Tensor:

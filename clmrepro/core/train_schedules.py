@@ -108,7 +108,8 @@ class Run:
         p.correct[members.start : members.stop] += correct
 
     def counter_fires(self, b: int) -> bool:
-        """PRSE after this submodel's (b+1)-th minibatch of the epoch (Alg. 1's counter)."""
+        """PRSE after a submodel's (b+1)-th minibatch of the epoch (the counter as the authors'
+        code runs it, reset each epoch; REFERENCE.md §1)."""
         return self.linking is not None and self.n > 1 and (b + 1) % self.linking.prse_every == 0
 
     def prse(self, i: int) -> None:

@@ -9,9 +9,10 @@ below, the PGD crafting and the loss are the same code whether a submodel trains
 Adversarial training (Madry et al.'s PGD, as the authors' code runs it: crafted on the
 submodel being trained, in eval mode, REFERENCE.md §1) is :func:`pgd_examples`, a step-for-step
 copy of ``torchattacks.PGD`` 3.5.1 (a test pins it bit for bit) that crafts all m blocks at
-once.  torchattacks draws its random start from the global RNG, which the authors' loop (and
-ours before) reseeded per (epoch, submodel, minibatch); here block k draws from its own
-generator with that same seed, which gives the very numbers the global RNG gave.
+once.  torchattacks draws its random start from the global RNG, so our loop used to reseed
+that per (epoch, submodel, minibatch) (the authors' code sets no seeds); here block k draws
+from its own generator with that same seed, which gives the very numbers the global RNG gave
+and leaves the global RNG alone.
 """
 
 from __future__ import annotations
@@ -116,8 +117,9 @@ def input_batch(x_train: Tensor, idx: Tensor, dtype: torch.dtype) -> Tensor:
 def pgd_examples(trainee, x: Tensor, y: Tensor, cfg: AdversarialConfig, seeds: list[int],
                  execution: Execution) -> Tensor:
     """PGD (L∞, eps, step alpha, ``steps`` steps, optional uniform random start) against each
-    member on its own block, exactly as ``torchattacks.PGD(...)(x[k], y[k])`` with the global
-    RNG seeded ``seeds[k]`` would; the trainee is in eval mode meanwhile, as torchattacks puts it.
+    member on its own block: the computation of ``torchattacks.PGD(...)(x[k], y[k])`` with the
+    global RNG seeded ``seeds[k]`` (bit for bit for a single submodel), the trainee in eval
+    mode meanwhile, as torchattacks puts it.
 
     Block k's loss depends on member k alone, so the gradient of the summed loss is each
     block's own gradient and every block gets exactly its own attack."""
@@ -141,11 +143,16 @@ def pgd_examples(trainee, x: Tensor, y: Tensor, cfg: AdversarialConfig, seeds: l
 
 
 def block_losses(out: Tensor, y: Tensor) -> Tensor:
-    """Mean cross-entropy of each block (m,), as each submodel alone computes it.
+    """Mean cross-entropy of each block (m,) of ``out`` (m, B, classes).
 
+    One block is exactly the authors' ``CrossEntropyLoss()(model(x), y)``; several take one
+    kernel (a GPU step of n LeNet5s is short enough for n launches per PGD step to show).
     log_softmax is idempotent, so cross-entropy is right for LeNet5's log-probabilities and
     ResNet18's logits alike."""
-    return torch.stack([F.cross_entropy(out[k], y[k]) for k in range(len(y))])
+    if len(y) == 1:
+        return F.cross_entropy(out[0], y[0]).unsqueeze(0)
+    per_sample = F.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none")
+    return per_sample.view(y.shape).mean(1)
 
 
 def train_step(trainee, x: Tensor, y: Tensor, *, adversarial: AdversarialConfig | None,

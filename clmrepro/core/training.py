@@ -103,7 +103,7 @@ def train_population(
     n = len(models)
     if linking is not None and linking.layer != "conv1":
         raise ValueError(f"linking.layer must be 'conv1' (got {linking.layer!r})")
-    plan = (execution or ExecutionConfig()).resolve(device, linked=linking is not None)
+    resolved = (execution or ExecutionConfig()).resolve(device, linked=linking is not None)
     models = [m.to(device) for m in models]
     shape = tuple(counter_linked_layer(models[0]).weight.shape)
     mask = make_mask(shape, linking.mask, generator(derive_seed(seed, "mask"))) if linking else None
@@ -118,12 +118,12 @@ def train_population(
             "examinations": [], "mask": mask.tolist(), "monitored_index": monitor, "monitored": []},
         "conv1": [], "test_accuracy": [], "wall_seconds": 0.0,
     }
-    key = fingerprint(models, data, training, linking, adversarial, seed, plan)
-    trainees = ([StackedTrainee(models, range(n), training, plan)] if plan.stacked else
-                [SingleTrainee(m, i, training, plan) for i, m in enumerate(models)])
+    key = fingerprint(models, data, training, linking, adversarial, seed, resolved)
+    trainees = ([StackedTrainee(models, range(n), training, resolved)] if resolved.stacked else
+                [SingleTrainee(m, i, training, resolved) for i, m in enumerate(models)])
     tensors = {name: getattr(data, name).to(device) for name in ("x_train", "y_train", "x_test", "y_test")}
     run = Run(models=models, trainees=trainees, data=tensors, training=training, linking=linking,
-              adversarial=adversarial, execution=plan, seed=seed, gens=gens, mask=mask,
+              adversarial=adversarial, execution=resolved, seed=seed, gens=gens, mask=mask,
               monitor=monitor, record=record, progress=Progress(exams=[0] * n), bar=None,
               on_epoch_end=on_epoch_end)
     run.checkpoint = Checkpoint(state_dir, key, every_s=state_every_s, should_stop=should_stop,
@@ -131,10 +131,10 @@ def train_population(
     state = run.checkpoint.load(device)
     if state is not None:  # a state of other settings is stale: start over
         run.restore(state)
-    done = run.progress.epoch * n + (run.progress.submodel if plan.schedule == "sequential" else 0)
+    done = run.progress.epoch * n + (run.progress.submodel if resolved.schedule == "sequential" else 0)
     run.bar = tqdm(total=max(training.epochs * n - done, 0), disable=not progress,
                    desc=run.record["regime"], unit="pass")
-    (run_lockstep if plan.schedule == "lockstep" else run_sequential)(run)
+    (run_lockstep if resolved.schedule == "lockstep" else run_sequential)(run)
     run.bar.close()
     return _finish(run)
 
