@@ -217,7 +217,8 @@ def test_execution_resolution_and_errors():
 
 def test_batched_augmentation_draws_from_each_submodels_generator():
     cifar = load_dataset("fake-cifar10", n_train=60, n_test=20)
-    training = TrainConfig(epochs=1, batch_size=20, optimizer="sgd", lr=0.05, momentum=0.9,
+    # two epochs: the second runs at the cosine schedule's next learning rate
+    training = TrainConfig(epochs=2, batch_size=20, optimizer="sgd", lr=0.05, momentum=0.9,
                            schedule="cosine", t_max=3, augment=True)
 
     def go(execution):
