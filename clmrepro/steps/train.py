@@ -4,11 +4,18 @@ train: a fresh population (seeds derived from the job seed) trained as the job s
 retrain: the population of ``inputs["init"]`` trained further (CLM from a trained ULM, §2).
 Resumable state lives in ``.clmrepro-state/{spec}/{experiment}/{population}`` beside the
 outputs, because Snakemake deletes the outputs of a failed job (REFERENCE.md §4); it is
-removed once the outputs are written.
+removed once the outputs are written.  It is saved after every epoch, every
+``STATE_EVERY_S`` seconds inside one (environment ``CLMREPRO_STATE_EVERY_S`` overrides it;
+0 saves after every minibatch), and when a stop is requested (SIGTERM, via
+``steps.common.stop_requested``), so a rerun of the same command resumes.
+
+The job's ``params.execution`` block (population, memory_format, precision, clm_schedule)
+says how the training is computed (core.train_config); a job without one runs the defaults.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -16,17 +23,52 @@ from pathlib import Path
 from clmrepro.steps.common import Job, prepare_torch, show_progress, step_main
 
 STATE_ROOT = Path(".clmrepro-state")
+STATE_EVERY_S = 60.0  # seconds between saves inside an epoch: a SIGKILL loses at most this
+
+
+def state_every_s() -> float:
+    text = os.environ.get("CLMREPRO_STATE_EVERY_S")
+    if text is None:
+        return STATE_EVERY_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise ValueError(f"CLMREPRO_STATE_EVERY_S must be a number of seconds >= 0 (got {text!r})")
+    return value
+
+
+def default_stop_check():
+    """``steps.common.stop_requested`` where the step helpers provide it (SIGTERM/SIGINT)."""
+    try:
+        from clmrepro.steps.common import stop_requested
+    except ImportError:
+        return None
+    return stop_requested
 
 
 def state_dir_for(job: Job) -> Path:
-    return STATE_ROOT / str(job["spec"]) / str(job["experiment"]) / str(job["params"]["population"]["id"])
+    """The population's state folder (``plan.paths.state_dir_of``): per replicate when the
+    spec has replicates, so replicates never resume each other's state.  A population
+    outside the results/ layout (a hand-made job) keeps it under .clmrepro-state/ by ids."""
+    from clmrepro.plan import paths
+
+    try:
+        return Path(paths.state_dir_of(str(job["outputs"]["population"])))
+    except ValueError:
+        folder = STATE_ROOT / str(job["spec"]) / str(job["experiment"])
+        return folder / str(job["params"]["population"]["id"])
 
 
-def run_train(job: Job) -> None:
+def run_train(job: Job, should_stop=None) -> None:
+    """Train (or retrain) the job's population and write its outputs.  ``should_stop``: see
+    core.interrupt (default: ``default_stop_check()``)."""
     from clmrepro.core.checkpoints import atomic_write_json, save_population
     from clmrepro.core.data import load_dataset
     from clmrepro.core.training import (
         AdversarialConfig,
+        ExecutionConfig,
         LinkingConfig,
         TrainConfig,
         init_population,
@@ -51,12 +93,18 @@ def run_train(job: Job) -> None:
     else:
         raise ValueError(f"job {job['id']}: stage must be train or retrain (got {job['stage']!r})")
     linking, adversarial = params.get("linking"), params.get("adversarial")
+    try:
+        execution = ExecutionConfig(**params.get("execution") or {})
+    except TypeError as exc:
+        raise ValueError(f"job {job['id']}: params.execution: {exc}") from exc
     state_dir = state_dir_for(job)
     record = train_population(
         models, data, training=TrainConfig(**params["training"]),
         linking=LinkingConfig(**linking) if linking else None,
         adversarial=AdversarialConfig(**adversarial) if adversarial else None,
-        seed=int(job["seed"]), device=device, state_dir=state_dir, progress=show_progress())
+        seed=int(job["seed"]), device=device, state_dir=state_dir, progress=show_progress(),
+        execution=execution, should_stop=should_stop if should_stop is not None else default_stop_check(),
+        state_every_s=state_every_s())
     record.update(regime=pop["regime"], size=len(models))
     meta = {"architecture": arch, "regime": pop["regime"], "size": len(models),
             "in_channels": data.in_channels, "num_classes": data.num_classes, "dataset": ds["name"]}

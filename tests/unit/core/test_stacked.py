@@ -74,3 +74,44 @@ def test_each_refuses_a_wrong_number_of_blocks():
 def test_mixed_architectures_are_refused():
     with pytest.raises(ValueError, match="share one architecture"):
         StackedPopulation([LeNet5(), ResNet18()])
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("cls,channels", [(LeNet5, 1), (ResNet18, 3)])
+def test_train_mode_forward_and_running_statistics_match(cls, channels, memory_format):
+    models = [m.train() for m in _population(cls, 2, in_channels=channels)]
+    reference = [copy.deepcopy(m) for m in models]
+    stacked = StackedPopulation(models, memory_format=memory_format).train()
+    assert stacked.packed is not None  # the registry's architectures run packed, not vmap-ed
+    x = torch.rand(2, 4, channels, 32, 32)
+    with torch.no_grad():
+        got = stacked.each(x)
+        for k, m in enumerate(reference):
+            assert torch.allclose(got[k], m(x[k]), atol=1e-4)
+    stacked.write_to(models)
+    for k in range(2):
+        for (name, a), b in zip(models[k].state_dict().items(), reference[k].state_dict().values()):
+            assert torch.allclose(a.double(), b.double(), atol=1e-5), name
+
+
+def test_read_from_copies_in_place_and_other_modules_fall_back_to_vmap():
+    class Tiny(torch.nn.Module):  # not in the registry: vmap path
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(4, 3)
+
+        def forward(self, x):
+            return self.fc(x)
+
+    torch.manual_seed(0)
+    models = [Tiny(), Tiny()]
+    stacked = StackedPopulation(models, requires_grad=True)
+    assert stacked.packed is None
+    leaf = stacked.params["fc.weight"]
+    others = [Tiny(), Tiny()]
+    stacked.read_from(others)
+    assert stacked.params["fc.weight"] is leaf and torch.equal(leaf[1], others[1].fc.weight)
+    x = torch.rand(2, 5, 4)
+    assert torch.allclose(stacked.each(x)[1], others[1](x[1]), atol=1e-6)
+    with pytest.raises(ValueError, match="expected 2 submodels to read from"):
+        stacked.read_from(others[:1])

@@ -1,16 +1,26 @@
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
 
-from clmrepro.core.checkpoints import load_population_states
+from clmrepro.core.checkpoints import load_population_states, safe_load
+from clmrepro.core.interrupt import Interrupted
+from clmrepro.steps.common import load_job
 from clmrepro.steps.population import load_population
-from clmrepro.steps.train import main, state_dir_for
+from clmrepro.steps.train import main, run_train, state_dir_for, state_every_s
+
+REPO = Path(__file__).resolve().parents[3]
 
 torch.set_num_threads(1)
 
 
-def job(tmp_path, stage, pop, linking=None, inputs=None):
+def job(tmp_path, stage, pop, linking=None, inputs=None, **overrides):
     out = tmp_path / "results" / "smoke" / "mnist" / pop["id"]
     return {
         "id": f"{stage}-mnist-{pop['id']}", "stage": stage, "spec": "smoke", "experiment": "mnist",
@@ -24,7 +34,7 @@ def job(tmp_path, stage, pop, linking=None, inputs=None):
                          "momentum": 0.0, "weight_decay": 0.0, "schedule": "none", "t_max": 0,
                          "augment": False, "eval_batch_size": 100},
             "linking": linking, "adversarial": None,
-        },
+        } | overrides,
     }
 
 
@@ -80,3 +90,103 @@ def test_same_job_twice_gives_identical_population(tmp_path, monkeypatch):
 
 def test_usage_error_without_job_file():
     assert main([]) == 2
+
+
+def population_tensors(path):
+    _, states = load_population_states(path)
+    return states
+
+
+def identical(a, b):
+    return len(a) == len(b) and all(torch.equal(x[k], y[k]) for x, y in zip(a, b) for k in x)
+
+
+def record_without_time(path):
+    record = json.loads(Path(path).read_text())
+    record.pop("wall_seconds")
+    return record
+
+
+EXECUTION = {"population": "batched", "memory_format": "contiguous", "precision": "fp32",
+             "clm_schedule": "sequential"}
+
+
+def test_execution_block_and_should_stop_reach_the_training(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    pop = {"id": "ulm", "regime": "ulm", "size": 2, "from": None}
+    (tmp_path / "ref").mkdir()
+    reference = job(tmp_path / "ref", "train", pop, execution=EXECUTION)
+    stopped = job(tmp_path, "train", pop, execution=EXECUTION)
+    assert main(write(tmp_path / "ref", reference)) == 0
+    with pytest.raises(Interrupted):
+        run_train(load_job(write(tmp_path, stopped)[0]), should_stop=lambda: True)
+    assert (state_dir_for(stopped) / "last.pt").exists()
+    assert not Path(stopped["outputs"]["population"]).exists()
+    # the state of a batched run is not resumed by a sequential one, and vice versa
+    assert "'stacked', True" in safe_load(state_dir_for(stopped) / "last.pt")["fingerprint"]["execution"]
+    monkeypatch.chdir(tmp_path / "ref")
+    sequential = job(tmp_path / "ref", "train", dict(pop, id="seq"),
+                     execution=dict(EXECUTION, population="sequential"))
+    assert main(write(tmp_path / "ref", sequential)) == 0
+    monkeypatch.chdir(tmp_path)
+    assert main(write(tmp_path, stopped)) == 0
+    assert identical(population_tensors(reference["outputs"]["population"]),
+                     population_tensors(stopped["outputs"]["population"]))
+    assert not identical(population_tensors(sequential["outputs"]["population"]),
+                         population_tensors(stopped["outputs"]["population"]))
+    bad = job(tmp_path, "train", pop, execution=dict(EXECUTION, threads=4))
+    with pytest.raises(ValueError, match="params.execution"):
+        main(write(tmp_path, bad))
+
+
+def test_state_interval_from_the_environment(monkeypatch):
+    monkeypatch.delenv("CLMREPRO_STATE_EVERY_S", raising=False)
+    assert state_every_s() == 60.0
+    monkeypatch.setenv("CLMREPRO_STATE_EVERY_S", "0")
+    assert state_every_s() == 0.0
+    for bad in ("soon", "-1", "nan"):
+        monkeypatch.setenv("CLMREPRO_STATE_EVERY_S", bad)
+        with pytest.raises(ValueError, match="CLMREPRO_STATE_EVERY_S"):
+            state_every_s()
+
+
+def test_sigkill_mid_epoch_then_rerun_gives_the_uninterrupted_population(tmp_path, monkeypatch):
+    """The real step in a subprocess, killed with SIGKILL right after its first saved state
+    (saving after every minibatch), then rerun: population.pt must equal, tensor for tensor,
+    that of a run that was never interrupted."""
+    linking = {"alpha": 0.1, "delta": 0.1, "prse_every": 3, "mask": "shared", "layer": "conv1"}
+    settings = dict(linking=linking, execution=dict(EXECUTION, population="sequential"),
+                    dataset={"name": "mnist-5k", "root": "data", "n_train": 600, "n_test": 40,
+                             "split_seed": 0},
+                    training={"epochs": 1, "batch_size": 10, "optimizer": "adam", "lr": 1e-3,
+                              "momentum": 0.0, "weight_decay": 0.0, "schedule": "none", "t_max": 0,
+                              "augment": False, "eval_batch_size": 100})
+    pop = {"id": "clm", "regime": "clm", "size": 2, "from": None}
+    killed = job(tmp_path, "train", pop, **settings)
+    argv = [sys.executable, "-m", "clmrepro.steps.train", write(tmp_path, killed)[0]]
+    env = dict(os.environ, PYTHONPATH=str(REPO), CLMREPRO_STATE_EVERY_S="0")
+    state = tmp_path / state_dir_for(killed) / "last.pt"
+    child = subprocess.Popen(argv, cwd=tmp_path, env=env, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while not state.exists():
+        assert child.poll() is None, child.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "no state was saved"
+        time.sleep(0.005)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert child.returncode == -signal.SIGKILL
+    assert not Path(killed["outputs"]["population"]).exists()
+    progress = safe_load(state)["progress"]
+    assert progress["epoch"] == 0 and progress["batch"] > 0  # killed in the middle of epoch 0
+
+    rerun = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert not state.parent.exists()
+
+    (tmp_path / "ref").mkdir()
+    monkeypatch.chdir(tmp_path / "ref")
+    reference = job(tmp_path / "ref", "train", pop, **settings)
+    assert main(write(tmp_path / "ref", reference)) == 0
+    assert identical(population_tensors(reference["outputs"]["population"]),
+                     population_tensors(killed["outputs"]["population"]))
+    assert record_without_time(reference["outputs"]["record"]) == record_without_time(killed["outputs"]["record"])

@@ -1,0 +1,125 @@
+"""What a training run is told: the science (optimiser, PRSE, PGD) and how to execute it.
+
+The first three configs are the paper's knobs (docs/architecture.md, train job params).
+``ExecutionConfig`` says how the same science is computed; ``resolve`` turns it into the
+``Execution`` that actually runs on a device.  Only ``bf16`` and the ``lockstep`` CLM
+schedule change the science (departures from the paper); everything else is equal to float
+rounding, though a resumed run still insists on the same resolved execution, because float
+rounding is enough to break bit-identical resumption.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class TrainConfig:
+    epochs: int
+    batch_size: int
+    optimizer: str  # "adam" | "sgd"
+    lr: float
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    schedule: str = "none"  # "none" | "cosine" (stepped once per epoch, as the authors' code)
+    t_max: int = 0  # cosine period in epochs; 0 means ``epochs``
+    augment: bool = False  # random crop (padding 4) + horizontal flip, CIFAR-10 only
+    eval_batch_size: int = 500
+
+
+@dataclass
+class LinkingConfig:
+    alpha: float  # α of eq. 5
+    delta: float  # δ of eq. 4
+    prse_every: int  # one PRSE every this many minibatches of a submodel
+    mask: str = "shared"  # "shared" (authors' code) | "per-weight" (paper text)
+    layer: str = "conv1"  # l = 1; the only layer the paper counter-links
+
+
+@dataclass
+class AdversarialConfig:
+    eps: float
+    alpha: float
+    steps: int
+    random_start: bool = True
+
+
+POPULATION_MODES = ("auto", "sequential", "batched")
+MEMORY_FORMATS = ("contiguous", "channels_last")
+PRECISIONS = ("fp32", "bf16")
+CLM_SCHEDULES = ("sequential", "lockstep")
+
+
+@dataclass
+class ExecutionConfig:
+    """The job's ``execution`` block (CONTRACTS.md); the defaults are the authors' setting."""
+
+    population: str = "auto"  # auto = batched on CUDA, sequential on CPU
+    # channels_last: the fast layout for batched LeNet5 on CPU.  Not quite "float rounding"
+    # there: PyTorch's CPU channels-last BatchNorm loses digits when a channel's mean is large
+    # against its spread (measured: LeNet5 gradients up to 7e-2 relative off float64, against
+    # 2e-6 contiguous), so contiguous and channels_last runs drift apart over an epoch.
+    memory_format: str = "contiguous"
+    precision: str = "fp32"  # bf16 = autocast(bfloat16) + channels_last; a departure
+    clm_schedule: str = "sequential"  # Alg. 1; lockstep is a departure
+
+    def __post_init__(self):
+        for key, allowed in (("population", POPULATION_MODES), ("memory_format", MEMORY_FORMATS),
+                             ("precision", PRECISIONS), ("clm_schedule", CLM_SCHEDULES)):
+            value = getattr(self, key)
+            if value not in allowed:
+                raise ValueError(f"execution.{key} must be one of {', '.join(allowed)} (got {value!r})")
+
+    def resolve(self, device: torch.device, *, linked: bool) -> "Execution":
+        batched = self.population == "batched" or (self.population == "auto" and device.type == "cuda")
+        # ULM submodels never interact, so stepping them together changes nothing but the
+        # kernels; CLM does so only when asked, since Alg. 1 lets one submodel run at a time.
+        lockstep = self.clm_schedule == "lockstep" if linked else batched
+        return Execution(
+            schedule="lockstep" if lockstep else "sequential",
+            stacked=batched and lockstep,
+            channels_last=self.memory_format == "channels_last" or self.precision == "bf16",
+            bf16=self.precision == "bf16",
+        )
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How a run is computed.  ``schedule``: "sequential" (Alg. 1: each submodel makes its
+    full pass in turn) or "lockstep" (every submodel takes minibatch b before any takes b+1);
+    ``stacked``: the submodels of a lockstep run step as one ``StackedPopulation``."""
+
+    schedule: str
+    stacked: bool
+    channels_last: bool
+    bf16: bool
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def autocast(self, device: torch.device):
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+
+def make_optimizer(cfg: TrainConfig, params: nn.Module | Iterable[torch.Tensor]) -> torch.optim.Optimizer:
+    """The authors' optimisers.  Adam and SGD (momentum, weight decay) act elementwise, so one
+    optimiser over stacked parameters updates each slice exactly as n optimisers would."""
+    params = params.parameters() if isinstance(params, nn.Module) else params
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    raise ValueError(f"optimizer must be adam or sgd (got {cfg.optimizer!r})")
+
+
+def make_scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer):
+    if cfg.schedule == "none":
+        return None
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.t_max or cfg.epochs)
+    raise ValueError(f"schedule must be none or cosine (got {cfg.schedule!r})")

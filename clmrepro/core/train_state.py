@@ -1,0 +1,114 @@
+"""Resumable training state: what is saved, when, and which saved state may be resumed.
+
+A run saves everything that determines its future to ``state_dir/last.pt`` (atomically):
+weights, optimiser and scheduler states, every generator, the record so far, and where it
+stands inside the epoch (``Progress``: submodel, minibatch, the data orders of the pass under
+way, the running loss/accuracy sums, PRSE counts).  It saves
+
+- after every epoch (as before);
+- inside an epoch every ``every_s`` seconds (checked after each minibatch), so a SIGKILL
+  loses at most that much work; ``every_s = 0`` saves after every minibatch;
+- when ``should_stop()`` turns true after a minibatch, then raises ``Interrupted``.
+
+A rerun with the same fingerprint continues from there and ends bit-identical to an
+uninterrupted run (same device): the next minibatch sees the same weights, optimiser
+moments, data order, augmentation draws and PGD seeds as it would have.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from clmrepro.core.checkpoints import atomic_torch_save, safe_load
+from clmrepro.core.interrupt import Interrupted, StopCheck
+
+STATE_FILE = "last.pt"
+
+
+@dataclass
+class Progress:
+    """Where a run stands.  ``submodel``: the pass under way in Alg. 1 (0 in lockstep);
+    ``batch``: minibatches of that pass already taken; ``orders``: the data order of each
+    submodel in the pass (empty until the pass starts); ``loss_sum`` / ``correct``: per
+    submodel, this pass; ``exams``: PRSEs per submodel this epoch; ``watched``: monitored
+    weights after each PRSE, not yet in the record."""
+
+    epoch: int = 0
+    submodel: int = 0
+    batch: int = 0
+    orders: dict[int, Tensor] = field(default_factory=dict)
+    loss_sum: Tensor | None = None
+    correct: Tensor | None = None
+    exams: list[int] = field(default_factory=list)
+    watched: list[Tensor] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return dict(vars(self))  # shallow: tensors are saved as they are
+
+
+def _weights_digest(models: list[nn.Module]) -> str:
+    digest = hashlib.sha256()
+    for model in models:
+        for name, tensor in model.state_dict().items():
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def fingerprint(models, data, training, linking, adversarial, seed, execution) -> dict:
+    """Everything that must match for a saved state to be resumed; ``epochs`` may grow.
+
+    The initial weights and the data count too (a retrain whose starting population
+    changed, or a run on another split, must not resume), and so does the resolved
+    execution: batched vs one at a time, the memory format and the precision change float
+    rounding, the schedule changes the science."""
+    train = {k: v for k, v in asdict(training).items() if k != "epochs"}
+    labels = hashlib.sha256(data.y_train.numpy().tobytes() + data.y_test.numpy().tobytes())
+    return {"train": repr(sorted(train.items())), "seed": int(seed), "size": len(models),
+            "data": f"{data.name}:{len(data.y_train)}:{len(data.y_test)}:{labels.hexdigest()}",
+            "init": _weights_digest(models),
+            "linking": repr(linking and sorted(asdict(linking).items())),
+            "adversarial": repr(adversarial and sorted(asdict(adversarial).items())),
+            "execution": repr(sorted(asdict(execution).items())),
+            "model": type(models[0]).__name__}
+
+
+class Checkpoint:
+    """Saves a run's state (from ``snapshot()``) at the points listed in the module docstring."""
+
+    def __init__(self, state_dir: str | Path | None, fingerprint: dict, *, every_s: float,
+                 should_stop: StopCheck | None, snapshot: Callable[[], dict]):
+        self.path = Path(state_dir) / STATE_FILE if state_dir is not None else None
+        self.fingerprint = fingerprint
+        self.every_s = every_s
+        self.should_stop = should_stop
+        self.snapshot = snapshot
+        self.last_save = time.monotonic()
+
+    def load(self, device) -> dict | None:
+        """The saved state when it belongs to this run; None for none or a stale one."""
+        if self.path is None or not self.path.exists():
+            return None
+        state = safe_load(self.path, map_location=device)
+        return state if state.get("fingerprint") == self.fingerprint else None
+
+    def save(self) -> None:
+        if self.path is not None:
+            atomic_torch_save({"fingerprint": self.fingerprint, **self.snapshot()}, self.path)
+        self.last_save = time.monotonic()
+
+    def after_minibatch(self) -> None:
+        """The safe point: save when asked to stop or when ``every_s`` has passed."""
+        stop = self.should_stop is not None and self.should_stop()
+        if stop or time.monotonic() - self.last_save >= self.every_s:
+            self.save()
+        if stop:
+            raise Interrupted(saved=str(self.path) if self.path is not None
+                              else "nothing (the run has no state folder)")
