@@ -1,12 +1,19 @@
 # Thin on purpose: `clmrepro compile SPEC` writes the plan; the rules below turn each planned
 # job into one rule (same command as dvc.yaml).  Run: snakemake -j4 --resources gpu=2
 from clmrepro.plan import load_plan
+from clmrepro.runlock import hold_for_snakemake
 
 
 configfile: "workflow/compiled/config.yaml"
 
 
 PLAN = load_plan(config["plan"])
+
+
+onstart:
+    # One run per checkout (clmrepro.runlock): a second run stops here with one line, before any
+    # job starts; under `clmrepro run` the lock is handed down.  Not run for --dry-run.
+    hold_for_snakemake()
 
 
 def outputs_of(job):
