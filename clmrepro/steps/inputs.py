@@ -55,7 +55,7 @@ def read_job(path: str | Path) -> Job:
     try:
         job = json.loads(text)
     except json.JSONDecodeError as error:
-        raise JobFileError(f"{path}:{error.lineno} job file is not valid JSON ({error.msg}, "
+        raise JobFileError(f"{path}:{error.lineno}: job file is not valid JSON ({error.msg}, "
                            f"column {error.colno}); {COMPILE}") from None
     if not isinstance(job, dict):
         raise JobFileError(f"{path}: job file must hold a JSON object (got "
@@ -118,10 +118,11 @@ def _check_exists(path: Path) -> None:
 def _check_json(path: Path) -> None:
     try:
         json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        where = f":{error.lineno}" if isinstance(error, json.JSONDecodeError) else ""
-        raise ArtifactError(f"{path}{where}: not valid JSON (truncated or altered: "
-                            f"{getattr(error, 'msg', error)}); {REBUILD}") from None
+    except json.JSONDecodeError as error:
+        raise ArtifactError(f"{path}:{error.lineno}: not valid JSON (truncated or altered: "
+                            f"{error.msg}, column {error.colno}); {REBUILD}") from None
+    except UnicodeDecodeError:
+        raise ArtifactError(f"{path}: not valid JSON (not UTF-8 text); {REBUILD}") from None
 
 
 def check_population_file(path: str | Path, job: Job) -> None:
