@@ -158,9 +158,8 @@ def stop_on_signals(job_id: str) -> Iterator[None]:
 
 def known_failure(error: BaseException) -> str | None:
     """The one line for a failure that is the user's or the machine's, not a bug; None else."""
-    from clmrepro.core.data import DatasetUnavailable
-
-    if isinstance(error, (ArtifactError, DatasetUnavailable)):
+    data = sys.modules.get("clmrepro.core.data")  # only raised once it is imported (torchvision)
+    if isinstance(error, ArtifactError) or (data and isinstance(error, data.DatasetUnavailable)):
         return str(error)
     if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
         where = f"{error.filename}: " if error.filename else ""

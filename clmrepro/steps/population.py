@@ -8,18 +8,21 @@ architecture or size than the job wants) is an :class:`ArtifactError` naming the
 from __future__ import annotations
 
 from pathlib import Path
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from clmrepro.core.checkpoints import REBUILD, ArtifactError, load_population_states
-from clmrepro.core.models import ARCHITECTURES, build_model
+
+if TYPE_CHECKING:  # torch is imported when a population is read: a bad job file is reported
+    import torch   # without it (steps import this module at start)
+    from torch import nn
 
 
 def check_population_meta(path: str | Path, meta: dict, states: list[dict], *,
                           architecture: str | None = None, size: int | None = None,
                           job_id: str = "the job") -> None:
     """ArtifactError unless the file holds ``size`` submodels of ``architecture`` (None: any)."""
+    from clmrepro.core.models import ARCHITECTURES
+
     held = meta["architecture"]
     if held not in ARCHITECTURES:
         raise ArtifactError(f"{path}: unknown architecture {held!r} (allowed: "
@@ -34,6 +37,8 @@ def check_population_meta(path: str | Path, meta: dict, states: list[dict], *,
 
 def check_finite(path: str | Path, states: list[dict]) -> None:
     """ArtifactError if any weight or buffer is NaN or infinite."""
+    import torch
+
     for k, state in enumerate(states):
         for name, tensor in state.items():
             if torch.is_tensor(tensor) and tensor.is_floating_point() \
@@ -51,6 +56,8 @@ def load_population(path: str | Path, device: torch.device | str = "cpu", *,
 
     ``meta`` holds architecture, regime, size, in_channels, num_classes and dataset, as
     written by the train step.  ``architecture``/``size``, when given, must match the file."""
+    from clmrepro.core.models import build_model
+
     meta, states = load_population_states(path)
     check_population_meta(path, meta, states, architecture=architecture, size=size)
     check_finite(path, states)

@@ -3,7 +3,9 @@
 Each case builds its files in a temporary folder and runs ``python -m clmrepro.steps.<stage>
 JOB.json`` as Snakemake does.  stderr must hold exactly one line besides the step's start line:
 it names the broken file and says what is wrong; no traceback.  The subprocesses run two at a
-time (a session fixture), the assertions per case.
+time (a module fixture), the assertions per case.  Marked slow: 22 Python processes that each
+import torch (~40 s of CPU); test_population_checks.py, core/test_checkpoints.py and
+steps/test_common.py check the same diagnoses in process.
 """
 
 from __future__ import annotations
@@ -275,6 +277,9 @@ CASES = [
     Case("report-scores-truncated", "report", _report_truncated_scores,
          lambda root: str(root / "scores.json"), "not valid JSON"),
 ]
+
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
