@@ -93,6 +93,13 @@ def test_quota_and_other_write_errors_say_what_happened(tmp_path, monkeypatch):
         atomic_write_bytes(tmp_path / "x", b"1")
 
 
+def test_a_temporary_left_by_a_killed_writer_is_removed_by_the_next_write(tmp_path):
+    (tmp_path / ".last.pt.k2j3h4.tmp").write_bytes(b"half a state")  # SIGKILL mid-write
+    (tmp_path / ".other.pt.abc.tmp").write_bytes(b"another file's")
+    atomic_write_bytes(tmp_path / "last.pt", b"state")
+    assert leftovers(tmp_path) == [".other.pt.abc.tmp"]
+
+
 def test_successful_write_replaces_and_leaves_no_temporary(tmp_path):
     path = tmp_path / "a.bin"
     atomic_write_bytes(path, b"1")
