@@ -145,9 +145,23 @@ def check_adversarial_file(path: str | Path, job: Job) -> None:
     check_adversarial_set(safe_load(path, mmap=True), job, path)
 
 
+def _same_attack(saved: Any, attack: dict) -> bool:
+    """As the evaluate step compares them: kind, eps (as a float) and every parameter."""
+    if not isinstance(saved, dict):
+        return False
+    try:
+        eps = float(saved.get("eps"))
+    except (TypeError, ValueError):
+        return False
+    return (saved.get("kind"), eps, saved.get("params")) == (
+        attack["kind"], float(attack["eps"]), attack["params"])
+
+
 def _describe(attack: dict) -> str:
     params = ", ".join(f"{k}={v}" for k, v in sorted((attack.get("params") or {}).items()))
-    return f"{attack.get('kind')} eps={float(attack.get('eps', 0)):.6g} ({params})"
+    eps = attack.get("eps")
+    return f"{attack.get('kind')} eps={eps:.6g} ({params})" if isinstance(eps, (int, float)) \
+        else f"{attack.get('kind')} eps={eps!r} ({params})"
 
 
 def check_adversarial_set(blob: Any, job: Job, path: str | Path) -> None:
@@ -164,10 +178,8 @@ def check_adversarial_set(blob: Any, job: Job, path: str | Path) -> None:
         raise ArtifactError(f"{path}: not an adversarial set (expected keys x, y, attack and "
                             f"one per threat model, got {got}); {fix}")
     saved = blob["attack"]
-    if not isinstance(saved, dict) or (saved.get("kind"), float(saved.get("eps", -1)),
-                                       saved.get("params")) != (
-            attack["kind"], float(attack["eps"]), attack["params"]):
-        shown = _describe(saved) if isinstance(saved, dict) else repr(saved)
+    if not _same_attack(saved, attack):
+        shown = _describe(saved) if isinstance(saved, dict) else repr(saved)[:80]
         raise ArtifactError(f"{path}: crafted with {shown}, but job {job['id']} asks for "
                             f"{_describe(attack)}; {fix}")
     x, y = blob["x"], blob["y"]

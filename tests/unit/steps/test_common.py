@@ -159,6 +159,9 @@ def test_check_adversarial_set_accepts_a_set_on_the_eps_boundary():
      "transfer set (crafted by submodel 1) holds NaN or infinite values"),
     (lambda b: b.pop("transfer"), "lacks the 'transfer' set"),
     (lambda b: b.update(x=b["x"][:, :1]), "clean images of shape (4, 1, 32, 32)"),
+    (lambda b: b["attack"].update(eps=0.3),
+     "crafted with fgsm eps=0.3 (), but job evaluate-x asks for fgsm eps=0.1 ()"),
+    (lambda b: b["attack"].update(eps="lots"), "crafted with fgsm eps='lots' ()"),
 ])
 def test_check_adversarial_set_names_what_is_wrong(broken, expected):
     data = blob()
