@@ -30,12 +30,11 @@ $(STAMP): requirements.lock pyproject.toml
 
 venv: $(STAMP)
 
+# `clmrepro run` = compile, snakemake, dvc commit, restore, holding the checkout's run lock
+# throughout: a second `make demo` stops at once with a line naming the first (docs/reliability.md).
 demo: $(STAMP)
 	@start=$$(date +%s); \
-	clmrepro compile $(SPEC) && \
-	snakemake --cores $(CORES) && \
-	dvc commit --force --quiet && \
-	clmrepro restore && \
+	clmrepro run $(SPEC) --cores $(CORES) && \
 	name=$$(python -c "import yaml; print(yaml.safe_load(open('$(SPEC)'))['name'])") && \
 	echo "" && \
 	echo "Demo finished in $$(( $$(date +%s) - start )) s." && \

@@ -2,6 +2,7 @@
 # job into one rule (same command as dvc.yaml).  Run: snakemake -j4 --resources gpu=2
 # Several jobs per GPU (docs/cluster.md): --config slots_per_gpu=4 --resources gpu=8 (2 GPUs).
 from clmrepro.plan import load_plan
+from clmrepro.runlock import hold_for_snakemake
 
 
 configfile: "workflow/compiled/config.yaml"
@@ -14,6 +15,12 @@ PLAN = load_plan(config["plan"])
 SLOTS_PER_GPU = int(config.get("slots_per_gpu", 1))
 if not 1 <= SLOTS_PER_GPU <= 64:
     raise ValueError(f"config slots_per_gpu must be from 1 to 64 (got {SLOTS_PER_GPU})")
+
+
+onstart:
+    # One run per checkout (clmrepro.runlock): a second run stops here with one line, before any
+    # job starts; under `clmrepro run` the lock is handed down.  Not run for --dry-run.
+    hold_for_snakemake()
 
 
 def outputs_of(job):

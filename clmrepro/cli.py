@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+from clmrepro.core.checkpoints import ArtifactError
+from clmrepro.runlock import EXIT_BUSY, CheckoutBusy, RunLock, hold
 from clmrepro.spec import SpecError, load_spec
 
 EXIT_SPEC = 2
@@ -42,7 +45,8 @@ def cmd_compile(args) -> int:
     from clmrepro.emit import emit_all
 
     plan = _compile(args.spec)
-    written = emit_all(plan, args.root)
+    with hold("clmrepro compile", args.root):  # never rewrite the plan under a running workflow
+        written = emit_all(plan, args.root)
     print(f"{args.spec}: {len(plan.jobs)} jobs; {len(written)} file(s) written"
           + "".join(f"\n  {path}" for path in written))
     return 0
@@ -106,11 +110,34 @@ def cmd_schema(args) -> int:
     return 0
 
 
+def _call(command: list[str], lock: RunLock) -> int:
+    """Run a child that shares the run lock.  It gets its own process group, and SIGINT, SIGTERM
+    and SIGHUP sent to us (Ctrl-C, `kill`, a closed terminal) go to that whole group, so every
+    running step saves its state at its next safe point (docs/reliability.md)."""
+    child = subprocess.Popen(command, pass_fds=lock.fds, env={**os.environ, **lock.env},
+                             process_group=0)
+
+    def forward(signum, frame):
+        try:
+            os.killpg(child.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    previous = {sig: signal.signal(sig, forward)
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        return child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def cmd_restore(args) -> int:
     """After `dvc pull` on a fresh clone, or `dvc commit`, the files are new; touch them in DAG
     order so Snakemake sees them as current (REFERENCE §4)."""
-    return subprocess.call([sys.executable, "-m", "snakemake", "--touch", "--cores", "1",
-                            "--quiet", "all"])
+    with hold("clmrepro restore") as lock:
+        return _call([sys.executable, "-m", "snakemake", "--touch", "--cores", "1", "--quiet",
+                      "all"], lock)
 
 
 def cmd_report_index(args) -> int:
@@ -121,19 +148,33 @@ def cmd_report_index(args) -> int:
     return 0
 
 
+def _clear_stale_snakemake_lock(lock: RunLock) -> None:
+    """Snakemake's own lock outlives a run killed with SIGKILL ("Directory cannot be locked").
+    We hold the run lock, which every run takes before its first job (the Snakefile's onstart),
+    so a lock left in .snakemake/locks belongs to no live run."""
+    locks = Path(".snakemake") / "locks"
+    if locks.is_dir() and any(locks.iterdir()):
+        print("[clmrepro] clearing Snakemake's lock left by a run that was killed (no run holds "
+              "this checkout)", file=sys.stderr, flush=True)
+        _call([sys.executable, "-m", "snakemake", "--unlock", "--quiet"], lock)
+
+
 def cmd_run(args) -> int:
     from clmrepro.emit import emit_all
 
-    emit_all(_compile(args.spec), ".")
-    command = [sys.executable, "-m", "snakemake", "--cores", str(args.cores)]
-    if args.gpus is not None:
-        command += ["--resources", f"gpu={args.gpus}"]
-    code = subprocess.call(command)
-    if code == 0 and Path(".dvc").is_dir() and not args.no_dvc:
-        code = subprocess.call([sys.executable, "-m", "dvc", "commit", "--force", "--quiet"])
-        if code == 0:
-            # dvc commit rewrites the outputs' files; without this Snakemake reruns everything
-            code = cmd_restore(args)
+    # the whole run holds the checkout: compile, Snakemake, dvc commit, restore
+    with hold("clmrepro run") as lock:
+        emit_all(_compile(args.spec), ".")
+        _clear_stale_snakemake_lock(lock)
+        command = [sys.executable, "-m", "snakemake", "--cores", str(args.cores)]
+        if args.gpus is not None:
+            command += ["--resources", f"gpu={args.gpus}"]
+        code = _call(command, lock)
+        if code == 0 and Path(".dvc").is_dir() and not args.no_dvc:
+            code = _call([sys.executable, "-m", "dvc", "commit", "--force", "--quiet"], lock)
+            if code == 0:
+                # dvc commit rewrites the outputs' files; without this Snakemake reruns everything
+                code = cmd_restore(args)
     return code
 
 
@@ -177,6 +218,12 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as error:
         print("\n".join(error.lines), file=sys.stderr)
         return EXIT_SPEC
+    except CheckoutBusy as busy:
+        print(f"[clmrepro] {busy}", file=sys.stderr)
+        return EXIT_BUSY
+    except ArtifactError as error:  # e.g. a full disk while writing the plan
+        print(f"[clmrepro] {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

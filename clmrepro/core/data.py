@@ -70,9 +70,17 @@ def _select(x: Tensor, y: Tensor, n: int | None, seed: int) -> tuple[Tensor, Ten
 
 
 def _unavailable(name: str, root: Path, folder: str, cause: Exception) -> DatasetUnavailable:
+    reason = f"{type(cause).__name__}: {cause}" if str(cause).strip() else type(cause).__name__
+    reason = " ".join(reason.split())[:200]
+    if (root / folder).is_dir() and any((root / folder).iterdir()):
+        return DatasetUnavailable(
+            f"{root / folder}: dataset {name!r} is there but cannot be read ({reason}); its "
+            f"files are corrupt or incomplete: delete the folder and download it again "
+            f"(torchvision.datasets.{'MNIST' if name == 'mnist' else 'CIFAR10'}(root, "
+            f"download=True) on a machine with network access)")
     return DatasetUnavailable(
         f"dataset {name!r} is not in {root / folder} and could not be downloaded "
-        f"({type(cause).__name__}: {cause}). Download it on a machine with network access "
+        f"({reason}). Download it on a machine with network access "
         f"(torchvision.datasets.{'MNIST' if name == 'mnist' else 'CIFAR10'}(root, download=True)) "
         f"and copy the folder to {root / folder}, or use the bundled 'mnist-5k' dataset."
     )

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
-from clmrepro.spec.models import SAFE_ID, SAFE_ID_HELP, Spec
+from clmrepro.spec.models import SAFE_ID, SAFE_ID_HELP, BooleanGiven, Spec
 
 
 def _unwrap(tp: Any) -> Any:
@@ -92,6 +92,9 @@ def describe_error(error: dict, parent: type[BaseModel] | None) -> str:
         bound = next(iter(ctx.values()))
         return f"must be {sign} {bound:g} {got}" if isinstance(bound, float) else \
             f"must be {sign} {bound} {got}"
+    if isinstance(value, BooleanGiven):
+        # YAML 1.1 reads yes/no/on/off/true/false as booleans; pydantic would take true as 1
+        return f"must be a number, not a boolean (got {value!r})"
     if kind == "finite_number":
         return f"must be a finite number {got}"
     if kind == "literal_error":

@@ -9,10 +9,11 @@ each problem can name its own path.
 
 from __future__ import annotations
 
+import types
 from fractions import Fraction
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 SAFE_ID = r"^[a-z0-9][a-z0-9_-]{0,39}$"
 SAFE_ID_HELP = "lowercase letters, digits, '-' and '_', starting with a letter or digit, at most 40"
@@ -44,8 +45,51 @@ Step = Annotated[float, BeforeValidator(_fraction), Field(gt=0, le=1, allow_inf_
 Count = Annotated[int, Field(ge=1, le=1_000_000)]
 
 
+def _numeric(annotation: Any) -> tuple[bool, bool]:
+    """(a number is allowed, a list of numbers is allowed) for a field's annotation."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _numeric(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        if bool in get_args(annotation):
+            return False, False  # a field that takes a boolean takes one as it is
+        found = [_numeric(arg) for arg in get_args(annotation)]
+        return any(f[0] for f in found), any(f[1] for f in found)
+    if origin is list:
+        return False, _numeric(get_args(annotation)[0])[0]
+    return annotation in (int, float), False
+
+
+class BooleanGiven:
+    """A boolean where a number belongs.  pydantic's lax mode reads true as 1, so `alpha: yes`
+    would silently mean α = 1; put in place of the boolean, this fails the field's number check
+    at the field's own path, and ``errors.describe_error`` names it."""
+
+    def __init__(self, value: bool):
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "true" if self.value else "false"
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _booleans_are_not_numbers(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for name, info in cls.model_fields.items():
+            number, numbers = _numeric(info.annotation)
+            for key in {name, info.alias or name} & set(data):
+                value = data[key]
+                if number and isinstance(value, bool):
+                    data[key] = BooleanGiven(value)
+                elif numbers and isinstance(value, list):
+                    data[key] = [BooleanGiven(v) if isinstance(v, bool) else v for v in value]
+        return data
 
 
 class Dataset(Strict):

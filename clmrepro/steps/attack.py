@@ -176,10 +176,7 @@ def run_attack(job: Job, should_stop: StopCheck | None = None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # steps.common gains stop_requested (SIGTERM/SIGINT) in the reliability package;
-    # until then there is nothing to ask and the default handlers apply.
-    stop = getattr(common, "stop_requested", None)
-    return step_main(functools.partial(run_attack, should_stop=stop), argv)
+    return step_main(functools.partial(run_attack, should_stop=common.stop_requested), argv)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from clmrepro.steps.common import Job, prepare_torch, show_progress, step_main
+from clmrepro.steps.common import Job, prepare_torch, show_progress, step_main, stop_requested
 
 STATE_ROOT = Path(".clmrepro-state")
 STATE_EVERY_S = 60.0  # seconds between saves inside an epoch: a SIGKILL loses at most this
@@ -37,15 +37,6 @@ def state_every_s() -> float:
     if not value >= 0:
         raise ValueError(f"CLMREPRO_STATE_EVERY_S must be a number of seconds >= 0 (got {text!r})")
     return value
-
-
-def default_stop_check():
-    """``steps.common.stop_requested`` where the step helpers provide it (SIGTERM/SIGINT)."""
-    try:
-        from clmrepro.steps.common import stop_requested
-    except ImportError:
-        return None
-    return stop_requested
 
 
 def state_dir_for(job: Job) -> Path:
@@ -103,7 +94,7 @@ def run_train(job: Job, should_stop=None) -> None:
         linking=LinkingConfig(**linking) if linking else None,
         adversarial=AdversarialConfig(**adversarial) if adversarial else None,
         seed=int(job["seed"]), device=device, state_dir=state_dir, progress=show_progress(),
-        execution=execution, should_stop=should_stop if should_stop is not None else default_stop_check(),
+        execution=execution, should_stop=stop_requested if should_stop is None else should_stop,
         state_every_s=state_every_s())
     record.update(regime=pop["regime"], size=len(models))
     meta = {"architecture": arch, "regime": pop["regime"], "size": len(models),

@@ -6,7 +6,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import torch
 
 from clmrepro.core.checkpoints import load_population_states, safe_load
@@ -44,7 +43,7 @@ def write(tmp_path, j):
     return [str(path)]
 
 
-def test_train_then_retrain_writes_population_and_record(tmp_path, monkeypatch):
+def test_train_then_retrain_writes_population_and_record(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     ulm = job(tmp_path, "train", {"id": "ulm", "regime": "ulm", "size": 2, "from": None})
     assert main(write(tmp_path, ulm)) == 0
@@ -71,8 +70,9 @@ def test_train_then_retrain_writes_population_and_record(tmp_path, monkeypatch):
 
     wrong = job(tmp_path, "retrain", {"id": "clm4", "regime": "clm", "size": 4, "from": "ulm"},
                 inputs={"init": ulm["outputs"]["population"]})
-    with pytest.raises(ValueError, match="wants 4"):
-        main(write(tmp_path, wrong))
+    assert main(write(tmp_path, wrong)) == 1  # one line naming the file (steps.inputs)
+    assert "population.pt: holds 2 × lenet5, but job retrain-mnist-clm4 wants 4" in \
+        capsys.readouterr().err
 
 
 def test_same_job_twice_gives_identical_population(tmp_path, monkeypatch):

@@ -1,0 +1,171 @@
+"""step_main in process: usage, known failures in one line, the debug switch, signals."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import time
+
+import pytest
+import torch
+
+from clmrepro.core.checkpoints import ArtifactError
+from clmrepro.core.interrupt import Interrupted
+from clmrepro.steps import common
+from clmrepro.steps.common import known_failure, step_main, stop_requested
+from clmrepro.steps.inputs import JobFileError, check_adversarial_set, read_job
+
+JOB = {"id": "report-x", "stage": "report", "inputs": {"paper_tables": "tables.yaml"},
+       "outputs": {}, "params": {}}
+
+
+def write(tmp_path, job=JOB, name="job.json"):
+    """The job file (and the one input a report job needs) in tmp_path, the cwd."""
+    (tmp_path / "tables.yaml").write_text("{}\n")
+    path = tmp_path / name
+    path.write_text(json.dumps(job) if isinstance(job, dict) else job)
+    return str(path)
+
+
+@pytest.fixture(autouse=True)
+def keep_cwd(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+
+
+def lines(capsys) -> list[str]:
+    return [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+
+
+def test_usage_errors_exit_2(capsys):
+    assert step_main(lambda job: None, []) == 2
+    assert step_main(lambda job: None, ["a.json", "b.json"]) == 2
+    assert "usage: python -m clmrepro.steps.<stage> [--debug] JOB.json" in capsys.readouterr().err
+
+
+def test_a_job_that_runs_returns_0_and_announces_itself(tmp_path, capsys):
+    seen = []
+    assert step_main(seen.append, [write(tmp_path)]) == 0
+    assert seen == [JOB]
+    assert lines(capsys) == ["[clmrepro] report report-x"]
+
+
+def test_a_known_failure_is_one_line_and_exit_1(tmp_path, capsys):
+    def run(job):
+        raise ArtifactError("results/x/population.pt: file is empty (0 bytes); delete it")
+
+    assert step_main(run, [write(tmp_path)]) == 1
+    assert lines(capsys)[1:] == ["[clmrepro] report-x: results/x/population.pt: file is empty "
+                                 "(0 bytes); delete it"]
+
+
+def test_the_debug_switch_lets_the_exception_through(tmp_path, monkeypatch):
+    def run(job):
+        raise ArtifactError("broken")
+
+    with pytest.raises(ArtifactError):
+        step_main(run, ["--debug", write(tmp_path)])
+    monkeypatch.setenv("CLMREPRO_DEBUG", "1")
+    with pytest.raises(ArtifactError):
+        step_main(run, [write(tmp_path)])
+    with pytest.raises(JobFileError):
+        step_main(run, [write(tmp_path, "{not json")])
+
+
+def test_a_bug_keeps_its_traceback(tmp_path):
+    with pytest.raises(ZeroDivisionError):
+        step_main(lambda job: 1 / 0, [write(tmp_path)])
+
+
+def test_bad_job_files_are_one_line(tmp_path, capsys):
+    assert step_main(lambda job: None, [write(tmp_path, "[1, 2]")]) == 1
+    assert step_main(lambda job: None, [write(tmp_path, {**JOB, "stage": "deploy"})]) == 1
+    assert step_main(lambda job: None, [write(tmp_path, {**JOB, "inputs": []})]) == 1
+    path = tmp_path / "job.json"
+    assert lines(capsys) == [
+        f"[clmrepro] {path}: job file must hold a JSON object (got list); regenerate it with "
+        f"`clmrepro compile SPEC` (job files are written by the compiler)",
+        f"[clmrepro] {path}: unknown stage 'deploy' (allowed: train, retrain, attack, evaluate, "
+        f"report); regenerate it with `clmrepro compile SPEC` (job files are written by the "
+        f"compiler)",
+        f"[clmrepro] {path}: job field 'inputs' must be a JSON object (got list); regenerate it "
+        f"with `clmrepro compile SPEC` (job files are written by the compiler)"]
+
+
+def test_read_job_names_every_missing_stage_field(tmp_path):
+    job = {**JOB, "stage": "attack", "params": {"dataset": {}}}
+    with pytest.raises(JobFileError, match="attack job lacks params.architecture, "
+                       "params.population, params.attack, inputs.population, seed"):
+        read_job(write(tmp_path, job))
+
+
+def test_sigterm_sets_stop_requested_and_interrupted_exits_143(tmp_path, capsys):
+    def run(job):
+        os.kill(os.getpid(), signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while not stop_requested():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        raise Interrupted(saved=".clmrepro-state/x/last.pt")
+
+    before = {sig: signal.getsignal(sig) for sig in common.STOP_SIGNALS}
+    assert step_main(run, [write(tmp_path)]) == 143
+    assert lines(capsys)[1:] == ["[clmrepro] report-x: stopped by SIGTERM; saved "
+                                 ".clmrepro-state/x/last.pt; rerun the same command to resume"]
+    # handlers are put back and the flag is clear for the next step (tests run many)
+    assert {sig: signal.getsignal(sig) for sig in common.STOP_SIGNALS} == before
+    assert step_main(lambda job: None, [write(tmp_path)]) == 0
+    assert not stop_requested()
+
+
+def test_known_failures_cover_full_disks_and_gpu_memory():
+    line = known_failure(OSError(errno.ENOSPC, "No space left on device", "results/a.pt"))
+    assert line == "results/a.pt: cannot write: no space left on device; free some space and rerun"
+    oom = type("OutOfMemoryError", (RuntimeError,), {})("CUDA out of memory. Tried 2 GiB\nmore")
+    assert known_failure(oom).startswith("the GPU ran out of memory (CUDA out of memory. Tried "
+                                         "2 GiB); ")
+    assert known_failure(ValueError("a bug")) is None
+
+
+def adversarial_job(samples=None):
+    params = {"dataset": {"name": "fake-cifar10", "n_test": 4}, "architecture": "lenet5",
+              "population": {"size": 2}, "n_samples": 4, "threat_models": ["paper", "transfer"],
+              "attack": {"kind": "fgsm", "eps": 0.1, "params": {}}}
+    if samples:
+        params["samples"] = samples
+    return {"id": "evaluate-x", "params": params}
+
+
+def blob(n=4, n_transfer=4, shift=0.1):
+    x = torch.full((n, 3, 32, 32), 0.5)
+    return {"x": x, "y": torch.zeros(n, dtype=torch.long),
+            "attack": {"kind": "fgsm", "eps": 0.1, "params": {}},
+            "paper": {"x_adv": x + shift}, "transfer": {"x_adv": (x[:n_transfer] - shift).expand(
+                2, n_transfer, 3, 32, 32).clone()}}
+
+
+def test_check_adversarial_set_accepts_a_set_on_the_eps_boundary():
+    check_adversarial_set(blob(), adversarial_job(), "adv.pt")
+    # per-threat sample counts (attack jobs that craft fewer transfer images)
+    check_adversarial_set(blob(n_transfer=2), adversarial_job({"paper": 4, "transfer": 2}),
+                          "adv.pt")
+
+
+@pytest.mark.parametrize("broken, expected", [
+    (lambda b: b["paper"].update(x_adv=b["x"] + 0.2), "paper set leaves the eps-ball"),
+    (lambda b: b["paper"].update(x_adv=b["x"] * 3), "leaves the eps-ball"),
+    (lambda b: b["transfer"]["x_adv"].__setitem__((1, 0, 0, 0, 0), float("nan")),
+     "transfer set (crafted by submodel 1) holds NaN or infinite values"),
+    (lambda b: b.pop("transfer"), "lacks the 'transfer' set"),
+    (lambda b: b.update(x=b["x"][:, :1]), "clean images of shape (4, 1, 32, 32)"),
+    (lambda b: b["attack"].update(eps=0.3),
+     "crafted with fgsm eps=0.3 (), but job evaluate-x asks for fgsm eps=0.1 ()"),
+    (lambda b: b["attack"].update(eps="lots"), "crafted with fgsm eps='lots' ()"),
+])
+def test_check_adversarial_set_names_what_is_wrong(broken, expected):
+    data = blob()
+    broken(data)
+    with pytest.raises(ArtifactError, match=r"^adv\.pt: ") as caught:
+        check_adversarial_set(data, adversarial_job(), "adv.pt")
+    assert expected in str(caught.value)
