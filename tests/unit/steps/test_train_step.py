@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from clmrepro.core.checkpoints import load_population_states, safe_load
