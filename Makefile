@@ -32,11 +32,11 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	@start=$$(date +%s); \
-	clmrepro compile $(SPEC) && \
-	snakemake --cores $(CORES) && \
-	dvc commit --force --quiet && \
-	clmrepro restore && \
 	name=$$(python -c "import yaml; print(yaml.safe_load(open('$(SPEC)'))['name'])") && \
+	clmrepro compile $(SPEC) && \
+	snakemake --cores $(CORES) --config spec=$$name && \
+	dvc commit --force --quiet workflow/compiled/$$name/dvc.yaml && \
+	clmrepro restore $$name && \
 	echo "" && \
 	echo "Demo finished in $$(( $$(date +%s) - start )) s." && \
 	echo "Report: $(CURDIR)/reports/$$name/report.html" && \
@@ -44,12 +44,14 @@ demo: $(STAMP)
 
 # `dvc commit` (and `dvc pull`) rewrite the outputs' files, so their times no longer follow the DAG
 # and Snakemake would rerun everything: `clmrepro restore` touches them in DAG order (REFERENCE §4).
-# After `dvc pull` on a new machine: mark the pulled outputs current for Snakemake.
+# After `dvc pull` on a new machine: mark the pulled outputs current for Snakemake (every compiled
+# spec whose outputs exist; the demo commits and restores only its own spec).
 restore: $(STAMP)
 	clmrepro restore
 
 test: $(STAMP)
 	bash scripts/ensure-chromium.sh
+	bash scripts/ensure-sshd.sh
 	pytest -q
 	@if [ -n "$$CI" ] || [ -n "$$SLURM_TEST" ]; then $(MAKE) --no-print-directory slurm-test; \
 	 else echo "(Slurm cluster test: run 'make slurm-test' as root, or set SLURM_TEST=1)"; fi

@@ -1,12 +1,15 @@
-# Thin on purpose: `clmrepro compile SPEC` writes the plan; the rules below turn each planned
-# job into one rule (same command as dvc.yaml).  Run: snakemake -j4 --resources gpu=2
-from clmrepro.plan import load_plan
+# Thin on purpose: `clmrepro compile SPEC` writes each spec's plan; the rules below turn each
+# planned job into one rule (same command as the spec's dvc.yaml).  Every compiled spec runs
+# unless `--config spec=NAME[,NAME]` picks some; `snakemake spec_NAME` builds one spec.
+# Run: snakemake -j4 --resources gpu=2
+from clmrepro.emit.registry import load_plans, snakemake_plan, spec_rule_name
 
 
 configfile: "workflow/compiled/config.yaml"
 
 
-PLAN = load_plan(config["plan"])
+PLANS = load_plans(config.get("spec", "all"))
+PLAN = snakemake_plan(PLANS)
 
 
 def outputs_of(job):
@@ -23,6 +26,15 @@ rule all:
     input:
         PLAN.final_outputs(),
     default_target: True
+
+
+for _spec, _plan in PLANS.items():
+
+    rule:
+        name:
+            spec_rule_name(_spec)
+        input:
+            _plan.final_outputs(),
 
 
 include: "workflow/rules/train.smk"
