@@ -61,7 +61,8 @@ def parse_spec(text: str, filename: str = "<spec>") -> Spec:
         problems = []
         for item in error.errors():
             path, model = display_path(item["loc"])
-            problems.append(Problem(expansion.original(path), describe_error(item, model)))
+            place = expansion.original(path, value_at_fault=item["type"] != "extra_forbidden")
+            problems.append(Problem(place, describe_error(item, model)))
         raise SpecError(_format(problems, lines, filename)) from None
     problems = [Problem(expansion.original(p.path), p.message) for p in check_spec(spec)]
     if problems:

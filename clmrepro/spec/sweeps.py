@@ -54,8 +54,9 @@ class Expansion:
     problems: list[Problem] = field(default_factory=list)
     origins: dict[Path, list[Member]] = field(default_factory=dict)
 
-    def original(self, path: Path) -> Path:
-        """The place in the written spec of a place in the expanded data."""
+    def original(self, path: Path, value_at_fault: bool = True) -> Path:
+        """The place in the written spec of a place in the expanded data; a swept knob maps to
+        the value that made the member, or to the knob itself when its name is at fault."""
         out: list = []
         for position, part in enumerate(path):
             members = self.origins.get(tuple(path[:position]))
@@ -65,7 +66,7 @@ class Expansion:
             member, rest = members[part], tuple(path[position + 1:])
             for knob, where in member.knobs.items():
                 if rest[:len(knob)] == knob:
-                    return (*out, member.index, *where)
+                    return (*out, member.index, *(where if value_at_fault else where[:-1]))
             if member.knobs and rest[:1] == ("id",):
                 return (*out, member.index, "sweep")
             out.append(member.index)
