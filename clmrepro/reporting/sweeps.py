@@ -68,11 +68,16 @@ def sweep_figures(records: list[dict], sweeps: list[dict], directory: str | Path
         numeric = _numeric(xs)
         fig = Figure(figsize=(7, 3.8))
         ax = fig.subplots()
-        for k, (line, points) in enumerate(series.items()):
+        colours: dict[str, str] = {}
+        for line, points in series.items():
             threat = next((t for t in _STYLE if f" {t}" in line), "paper")
+            # one colour per attack (or population), one line style per threat model
+            family = line.replace(f" {threat}", "")
+            colour = "black" if line.startswith("benign") else colours.setdefault(
+                family, f"C{len(colours) % 10}")
             x = [p[0] if numeric else xs.index(p[0]) for p in points]
             ax.plot(x, [100 * p[1] for p in points], _STYLE[threat], marker="o", markersize=4,
-                    color="black" if line.startswith("benign") else f"C{k % 10}", label=line)
+                    color=colour, label=line)
         if numeric and min(xs) > 0 and max(xs) / min(xs) >= 20:
             ax.set_xscale("log")
         if numeric:
@@ -90,8 +95,8 @@ def sweep_figures(records: list[dict], sweeps: list[dict], directory: str | Path
         name = f"sweep-{sweep['experiment']}-{sweep['id']}.png".replace("/", "_")
         FigureCanvasAgg(fig)
         fig.savefig(directory / name, dpi=80, metadata=_PNG_METADATA)
-        what = "attacks (solid: the paper's protocol, dashed: adaptive)" \
-            if sweep["entry"] == "population" else "populations"
+        what = ("attack" if sweep["entry"] == "population" else "population") + \
+            " and threat model (solid: the paper's protocol, dotted: transfer, dashed: adaptive)"
         out.append(FigureFile(name, title, f"One line per {what}; MRA averaged over replicates. "
                               f"Members: {', '.join(m['id'] for m in sweep['members'])}."))
     return out
