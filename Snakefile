@@ -2,7 +2,7 @@
 # planned job into one rule (same command as the spec's dvc.yaml).  Every compiled spec runs
 # unless `--config spec=NAME[,NAME]` picks some; `snakemake spec_NAME` builds one spec.
 # Run: snakemake -j4 --resources gpu=2
-from clmrepro.emit.registry import load_plans, snakemake_plan, spec_rule_name
+from clmrepro.compiled import load_plans, snakemake_plan, spec_rule_name
 
 
 configfile: "workflow/compiled/config.yaml"

@@ -95,7 +95,7 @@ def cmd_restore(args) -> int:
     """After `dvc pull` on a fresh clone, or `dvc commit`, the files are new; touch them in DAG
     order so Snakemake sees them as current (REFERENCE §4).  Every compiled spec whose outputs
     all exist, or the specs named."""
-    from clmrepro.emit.registry import UnknownSpec
+    from clmrepro.compiled import UnknownSpec
     from clmrepro.lab import restore
 
     try:
@@ -155,7 +155,7 @@ def cmd_list(args) -> int:
 
 def cmd_remove(args) -> int:
     """Remove one compiled spec's pipeline (never another spec's)."""
-    from clmrepro.emit.registry import UnknownSpec, remove_spec
+    from clmrepro.compiled import UnknownSpec, remove_spec
 
     try:
         removed = remove_spec(args.name, ".", outputs=args.outputs)

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from clmrepro.emit.registry import load_plans
+from clmrepro.compiled import load_plans
 from clmrepro.plan import paths
 from clmrepro.plan.model import Plan
 

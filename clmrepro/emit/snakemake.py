@@ -1,7 +1,7 @@
 """Plan -> workflow/compiled/: <spec>/plan.json, <spec>/jobs/*.json, and config.yaml.
 
 config.yaml is the same for every spec: Snakemake runs every compiled spec unless told
-`--config spec=NAME[,NAME...]` (clmrepro.emit.registry reads the compiled folders).
+`--config spec=NAME[,NAME...]` (clmrepro.compiled reads the compiled folders).
 """
 
 from __future__ import annotations

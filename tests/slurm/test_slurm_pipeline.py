@@ -82,7 +82,7 @@ def test_slurm_run_gives_the_local_run_metrics(slurm_cluster, tmp_path, fresh_re
     slurm_logs = sorted(path for path in (cluster / ".snakemake/slurm_logs").rglob("*.log"))
     submitted_rules = {path.relative_to(cluster / ".snakemake/slurm_logs").parts[0]
                        for path in slurm_logs}
-    # rule names carry the spec (clmrepro.emit.registry.SpecJob)
+    # rule names carry the spec (clmrepro.compiled.SpecJob)
     expected_rules = {"rule_job_" + "".join(c if c.isalnum() else "_"
                                             for c in f"{plan['spec']}__{job['job']['id']}")
                       for job in plan["jobs"]}

@@ -1,4 +1,4 @@
-"""workflow/compiled/<spec>/ is the registry: select, merge for Snakemake, remove one spec."""
+"""workflow/compiled/<spec>/ is the list of compiled specs: select, merge for Snakemake, remove one."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from clmrepro.cli import main
 from clmrepro.emit import emit_all
-from clmrepro.emit.registry import (UnknownSpec, compiled_specs, load_plans, parse_selection,
+from clmrepro.compiled import (UnknownSpec, compiled_specs, load_plans, parse_selection,
                                     remove_spec, snakemake_plan, spec_rule_name)
 from clmrepro.plan import paths
 from clmrepro.plan.compile import compile_spec

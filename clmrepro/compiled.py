@@ -1,4 +1,4 @@
-"""The compiled specs of a checkout: one folder each, workflow/compiled/<spec>/, is the registry.
+"""The compiled specs of a checkout: each is one folder, workflow/compiled/<spec>/.
 
 There is no list to keep in step: a spec is compiled when its folder holds a plan.json, and
 removing the folder removes its pipeline (plan, job files, its dvc.yaml and dvc.lock) and
