@@ -129,9 +129,10 @@ def _expand_list(items: list, at: Path, entry: str, experiment_id: object,
             origins.append(Member(j))
             continue
         sweep = item.pop("sweep")
-        base = item.get("id", item.get("kind") if entry == "attack" else None)
+        base = item.get("id") or (item.get("kind") if entry == "attack" else None)
         problems = _check_sweep(sweep, (*at, j, "sweep"), entry, base)
-        if sweep is None or problems:
+        # without an id to name the members after, validation reports the entry as written
+        if sweep is None or problems or not isinstance(base, str):
             expansion.problems += problems
             out.append(item)
             origins.append(Member(j))
@@ -162,10 +163,11 @@ def _check_sweep(sweep: object, at: Path, entry: str, base: object) -> list[Prob
     if sweep is None:
         return []
     if not isinstance(sweep, dict) or not sweep:
+        got = "an empty mapping" if sweep == {} else _got(sweep)
         return [Problem(at, "must be a mapping of knob paths to lists of values, e.g. "
-                        "{regime.alpha: [0.01, 0.1]} (got " + _got(sweep) + ")")]
+                        f"{{regime.alpha: [0.01, 0.1]}} (got {got})")]
     if not isinstance(base, str):
-        return []  # no id to name the members after: validation reports the missing id
+        return []
     problems = []
     combinations = 1
     for key, values in sweep.items():
