@@ -49,6 +49,11 @@ def built(plan: Plan, root: str | Path = ".") -> tuple[int, int]:
     return sum((Path(root) / path).exists() for path in outputs), len(outputs)
 
 
+def _complete(counts: tuple[int, int]) -> bool:
+    present, total = counts
+    return present == total
+
+
 def snakemake_pending(name: str, root: str | Path = ".") -> int | None:
     """Jobs a Snakemake dry run of this spec alone would run (0: nothing to be done)."""
     result = subprocess.run(snakemake_command("-n", "--cores", "1", "--config", f"spec={name}"),
@@ -108,7 +113,7 @@ def restore(names: list[str] | None = None, root: str | Path = ".") -> tuple[int
     Snakemake sees the files that `dvc pull` / `dvc commit` rewrote as current (REFERENCE §4).
     Returns (exit code, specs skipped because outputs are missing)."""
     plans = load_plans(names or "all", root)
-    ready = [name for name, plan in plans.items() if built(plan, root)[0] == built(plan, root)[1]]
+    ready = [name for name, plan in plans.items() if _complete(built(plan, root))]
     skipped = [name for name in plans if name not in ready]
     if not ready:
         return 0, skipped
