@@ -43,12 +43,14 @@ demo: $(STAMP)
 
 # `dvc commit` (and `dvc pull`) rewrite the outputs' files, so their times no longer follow the DAG
 # and Snakemake would rerun everything: `clmrepro restore` touches them in DAG order (REFERENCE §4).
-# After `dvc pull` on a new machine: mark the pulled outputs current for Snakemake.
+# After `dvc pull` on a new machine: mark the pulled outputs current for Snakemake (every compiled
+# spec whose outputs exist; the demo commits and restores only its own spec).
 restore: $(STAMP)
 	clmrepro restore
 
 test: $(STAMP)
 	bash scripts/ensure-chromium.sh
+	bash scripts/ensure-sshd.sh
 	pytest -q
 	@if [ -n "$$CI" ] || [ -n "$$SLURM_TEST" ]; then $(MAKE) --no-print-directory slurm-test; \
 	 else echo "(Slurm cluster test: run 'make slurm-test' as root, or set SLURM_TEST=1)"; fi

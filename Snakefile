@@ -1,14 +1,17 @@
-# Thin on purpose: `clmrepro compile SPEC` writes the plan; the rules below turn each planned
-# job into one rule (same command as dvc.yaml).  Run: snakemake -j4 --resources gpu=2
+# Thin on purpose: `clmrepro compile SPEC` writes each spec's plan; the rules below turn each
+# planned job into one rule (same command as the spec's dvc.yaml).  Every compiled spec runs
+# unless `--config spec=NAME[,NAME]` picks some; `snakemake spec_NAME` builds one spec.
+# Run: snakemake -j4 --resources gpu=2
 # Several jobs per GPU (docs/cluster.md): --config slots_per_gpu=4 --resources gpu=8 (2 GPUs).
-from clmrepro.plan import load_plan
+from clmrepro.compiled import load_plans, snakemake_plan, spec_rule_name
 from clmrepro.runlock import hold_for_snakemake
 
 
 configfile: "workflow/compiled/config.yaml"
 
 
-PLAN = load_plan(config["plan"])
+PLANS = load_plans(config.get("spec", "all"))
+PLAN = snakemake_plan(PLANS)
 # Slots per GPU: a LeNet5-sized job takes one slot, a ResNet18 job every slot of its GPU
 # (plan resources gpu_whole); the `gpu` resource counts slots.  clmrepro.steps.gpu_slot
 # enforces the same split per physical GPU.
@@ -45,6 +48,15 @@ rule all:
     input:
         PLAN.final_outputs(),
     default_target: True
+
+
+for _spec, _plan in PLANS.items():
+
+    rule:
+        name:
+            spec_rule_name(_spec)
+        input:
+            _plan.final_outputs(),
 
 
 include: "workflow/rules/train.smk"

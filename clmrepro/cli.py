@@ -1,4 +1,4 @@
-"""clmrepro: validate | compile | plan | schema | restore | report-index | run.
+"""clmrepro: validate | compile | plan | schema | restore | report-index | run | list | remove.
 
 A spec with problems exits with code 2 and one line per problem, never a traceback.
 """
@@ -134,10 +134,21 @@ def _call(command: list[str], lock: RunLock) -> int:
 
 def cmd_restore(args) -> int:
     """After `dvc pull` on a fresh clone, or `dvc commit`, the files are new; touch them in DAG
-    order so Snakemake sees them as current (REFERENCE §4)."""
+    order so Snakemake sees them as current (REFERENCE §4).  Every compiled spec whose outputs
+    all exist, or the specs named."""
+    from clmrepro.compiled import UnknownSpec
+    from clmrepro.lab import restore
+
     with hold("clmrepro restore") as lock:
-        return _call([sys.executable, "-m", "snakemake", "--touch", "--cores", "1", "--quiet",
-                      "all"], lock)
+        try:
+            code, skipped = restore(getattr(args, "specs", None) or None,
+                                    call=lambda command: _call(command, lock))
+        except UnknownSpec as error:
+            print(f"clmrepro restore: {error}", file=sys.stderr)
+            return 1
+    for name in skipped:
+        print(f"{name}: outputs missing, not restored (run it, or `dvc pull` them first)")
+    return code
 
 
 def cmd_report_index(args) -> int:
@@ -160,22 +171,63 @@ def _clear_stale_snakemake_lock(lock: RunLock) -> None:
 
 
 def cmd_run(args) -> int:
+    """Compile one spec and run only it: other compiled specs are neither run nor recorded."""
     from clmrepro.emit import emit_all
+    from clmrepro.plan import paths
 
     # the whole run holds the checkout: compile, Snakemake, dvc commit, restore
     with hold("clmrepro run") as lock:
-        emit_all(_compile(args.spec), ".")
+        plan = _compile(args.spec)
+        emit_all(plan, ".")
         _clear_stale_snakemake_lock(lock)
         command = [sys.executable, "-m", "snakemake", "--cores", str(args.cores)]
         if args.gpus is not None:
             command += ["--resources", f"gpu={args.gpus}"]
-        code = _call(command, lock)
+        code = _call(command + ["--config", f"spec={plan.spec}"], lock)
         if code == 0 and Path(".dvc").is_dir() and not args.no_dvc:
-            code = _call([sys.executable, "-m", "dvc", "commit", "--force", "--quiet"], lock)
+            code = _call([sys.executable, "-m", "dvc", "commit", "--force", "--quiet",
+                          paths.spec_dvc_yaml(plan.spec)], lock)
             if code == 0:
                 # dvc commit rewrites the outputs' files; without this Snakemake reruns everything
+                args.specs = [plan.spec]
                 code = cmd_restore(args)
     return code
+
+
+def cmd_list(args) -> int:
+    """The compiled specs, whether Snakemake and DVC find each up to date, its report."""
+    from tabulate import tabulate
+
+    from clmrepro.lab import STATUS_HEADER, status_rows, statuses
+
+    found = statuses(".", check_tools=not args.quick)
+    if not found:
+        print("No compiled spec: `clmrepro compile specs/NAME.yaml` adds one.")
+        return 0
+    header = STATUS_HEADER if not args.quick else STATUS_HEADER[:4] + STATUS_HEADER[6:]
+    rows = [row if not args.quick else row[:4] + row[6:] for row in status_rows(found)]
+    print(tabulate(rows, headers=header))
+    return 0
+
+
+def cmd_remove(args) -> int:
+    """Remove one compiled spec's pipeline (never another spec's)."""
+    from clmrepro.compiled import UnknownSpec, remove_spec
+
+    try:
+        removed = remove_spec(args.name, ".", outputs=args.outputs)
+    except UnknownSpec as error:
+        print(f"clmrepro remove: {error}", file=sys.stderr)
+        return 1
+    print(f"{args.name}: removed " + ", ".join(removed))
+    if args.outputs and Path("reports").is_dir():
+        from clmrepro.reporting.render import write_index
+
+        write_index("reports")
+    elif not args.outputs:
+        print("  (its results and report stay in the workspace; --outputs deletes them too. "
+              "DVC's cache keeps every recorded output.)")
+    return 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -198,6 +250,8 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_schema)
     p = sub.add_parser("restore", help="after `dvc pull`: mark outputs current for Snakemake "
                        "(snakemake --touch)")
+    p.add_argument("specs", nargs="*", metavar="NAME", help="compiled specs (default: every one "
+                   "whose outputs exist)")
     p.set_defaults(func=cmd_restore)
     p = sub.add_parser("report-index", help="rewrite reports/index.{html,md} from every report")
     p.add_argument("--reports", default="reports", help="reports folder (default: reports)")
@@ -208,6 +262,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus", type=int, default=None, help="GPU jobs at once (resources gpu=N)")
     p.add_argument("--no-dvc", action="store_true", help="skip `dvc commit` afterwards")
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("list", aliases=["status"], help="compiled specs: up to date for "
+                       "Snakemake and DVC? where is the report?")
+    p.add_argument("--quick", action="store_true", help="only count outputs on disk (no "
+                   "Snakemake dry run, no dvc status)")
+    p.set_defaults(func=cmd_list)
+    p = sub.add_parser("remove", help="remove one compiled spec's pipeline (its "
+                       "workflow/compiled/NAME/, with its DVC stages)")
+    p.add_argument("name", metavar="NAME", help="the spec's name (see `clmrepro list`)")
+    p.add_argument("--outputs", action="store_true", help="also delete its results/, report "
+                   "and resumable state")
+    p.set_defaults(func=cmd_remove)
     return top
 
 

@@ -1,10 +1,11 @@
-"""Emitters: a Plan becomes workflow/compiled/*, dvc.yaml and the spec's JSON Schema."""
+"""Emitters: a Plan becomes workflow/compiled/<spec>/ (plan, job files, its dvc.yaml), the
+shared config.yaml and top-level dvc.yaml, and the spec's JSON Schema."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from clmrepro.emit.dvc import render_dvc_yaml
+from clmrepro.emit.dvc import render_dvc_yaml, render_top_dvc_yaml
 from clmrepro.emit.files import write_if_changed
 from clmrepro.emit.schema import render_schema
 from clmrepro.emit.snakemake import emit_compiled
@@ -13,13 +14,17 @@ from clmrepro.plan.model import Plan
 
 
 def emit_all(plan: Plan, root: str | Path = ".") -> list[str]:
-    """Write everything `clmrepro compile` produces under ``root``; returns what changed."""
+    """Write everything `clmrepro compile` produces under ``root``; returns what changed.
+    Other compiled specs' files are never touched."""
     root = Path(root)
     written = emit_compiled(plan, root)
-    for relative, text in [(paths.DVC_YAML, render_dvc_yaml(plan)), (paths.SCHEMA, render_schema())]:
+    for relative, text in [(paths.spec_dvc_yaml(plan.spec), render_dvc_yaml(plan)),
+                           (paths.DVC_YAML, render_top_dvc_yaml()),
+                           (paths.SCHEMA, render_schema())]:
         if write_if_changed(root / relative, text):
             written.append(relative)
     return written
 
 
-__all__ = ["emit_all", "render_dvc_yaml", "render_schema", "write_if_changed"]
+__all__ = ["emit_all", "render_dvc_yaml", "render_schema", "render_top_dvc_yaml",
+           "write_if_changed"]

@@ -1,21 +1,28 @@
-"""Plan -> workflow/compiled/: config.yaml, <spec>/plan.json, <spec>/jobs/*.json."""
+"""Plan -> workflow/compiled/: <spec>/plan.json, <spec>/jobs/*.json, and config.yaml.
+
+config.yaml is the same for every spec: Snakemake runs every compiled spec unless told
+`--config spec=NAME[,NAME...]` (clmrepro.compiled reads the compiled folders).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from clmrepro.emit.files import HEADER, write_if_changed
+from clmrepro.emit.files import SHARED_HEADER, write_if_changed
 from clmrepro.plan import paths
 from clmrepro.plan.model import Plan, dumps
+
+CONFIG_TEXT = (f"# {SHARED_HEADER}\n"
+               "# Snakemake runs every spec compiled under workflow/compiled/ (one folder each);\n"
+               "# `snakemake --config spec=smoke` (or spec=smoke,tiny) runs only those.\n"
+               "spec: all\n")
 
 
 def emit_compiled(plan: Plan, root: Path) -> list[str]:
     """Write the plan, its job files and the Snakemake config; remove stale job files of this
     spec.  Returns the paths written (unchanged files are not rewritten)."""
     written = []
-    header = "# " + HEADER.format(source=plan.spec_path) + "\n"
-    config = header + f"plan: {paths.plan_file(plan.spec)}\n"
-    for relative, text in [(paths.CONFIG, config), (paths.plan_file(plan.spec), dumps(plan.to_dict()))]:
+    for relative, text in [(paths.CONFIG, CONFIG_TEXT), (paths.plan_file(plan.spec), dumps(plan.to_dict()))]:
         if write_if_changed(root / relative, text):
             written.append(relative)
     wanted = set()

@@ -174,7 +174,9 @@ def _report_job(spec: Spec, spec_path: str, jobs: list[PlannedJob]) -> PlannedJo
               "departures": departures_from_paper(spec),
               "precision_notes": precision_notes(spec), "spec_sha256": spec_sha256(spec),
               "attacks": [attacks[key] for key in sorted(attacks)],
-              "attack_params": _unambiguous_params(attacks.values())}
+              "attack_params": _unambiguous_params(attacks.values()),
+              # what each sweep varied, for the report's MRA-against-knob figure
+              "sweeps": spec.sweeps}
     job = _job(spec, "report", "report", "", derive_seed(spec.seed, "report"), inputs,
                paths.report_outputs(spec.name), params, gpu=False)
     return _planned(spec, job, directories=["figures"])

@@ -32,8 +32,19 @@ def _replicate_suffix(replicate: int | None) -> str:
     return "" if replicate is None else f"/r{replicate}"
 
 
+def compiled_dir(spec: str) -> str:
+    """Everything `clmrepro compile` writes for one spec (docs/lab.md): removing this folder
+    removes the spec's pipeline and nothing else."""
+    return f"{COMPILED}/{spec}"
+
+
 def plan_file(spec: str) -> str:
     return f"{COMPILED}/{spec}/plan.json"
+
+
+def spec_dvc_yaml(spec: str) -> str:
+    """The spec's own DVC pipeline (its dvc.lock lies beside it)."""
+    return f"{COMPILED}/{spec}/dvc.yaml"
 
 
 def jobs_dir(spec: str) -> str:
@@ -42,6 +53,16 @@ def jobs_dir(spec: str) -> str:
 
 def job_file(spec: str, job: str) -> str:
     return f"{jobs_dir(spec)}/{job}.json"
+
+
+def spec_results_dir(spec: str) -> str:
+    """Every result, log and benchmark of one spec lies under this folder."""
+    return f"{RESULTS}/{spec}"
+
+
+def spec_state_dir(spec: str) -> str:
+    """Every resumable state of one spec lies under this folder."""
+    return f"{STATE}/{spec}"
 
 
 def population_dir(spec: str, exp: str, pop: str, replicate: int | None = None) -> str:
@@ -119,4 +140,6 @@ def report_outputs(spec: str) -> dict[str, str]:
     base = report_dir(spec)
     return {"metrics": f"{base}/metrics.json", "report_md": f"{base}/report.md",
             "report_html": f"{base}/report.html", "mra_csv": f"{base}/mra.csv",
-            "figures": f"{base}/figures"}
+            "figures": f"{base}/figures",
+            # DVC's views (clmrepro.reporting.dvc_metrics): `dvc metrics` and `dvc plots`
+            "dvc_metrics": f"{base}/dvc_metrics.json", "mra_by_attack": f"{base}/mra_by_attack.csv"}

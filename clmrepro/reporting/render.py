@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
@@ -22,6 +22,7 @@ from clmrepro.reporting.claims import VERDICTS, evaluate_claims
 from clmrepro.reporting.paper import (ATTACK_LABELS, DATASET_LABELS, REGIME_LABELS, PaperTable,
                                       paper_dataset)
 from clmrepro.reporting.provenance import Provenance
+from clmrepro.reporting.sweeps import sweep_figures
 
 THREAT_MODEL_TEXT = {
     "paper": "The paper's protocol: for each batch one submodel, drawn uniformly, crafts the "
@@ -103,6 +104,9 @@ class ReportData:
     analyses: list[dict]           # analysis.json + "experiment", "population"
     tables: list[PaperTable]
     provenance: Provenance
+    sweeps: list[dict] = field(default_factory=list)  # report job's `sweeps` (spec.sweeps)
+    # stated choices of precision (replicates, transfer/adaptive subsets): not departures
+    precision_notes: list[str] = field(default_factory=list)
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
@@ -117,7 +121,8 @@ def _context(data: ReportData, figures_dir: Path) -> dict:
                + figs.conv1_spread_figure(data.trainings, figures_dir)
                + figs.prse_figures(data.trainings, figures_dir)
                + figs.saliency_figures(data.analyses, figures_dir)
-               + figs.transfer_figures(data.records, figures_dir))
+               + figs.transfer_figures(data.records, figures_dir)
+               + sweep_figures(data.records, data.sweeps, figures_dir))
     return {
         "data": data, "views": views, "claims": claims,
         "claim_counts": {v: sum(c.verdict == v for c in claims) for v in VERDICTS},

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from clmrepro.spec.checks import Path, Problem, check_spec
 from clmrepro.spec.errors import describe_error, display_path
 from clmrepro.spec.models import Spec
+from clmrepro.spec.sweeps import expand_sweeps
 
 
 class SpecError(Exception):
@@ -49,17 +50,24 @@ def load_spec(path: str | FsPath) -> Spec:
 
 def parse_spec(text: str, filename: str = "<spec>") -> Spec:
     data, lines = _read_yaml(text, filename)
+    # Sweeps become their members first; problems found in a member are reported at the place
+    # in the file that made it (clmrepro.spec.sweeps).
+    expansion = expand_sweeps(data)
+    if expansion.problems:
+        raise SpecError(_format(expansion.problems, lines, filename))
     try:
-        spec = Spec.model_validate(data)
+        spec = Spec.model_validate(expansion.data)
     except ValidationError as error:
         problems = []
         for item in error.errors():
             path, model = display_path(item["loc"])
-            problems.append(Problem(path, describe_error(item, model)))
+            place = expansion.original(path, value_at_fault=item["type"] != "extra_forbidden")
+            problems.append(Problem(place, describe_error(item, model)))
         raise SpecError(_format(problems, lines, filename)) from None
-    problems = check_spec(spec)
+    problems = [Problem(expansion.original(p.path), p.message) for p in check_spec(spec)]
     if problems:
         raise SpecError(_format(problems, lines, filename))
+    spec._sweeps = expansion.sweeps
     return spec
 
 
@@ -123,4 +131,5 @@ def _format(problems: list[Problem], lines: dict[Path, int], filename: str) -> l
                 break
         where = f"{filename}:{line}" if line else filename
         out.append((line or 0, f"{where} {_dotted(problem.path)}: {problem.message}"))
-    return [text for _, text in sorted(out, key=lambda pair: pair[0])]
+    # Members of one sweep repeat their entry's problems: say each once.
+    return list(dict.fromkeys(text for _, text in sorted(out, key=lambda pair: pair[0])))

@@ -13,10 +13,14 @@ import types
 from fractions import Fraction
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
 
-SAFE_ID = r"^[a-z0-9][a-z0-9_-]{0,39}$"
-SAFE_ID_HELP = "lowercase letters, digits, '-' and '_', starting with a letter or digit, at most 40"
+# '.' is allowed so that sweep members read like `clm-alpha0.05` (clmrepro.spec.sweeps); an id
+# is one path component, and no component can be '..' because an id starts with [a-z0-9].
+SAFE_ID = r"^[a-z0-9][a-z0-9._-]{0,39}$"
+SAFE_ID_HELP = ("lowercase letters, digits, '.', '-' and '_', starting with a letter or digit, "
+                "at most 40")
+FRACTION = r"^\s*0*[1-9][0-9]*\s*/\s*0*[1-9][0-9]*\s*$"  # 8/255; never 0/n or n/0
 
 DATASETS = ("mnist-5k", "mnist", "cifar10", "fake-cifar10")
 ARCHITECTURES = ("lenet5", "resnet18")
@@ -40,9 +44,25 @@ def _fraction(value: object) -> object:
 
 
 SafeId = Annotated[str, Field(pattern=SAFE_ID, description=f"an id: {SAFE_ID_HELP}")]
-Budget = Annotated[float, BeforeValidator(_fraction), Field(gt=0, le=1, allow_inf_nan=False)]
-Step = Annotated[float, BeforeValidator(_fraction), Field(gt=0, le=1, allow_inf_nan=False)]
+_UnitNumber = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+# The editor schema (clmrepro.emit.schema) must accept what `clmrepro validate` accepts: a
+# number in (0, 1] or a fraction text such as '8/255' (json_schema_input_type), with the bounds
+# written once here.
+_UnitValue = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False), BeforeValidator(
+    _fraction, json_schema_input_type=Union[_UnitNumber, Annotated[str, Field(pattern=FRACTION)]])]
+Budget = _UnitValue
+Step = _UnitValue
 Count = Annotated[int, Field(ge=1, le=1_000_000)]
+
+# A sweep (clmrepro.spec.sweeps): knob path -> values, expanded into one member per combination.
+KNOB_PATH = r"^[a-z_]+(\.[a-z_]+)*$"
+MAX_SWEEP_VALUES = 100
+SweepValue = Union[float, bool, str, None]
+Sweep = dict[Annotated[str, Field(pattern=KNOB_PATH)],
+             Annotated[list[SweepValue], Field(min_length=1, max_length=MAX_SWEEP_VALUES)]]
+SWEEP_HELP = ("grid over this entry's knobs, e.g. {regime.alpha: [0.01, 0.1], regime.delta: "
+              "[0.05, 0.1]}: one member per combination, with the id {id}-alpha0.01-delta0.05 "
+              "(docs/lab.md); null → no sweep")
 
 
 def _numeric(annotation: Any) -> tuple[bool, bool]:
@@ -183,6 +203,8 @@ class Population(Strict):
                       "needs a choice; the paper uses 10, and 4 for the adversarial ones)")
     regime: Regime = Field(description="how the population is trained, discriminated on `kind`")
     training: Training = Field(default_factory=Training, description="optimiser knobs")
+    # Expanded while loading (clmrepro.spec.sweeps): a loaded spec never holds a sweep.
+    sweep: Sweep | None = Field(None, exclude=True, description=SWEEP_HELP)
 
 
 class AttackBase(Strict):
@@ -191,6 +213,9 @@ class AttackBase(Strict):
                               "pixel units, e.g. [0.3] or ['8/255', '16/255']; one job per value")
     populations: list[SafeId] | None = Field(None, description="attack only these populations; "
                                              "null → the evaluation's populations")
+    sweep: Sweep | None = Field(None, exclude=True, description=SWEEP_HELP.replace(
+        "regime.alpha: [0.01, 0.1], regime.delta: [0.05, 0.1]}", "steps: [10, 40]}").replace(
+        "-alpha0.01-delta0.05", "-steps10"))
 
 
 class Fgsm(AttackBase):
@@ -303,3 +328,10 @@ class Spec(Strict):
     paper_tables: str = Field("specs/paper_tables.yaml", min_length=1,
                               description="the paper's Tables 1–5 as data")
     experiments: list[Experiment] = Field(min_length=1, max_length=100, description="experiments")
+    # The sweeps the loader expanded (clmrepro.spec.sweeps.SweepRecord.as_dict), carried to the
+    # report's MRA-against-knob figure; not a spec key.
+    _sweeps: list[dict] = PrivateAttr(default_factory=list)
+
+    @property
+    def sweeps(self) -> list[dict]:
+        return list(self._sweeps)

@@ -18,6 +18,7 @@ from pathlib import Path
 from clmrepro.core.checkpoints import atomic_write_json, atomic_write_text
 from clmrepro.plan import paths
 from clmrepro.reporting.claims import FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, evaluate_claims
+from clmrepro.reporting.dvc_metrics import write_dvc_views
 from clmrepro.reporting.estimates import replicate
 from clmrepro.reporting.paper import load_paper_tables, paper_value
 from clmrepro.reporting.provenance import collect
@@ -188,9 +189,11 @@ def run_report(job: Job) -> None:
                 for item in _located(_as_list(inputs.get("analyses")), known)]
     claims = evaluate_claims(records, analyses)
     description = params.get("description", "")
-    atomic_write_json(outputs["metrics"],
-                      metrics_json(spec_name, description, records, claims, tables))
+    metrics = metrics_json(spec_name, description, records, claims, tables)
+    atomic_write_json(outputs["metrics"], metrics)
     atomic_write_text(outputs["mra_csv"], mra_csv(records))
+    # flat MRAs for `dvc metrics show/diff`, one row per cell for `dvc plots diff`
+    write_dvc_views(records, metrics.get("summary"), outputs, atomic_write_text)
 
     spec_path = inputs.get("spec") or params.get("spec_path")
     # Snakemake's benchmark files, when present (clmrepro.plan.paths spells their place)
@@ -199,7 +202,8 @@ def run_report(job: Job) -> None:
     data = ReportData(spec_name=spec_name, description=description,
                       departures=list(params.get("departures", [])), records=records,
                       trainings=trainings, analyses=analyses, tables=tables,
-                      provenance=provenance)
+                      provenance=provenance, sweeps=list(params.get("sweeps") or []),
+                      precision_notes=list(params.get("precision_notes") or []))
     render_report(data, outputs["report_md"], outputs["report_html"], outputs["figures"])
     write_index(Path(outputs["report_html"]).parent.parent)
 

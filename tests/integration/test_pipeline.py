@@ -75,6 +75,8 @@ def planned_jobs(output: str) -> dict[str, int]:
 def tiny_run(tmp_path_factory) -> Path:
     """tiny compiled and built by Snakemake, outputs recorded by DVC, a local DVC remote."""
     repo = copy_repo(tmp_path_factory.mktemp("repo"))
+    # a checkout with tiny alone (the copy holds the committed demo spec too; docs/lab.md)
+    run([sys.executable, "-m", "clmrepro.cli", "remove", "smoke"], repo)
     run([sys.executable, "-m", "clmrepro.cli", "compile", "specs/tiny.yaml"], repo)
     snakemake(repo, "-j2", "--resources", "gpu=1")
     dvc(repo, "commit", "-f", "-q")
@@ -121,13 +123,18 @@ def test_changing_one_eps_reruns_only_that_attack(tiny_run: Path, tmp_path):
     spec.write_text(spec.read_text().replace("{kind: pgd, eps: [0.3]", "{kind: pgd, eps: [0.25]"))
     run([sys.executable, "-m", "clmrepro.cli", "compile", "specs/tiny.yaml"], repo)
     counts = planned_jobs(snakemake(repo, "-n").stdout)
-    assert counts == {"job_attack_mnist_ulm_pgd_0_25": 1, "job_attack_mnist_clm_pgd_0_25": 1,
-                      "job_evaluate_mnist_ulm_pgd_0_25": 1, "job_evaluate_mnist_clm_pgd_0_25": 1,
-                      "job_report": 1, "all": 1, "total": 6}
+    # Snakemake rule names carry the spec; DVC names a stage by its spec's dvc.yaml
+    assert counts == {"job_tiny__attack_mnist_ulm_pgd_0_25": 1,
+                      "job_tiny__attack_mnist_clm_pgd_0_25": 1,
+                      "job_tiny__evaluate_mnist_ulm_pgd_0_25": 1,
+                      "job_tiny__evaluate_mnist_clm_pgd_0_25": 1,
+                      "job_tiny__report": 1, "all": 1, "total": 6}
     status = dvc(repo, "status", "--json").stdout
     changed = set(json.loads(status))
-    assert changed == {"attack-mnist-ulm-pgd-0.25", "attack-mnist-clm-pgd-0.25",
-                       "evaluate-mnist-ulm-pgd-0.25", "evaluate-mnist-clm-pgd-0.25", "report"}
+    stage = f"{paths.spec_dvc_yaml('tiny')}:"
+    assert changed == {stage + s for s in ["attack-mnist-ulm-pgd-0.25", "attack-mnist-clm-pgd-0.25",
+                                           "evaluate-mnist-ulm-pgd-0.25",
+                                           "evaluate-mnist-clm-pgd-0.25", "report"]}
 
 
 @pytest.mark.slow
@@ -157,7 +164,8 @@ def test_dvc_repro_alone_restores_and_reruns(tiny_run: Path, tmp_path):
     shutil.rmtree(repo / "reports/tiny")
     dvc(repo, "repro")
     assert adversarial.is_file() and (repo / "reports/tiny/metrics.json").is_file()
-    chain = ["attack-mnist-ulm-fgsm-0.3", "evaluate-mnist-ulm-fgsm-0.3", "report"]
+    chain = [f"{paths.spec_dvc_yaml('tiny')}:{stage}"
+             for stage in ["attack-mnist-ulm-fgsm-0.3", "evaluate-mnist-ulm-fgsm-0.3", "report"]]
     repro = dvc(repo, "repro", "--force", "--single-item", *chain)
     assert re.findall(r"^Running stage '([^']+)'", repro.stdout, re.M) == chain
     assert json.loads(scores.read_text()) == before
@@ -179,7 +187,7 @@ def test_paper_dag_dry_runs(tmp_path):
     counts = planned_jobs(snakemake(repo, "-n").stdout)
     plan = load_plan(repo / paths.plan_file("paper"))
     assert counts["total"] == len(plan.jobs) + 1 == 138
-    assert counts["job_report"] == 1 and counts["job_train_cifar10_ulm"] == 1
+    assert counts["job_paper__report"] == 1 and counts["job_paper__train_cifar10_ulm"] == 1
 
 
 @pytest.mark.slow

@@ -63,8 +63,7 @@ def auto_plan(tmp_path, fresh_repo, job_env):
     (repo / "specs/slurm-tiny-auto.yaml").write_text(yaml.safe_dump({**spec, "device": "auto"}))
     subprocess.run([str(VENV_BIN / "clmrepro"), "compile", "specs/slurm-tiny-auto.yaml"],
                    cwd=repo, env=job_env, check=True, capture_output=True)
-    config = yaml.safe_load((repo / "workflow/compiled/config.yaml").read_text())
-    plan = json.loads((repo / config["plan"]).read_text())
+    plan = json.loads((repo / "workflow/compiled/slurm-tiny-auto/plan.json").read_text())
     return repo, {job["job"]["id"]: job for job in plan["jobs"]}
 
 
@@ -82,7 +81,8 @@ def submit_recorded(repo: Path, env: dict, tmp_path: Path) -> list[dict]:
     recorder.chmod(0o755)
     env = {**env, "PATH": f"{shims}{os.pathsep}{env['PATH']}"}
     result = subprocess.run(
-        [str(VENV_BIN / "snakemake"), "--profile", "workflow/profiles/slurm", *SLURM_OVERRIDES],
+        [str(VENV_BIN / "snakemake"), "--profile", "workflow/profiles/slurm", *SLURM_OVERRIDES,
+         "--config", "spec=slurm-tiny-auto"],
         cwd=repo, env=env, capture_output=True, text=True, timeout=300)
     # The recorder refuses every job, so Snakemake must report failure.
     assert result.returncode != 0, result.stdout + result.stderr
@@ -96,7 +96,7 @@ def test_gpu_job_asks_for_one_gpu(slurm_cluster, auto_plan, job_env, tmp_path):
     # Only the first job of the chain is ready: the GPU training job.
     (call,) = submit_recorded(repo, job_env, tmp_path)
     argv = call["argv"]
-    assert option_value(argv, "--comment") == "rule_job_train_mnist_ulm"
+    assert option_value(argv, "--comment") == "rule_job_slurm_tiny_auto__train_mnist_ulm"
     assert option_value(argv, "--gpus") == "1"
     assert option_value(argv, "--mem") == str(jobs["train-mnist-ulm"]["resources"]["mem_mb"])
     assert option_value(argv, "-t") == str(jobs["train-mnist-ulm"]["resources"]["runtime"])
@@ -119,7 +119,7 @@ def test_cpu_job_asks_for_no_gpu(slurm_cluster, auto_plan, job_env, tmp_path):
                 (repo / path).touch()
     (call,) = submit_recorded(repo, job_env, tmp_path)
     argv = call["argv"]
-    assert option_value(argv, "--comment") == "rule_job_report"
+    assert option_value(argv, "--comment") == "rule_job_slurm_tiny_auto__report"
     assert not any(arg.startswith(("--gpus", "--gres", "--gpus-per")) for arg in argv), (
         shlex.join(argv))
     assert option_value(argv, "--cpus-per-task") == str(report["resources"]["threads"])

@@ -53,8 +53,8 @@ def compiled_cpu_copy(target: Path, fresh_repo, env: dict) -> tuple[Path, dict]:
     """A fresh repository copy with the test spec compiled to CPU jobs only."""
     fresh_repo(target)
     run([str(VENV_BIN / "clmrepro"), "compile", SPEC], target, env)
-    config = yaml.safe_load((target / "workflow/compiled/config.yaml").read_text())
-    plan = json.loads((target / config["plan"]).read_text())
+    name = yaml.safe_load((target / SPEC).read_text())["name"]
+    plan = json.loads((target / f"workflow/compiled/{name}/plan.json").read_text())
     gpu_jobs = [job["job"]["id"] for job in plan["jobs"] if job["resources"]["gpu"]]
     assert not gpu_jobs, f"{SPEC} must compile to CPU jobs only; GPU jobs: {gpu_jobs}"
     return target, plan
@@ -71,15 +71,20 @@ def test_slurm_run_gives_the_local_run_metrics(slurm_cluster, tmp_path, fresh_re
     cluster, _ = compiled_cpu_copy(tmp_path / "slurm", fresh_repo, job_env)
     snakemake = str(VENV_BIN / "snakemake")
 
-    local_s, _ = run([snakemake, "--cores", "2"], local, job_env)
+    # only this spec (the copy also holds the committed demo spec's plan)
+    only = ["--config", f"spec={plan['spec']}"]
+    local_s, _ = run([snakemake, "--cores", "2", *only], local, job_env)
     slurm_s, slurm_log = run(
-        [snakemake, "--profile", "workflow/profiles/slurm", *SLURM_OVERRIDES], cluster, job_env)
+        [snakemake, "--profile", "workflow/profiles/slurm", *SLURM_OVERRIDES, *only], cluster,
+        job_env)
 
     # Every job went through sbatch: the plugin keeps one log per Slurm job and rule.
     slurm_logs = sorted(path for path in (cluster / ".snakemake/slurm_logs").rglob("*.log"))
     submitted_rules = {path.relative_to(cluster / ".snakemake/slurm_logs").parts[0]
                        for path in slurm_logs}
-    expected_rules = {"rule_job_" + "".join(c if c.isalnum() else "_" for c in job["job"]["id"])
+    # rule names carry the spec (clmrepro.compiled.SpecJob)
+    expected_rules = {"rule_job_" + "".join(c if c.isalnum() else "_"
+                                            for c in f"{plan['spec']}__{job['job']['id']}")
                       for job in plan["jobs"]}
     assert submitted_rules == expected_rules, slurm_log[-4000:]
 

@@ -5,7 +5,9 @@ from pathlib import Path
 
 import yaml
 
-from clmrepro.emit import emit_all, render_dvc_yaml, render_schema
+from clmrepro.emit import emit_all, render_dvc_yaml, render_schema, render_top_dvc_yaml
+from clmrepro.emit.dvc import knob_keys
+from clmrepro.emit.snakemake import CONFIG_TEXT
 from clmrepro.plan import paths
 from clmrepro.plan.compile import compile_spec
 from clmrepro.spec import load_spec, parse_spec
@@ -26,6 +28,7 @@ def test_regenerating_is_byte_identical_and_leaves_mtimes(tmp_path):
     plan = plan_of("smoke")
     first = emit_all(plan, tmp_path)
     assert paths.DVC_YAML in first and paths.SCHEMA in first and paths.CONFIG in first
+    assert paths.spec_dvc_yaml("smoke") in first
     before = snapshot(tmp_path)
     assert emit_all(plan_of("smoke"), tmp_path) == []
     assert snapshot(tmp_path) == before
@@ -51,9 +54,9 @@ def test_committed_generated_files_are_current():
     """workflow/compiled, dvc.yaml and the schema are committed for a fresh clone: they must
     be what `clmrepro compile specs/smoke.yaml` writes."""
     plan = plan_of("smoke")
-    config = (ROOT / paths.CONFIG).read_text()
-    assert config.endswith(f"plan: {paths.plan_file('smoke')}\n")
-    assert (ROOT / paths.DVC_YAML).read_text() == render_dvc_yaml(plan)
+    assert (ROOT / paths.CONFIG).read_text() == CONFIG_TEXT
+    assert (ROOT / paths.DVC_YAML).read_text() == render_top_dvc_yaml()
+    assert (ROOT / paths.spec_dvc_yaml("smoke")).read_text() == render_dvc_yaml(plan)
     assert (ROOT / paths.SCHEMA).read_text() == render_schema()
     for job in plan.jobs:
         assert json.loads((ROOT / job.job_file).read_text()) == job.job
@@ -67,14 +70,41 @@ def test_dvc_yaml_mirrors_every_job():
     assert list(stages) == [job.id for job in plan.jobs]
     for job in plan.jobs:
         stage = stages[job.id]
+        # the spec's dvc.yaml lies in workflow/compiled/smoke/: paths stay repository-relative
+        assert stage["wdir"] == "../../.."
         assert stage["cmd"] == job.cmd
         assert stage["deps"] == [job.job_file, *job.input_paths()]
-        assert stage["params"] == [{job.job_file: None}]
-        outs = stage["outs"] + [next(iter(m)) for m in stage.get("metrics", [])] + stage.get("plots", [])
+        assert stage["params"] == [{job.job_file: knob_keys(job.job)}]
+        outs = stage["outs"] + [next(iter(m)) for m in stage.get("metrics", [])] + \
+            [next(iter(p)) for p in stage.get("plots", [])]
         assert sorted(outs) == sorted(job.output_paths())
     report = stages["report"]
-    assert report["metrics"] == [{"reports/smoke/metrics.json": {"cache": True}}]
-    assert report["plots"] == ["reports/smoke/mra.csv"]
+    assert report["metrics"] == [{"reports/smoke/dvc_metrics.json": {"cache": True}}]
+    (plot,) = report["plots"]
+    assert plot["reports/smoke/mra_by_attack.csv"]["x"] == "mra"
+    assert "reports/smoke/metrics.json" in report["outs"]
+
+
+def test_top_dvc_yaml_and_config_do_not_depend_on_the_spec(tmp_path):
+    """Branches that compile different specs never conflict on the shared files."""
+    emit_all(plan_of("smoke"), tmp_path)
+    shared = {name: (tmp_path / name).read_bytes() for name in (paths.DVC_YAML, paths.CONFIG)}
+    emit_all(plan_of("tiny"), tmp_path)
+    assert {name: (tmp_path / name).read_bytes() for name in shared} == shared
+    assert yaml.safe_load(shared[paths.DVC_YAML]) == {"stages": {}}
+    assert (tmp_path / paths.plan_file("smoke")).is_file() and (tmp_path / paths.plan_file("tiny")).is_file()
+
+
+def test_params_are_readable_knobs():
+    """`dvc params diff` shows knob paths (params.attack.params.steps), not paths or tables."""
+    plan = plan_of("smoke")
+    attack = next(job for job in plan.jobs if job.stage == "attack")
+    keys = knob_keys(attack.job)
+    assert "seed" in keys and "params.attack" in keys and "params.threat_models" in keys
+    assert not {"inputs", "outputs", "id", "params"} & set(keys)
+    report = knob_keys(plan.by_id("report").job)
+    assert "params.attack_params" in report and "params.spec_sha256" in report
+    assert "params.attacks" not in report and "params.departures" not in report
 
 
 def test_schema_is_accepted_by_snakemake_validate(tmp_path):

@@ -67,7 +67,8 @@ def test_job_files_follow_the_contract(name):
         assert job.job_file == paths.job_file(plan.spec, job.id)
         if job.stage == "report":
             assert set(job.inputs) == {"scores", "records", "analyses", "paper_tables", "spec"}
-            assert set(job.outputs) == {"metrics", "report_md", "report_html", "mra_csv", "figures"}
+            assert set(job.outputs) == {"metrics", "report_md", "report_html", "mra_csv", "figures",
+                                        "dvc_metrics", "mra_by_attack"}
             continue
         params = job.job["params"]
         assert set(params) == STAGE_PARAMS[job.stage]

@@ -1,0 +1,125 @@
+"""A lab's checkout holds many compiled specs: which are up to date, which outputs exist, and
+the Snakemake/DVC commands that act on one spec (used by `clmrepro list|run|restore|remove`).
+
+Up to date means both tools agree: a Snakemake dry run of the spec plans no job, and
+`dvc status` of the spec's dvc.yaml reports no changed stage.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from clmrepro.compiled import load_plans
+from clmrepro.plan import paths
+from clmrepro.plan.model import Plan
+
+
+@dataclass(frozen=True)
+class SpecStatus:
+    name: str
+    spec_path: str
+    jobs: int
+    outputs_present: int
+    outputs_total: int
+    snakemake_pending: int | None     # jobs a dry run plans; None: could not ask
+    dvc_changed: int | None           # stages `dvc status` reports; None: no DVC here
+    report: str | None                # report.html when it exists
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.snakemake_pending == 0 and self.dvc_changed in (0, None)
+
+
+def snakemake_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "snakemake", *args]
+
+
+def dvc_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "dvc", *args]
+
+
+def built(plan: Plan, root: str | Path = ".") -> tuple[int, int]:
+    """(outputs present, outputs declared) of one plan."""
+    outputs = plan.final_outputs()
+    return sum((Path(root) / path).exists() for path in outputs), len(outputs)
+
+
+def _complete(counts: tuple[int, int]) -> bool:
+    present, total = counts
+    return present == total
+
+
+def snakemake_pending(name: str, root: str | Path = ".") -> int | None:
+    """Jobs a Snakemake dry run of this spec alone would run (0: nothing to be done)."""
+    result = subprocess.run(snakemake_command("-n", "--cores", "1", "--config", f"spec={name}"),
+                            cwd=root, capture_output=True, text=True)
+    text = result.stdout + result.stderr
+    if "Nothing to be done" in text:
+        return 0
+    match = re.search(r"^\s*total\s+(\d+)\s*$", text, re.M)
+    if result.returncode != 0 or not match:
+        return None
+    return int(match.group(1)) - 1  # the table counts the `all` target as a job
+
+
+def dvc_changed(name: str, root: str | Path = ".") -> int | None:
+    """Stages of this spec's dvc.yaml that `dvc status` reports as changed; None without DVC."""
+    if not (Path(root) / ".dvc").is_dir():
+        return None
+    result = subprocess.run(dvc_command("status", "--json", paths.spec_dvc_yaml(name)), cwd=root,
+                            capture_output=True, text=True)
+    try:
+        return len(json.loads(result.stdout or "{}"))
+    except json.JSONDecodeError:
+        return None
+
+
+def statuses(root: str | Path = ".", check_tools: bool = True) -> list[SpecStatus]:
+    out = []
+    for name, plan in load_plans("all", root).items():
+        present, total = built(plan, root)
+        report = paths.report_outputs(name)["report_html"]
+        out.append(SpecStatus(
+            name=name, spec_path=plan.spec_path, jobs=len(plan.jobs), outputs_present=present,
+            outputs_total=total,
+            snakemake_pending=snakemake_pending(name, root) if check_tools else None,
+            dvc_changed=dvc_changed(name, root) if check_tools else None,
+            report=report if (Path(root) / report).is_file() else None))
+    return out
+
+
+def status_rows(found: list[SpecStatus]) -> list[list[str]]:
+    def jobs_text(n: int | None) -> str:
+        return "?" if n is None else ("up to date" if n == 0 else f"{n} job(s) to run")
+
+    def dvc_text(n: int | None) -> str:
+        return "no DVC" if n is None else ("up to date" if n == 0 else f"{n} stage(s) changed")
+
+    return [[s.name, s.spec_path, str(s.jobs), f"{s.outputs_present}/{s.outputs_total}",
+             jobs_text(s.snakemake_pending), dvc_text(s.dvc_changed), s.report or "(not built)"]
+            for s in found]
+
+
+STATUS_HEADER = ["spec", "source", "jobs", "outputs", "snakemake", "dvc", "report"]
+
+
+def restore(names: list[str] | None = None, root: str | Path = ".",
+            call=None) -> tuple[int, list[str]]:
+    """`snakemake --touch` over the chosen specs (default: all) whose outputs all exist, so
+    Snakemake sees the files that `dvc pull` / `dvc commit` rewrote as current (REFERENCE §4).
+    Returns (exit code, specs skipped because outputs are missing).  ``call`` runs the command
+    (default ``subprocess.call`` in ``root``; the CLI passes one that shares its run lock)."""
+    plans = load_plans(names or "all", root)
+    ready = [name for name, plan in plans.items() if _complete(built(plan, root))]
+    skipped = [name for name in plans if name not in ready]
+    if not ready:
+        return 0, skipped
+    command = snakemake_command("--touch", "--cores", "1", "--quiet", "all",
+                                "--config", f"spec={','.join(ready)}")
+    code = call(command) if call is not None else subprocess.call(command, cwd=root)
+    return code, skipped
