@@ -68,10 +68,10 @@ def test_smoke_dag_dry_runs(tmp_path):
     output = dry_run(workspace(tmp_path, plan, (ROOT / "specs/smoke.yaml").read_text()))
     counts = jobs_of(output)
     assert counts["total"] == len(plan.jobs) + 1          # + rule all
-    assert counts["job_attack_mnist_clm_pgd_0_3"] == 1
-    assert "job_evaluate_mnist_clm_pgd_0_3" not in counts
+    assert counts["job_smoke__attack_mnist_clm_pgd_0_3"] == 1
+    assert "job_smoke__evaluate_mnist_clm_pgd_0_3" not in counts
     # the shell command is dvc.yaml's, told the slot count
-    stages = yaml.safe_load((tmp_path / "dvc.yaml").read_text())["stages"]
+    stages = yaml.safe_load((tmp_path / "workflow/compiled/smoke/dvc.yaml").read_text())["stages"]
     cmd = stages["train-mnist-ulm"]["cmd"]
     assert f"CLMREPRO_SLOTS_PER_GPU=1 {cmd} >" in output
 
@@ -82,14 +82,14 @@ def test_replicated_dag_and_gpu_slots(tmp_path):
     output = dry_run(where, "--config", "slots_per_gpu=4")
     counts = jobs_of(output)
     assert counts["total"] == len(plan.jobs) + 1
-    assert {"job_train_mnist_ulm_r0", "job_retrain_mnist_clm_r1",
-            "job_train_cifar10_ulm"} <= set(counts)
+    assert {"job_mixed__train_mnist_ulm_r0", "job_mixed__retrain_mnist_clm_r1",
+            "job_mixed__train_cifar10_ulm"} <= set(counts)
     blocks = {m.group(1): m.group(2) for m in
               re.finditer(r"rule (job_\w+):\n(.*?)(?=\n\n|\Z)", output, re.S)}
     # a LeNet5 job takes one of the 4 slots, a ResNet18 job all of them, the report none
-    assert re.search(r"\bgpu=1\b", blocks["job_train_mnist_ulm_r1"])
-    assert re.search(r"\bgpu=4\b", blocks["job_train_cifar10_ulm"])
-    assert re.search(r"\bgpu=0\b", blocks["job_report"])
+    assert re.search(r"\bgpu=1\b", blocks["job_mixed__train_mnist_ulm_r1"])
+    assert re.search(r"\bgpu=4\b", blocks["job_mixed__train_cifar10_ulm"])
+    assert re.search(r"\bgpu=0\b", blocks["job_mixed__report"])
     assert "CLMREPRO_SLOTS_PER_GPU=4 python -m clmrepro.steps.gpu_slot --whole-gpu --" in output
     # without a setting: 1 slot per GPU, every GPU job counts 1
     output = dry_run(where)

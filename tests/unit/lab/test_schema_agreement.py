@@ -41,6 +41,10 @@ CANNOT_EXPRESS = {
     "mnist5k_overflow": "arithmetic across fields (n_train + n_test <= 5000)",
     "too_many_samples": "comparison across fields (n_samples <= n_test, whose default depends "
                         "on the dataset)",
+    "transfer_samples_above_n_samples": "comparison across fields (transfer_samples <= "
+                                        "n_samples)",
+    "adaptive_samples_above_n_test": "comparison across fields (adaptive_samples <= n_test, "
+                                     "whose default depends on the dataset)",
     "sweep_bad_value": "a swept value is checked against the knob it names (the schema only "
                        "knows it is a number)",
 }
