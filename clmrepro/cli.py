@@ -1,4 +1,4 @@
-"""clmrepro: validate | compile | plan | schema | restore | report-index | run.
+"""clmrepro: validate | compile | plan | schema | restore | report-index | run | calibrate.
 
 A spec with problems exits with code 2 and one line per problem, never a traceback.
 """
@@ -39,10 +39,19 @@ def cmd_validate(args) -> int:
     return EXIT_SPEC if bad else 0
 
 
+def _calibration(args):
+    """The calibration named by ``--calibration`` (None: the default, clmrepro.plan.estimate)."""
+    from clmrepro.calibration.files import load_calibration
+
+    return load_calibration(args.calibration) if getattr(args, "calibration", None) else None
+
+
 def cmd_compile(args) -> int:
     from clmrepro.emit import emit_all
+    from clmrepro.plan.estimate import use_calibration
 
-    plan = _compile(args.spec)
+    with use_calibration(_calibration(args)):  # the executors' runtime limits
+        plan = _compile(args.spec)
     written = emit_all(plan, args.root)
     print(f"{args.spec}: {len(plan.jobs)} jobs; {len(written)} file(s) written"
           + "".join(f"\n  {path}" for path in written))
@@ -57,10 +66,31 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def _estimate_note(plan, calibration) -> str:
+    """Which calibration the estimates come from, and the total with the authors' settings
+    (fp32, sequential, every threat model on the full N) where the spec departs from them."""
+    from clmrepro.plan.estimate import (authors_settings, calibration_for, describe,
+                                        estimate_seconds)
+
+    jobs = [job.job for job in plan.jobs]
+    cal = calibration or calibration_for(next((j for j in jobs if j["stage"] != "report"), jobs[0]))
+    lines = [f"Estimates: {describe(cal)}; start-up included, one job at a time."]
+    chosen = sum(job.estimate_s for job in plan.jobs)
+    authors = sum(estimate_seconds(authors_settings(job), cal) for job in jobs)
+    if abs(authors - chosen) > 0.005 * max(chosen, 1e-9):
+        lines.append(f"With the authors' settings (fp32, sequential, full samples): "
+                     f"{_duration(authors)} (these settings: {_duration(chosen)}).")
+    return "\n".join(lines)
+
+
 def cmd_plan(args) -> int:
     from tabulate import tabulate
 
-    plan = _compile(args.spec)
+    from clmrepro.plan.estimate import use_calibration
+
+    calibration = _calibration(args)
+    with use_calibration(calibration):
+        plan = _compile(args.spec)
     rows = [[job.id, job.stage, "yes" if job.resources["gpu"] else "", job.resources["threads"],
              _duration(job.estimate_s)] for job in plan.jobs]
     if not args.summary:
@@ -73,8 +103,7 @@ def cmd_plan(args) -> int:
     summary = [[stage, count, _duration(seconds)] for stage, (count, seconds) in totals.items()]
     summary.append(["total", len(plan.jobs), _duration(sum(j.estimate_s for j in plan.jobs))])
     print(tabulate(summary, headers=["stage", "jobs", "estimate"]))
-    print("\nEstimates: LeNet5 on one CPU core, ResNet18 on one GPU (clmrepro.plan.estimate); "
-          "within a factor of a few.")
+    print("\n" + _estimate_note(plan, calibration))
     return 0
 
 
@@ -122,6 +151,25 @@ def cmd_run(args) -> int:
     return code
 
 
+def cmd_calibrate(args) -> int:
+    from clmrepro.calibration.files import SHIPPED_DIR
+    from clmrepro.calibration.run import calibrate
+    from clmrepro.core.checkpoints import atomic_write_json
+
+    result = calibrate(args.device, args.threads, name=args.name, note=args.note,
+                       progress=not args.quiet, quick=args.quick, clock=args.clock)
+    out = Path(args.out) if args.out else SHIPPED_DIR / f"{result['name']}.json"
+    atomic_write_json(out, result)
+    lenet = result["units"].get("lenet5", {}).get("fp32-contiguous", {})
+    print(f"{out}: {result['name']} ({result['machine']['device_name']}, {args.threads} "
+          f"thread(s)) in {result['calibrate_seconds']:.0f} s; LeNet5 training "
+          f"{lenet.get('train', float('nan')) * 1e6:.0f} us/image, start-up "
+          f"{result['startup_s']['attack']:.1f} s per attack job")
+    print(f"use it: clmrepro plan SPEC --calibration {out}  (clmrepro compile SPEC "
+          f"--calibration {out} for the executors' time limits)")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="clmrepro", description="Reproduce 'Resilience from "
                                   "Diversity' from a declarative spec (Snakemake + DVC).")
@@ -132,10 +180,14 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compile", help="write workflow/compiled/, dvc.yaml and the JSON Schema")
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("--root", default=".", help="repository root to write into (default: .)")
+    p.add_argument("--calibration", metavar="FILE", help="unit costs for the jobs' runtime "
+                   "limits (default: the shipped calibration matching this machine)")
     p.set_defaults(func=cmd_compile)
     p = sub.add_parser("plan", help="show the job table with a compute estimate")
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("--summary", action="store_true", help="only the per-stage totals")
+    p.add_argument("--calibration", metavar="FILE", help="unit costs from `clmrepro calibrate` "
+                   "(default: the shipped calibration matching this machine)")
     p.set_defaults(func=cmd_plan)
     p = sub.add_parser("schema", help="print the spec's JSON Schema (for editors)")
     p.add_argument("--output", "-o", help="write it to this file instead")
@@ -152,16 +204,39 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus", type=int, default=None, help="GPU jobs at once (resources gpu=N)")
     p.add_argument("--no-dvc", action="store_true", help="skip `dvc commit` afterwards")
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("calibrate", help="measure this machine's unit costs (~2 min) for the "
+                       "plan's estimates")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="auto: CUDA if visible (default)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads, as the spec's "
+                   "`threads` (default 1; other counts are scaled by a measured speed-up)")
+    p.add_argument("--out", metavar="FILE", help="where to write the JSON (default: "
+                   "calibration/<name>.json)")
+    p.add_argument("--name", help="calibration name (default: cpu-<cores>core or "
+                   "cuda-<gpu model>)")
+    p.add_argument("--note", default="", help="free text stored in the file (e.g. 'shared "
+                   "machine, provisional')")
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall", help="cpu: time the "
+                   "CPU seconds of this process and its children, not wall seconds: on a CPU "
+                   "shared with other jobs, what the work costs on a quiet machine")
+    p.add_argument("--quick", action="store_true", help="fewer repeats (tests; rougher)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_calibrate)
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
+    from clmrepro.calibration.files import CalibrationError
+
     args = parser().parse_args(argv)
     try:
         return args.func(args)
     except SpecError as error:
         print("\n".join(error.lines), file=sys.stderr)
         return EXIT_SPEC
+    except CalibrationError as error:
+        print(error, file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
