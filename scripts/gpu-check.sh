@@ -91,8 +91,9 @@ else
   say "no CUDA GPU: running on the CPU because of --allow-cpu (numbers are not GPU numbers)"
 fi
 DEVICE_NAME="$("$PY" -c "
-import torch, platform
-print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'CPU ' + platform.processor())")"
+import torch
+from clmrepro.calibration.run import cpu_name
+print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else cpu_name())")"
 say "device: $DEVICE ($DEVICE_NAME); nvidia-smi -L: ${GPU_LIST:-none}"
 
 STATUS_FILE="$OUT_DIR/.status.tsv"; : > "$STATUS_FILE"

@@ -22,9 +22,11 @@ CPU_VARIANTS = (("fp32", "contiguous"),)
 CUDA_VARIANTS = (("fp32", "contiguous"), ("fp32", "channels_last"), ("bf16", "contiguous"),
                  ("bf16", "channels_last"))
 DISPATCH_SIZES = {"lenet5": (4, 10), "resnet18": (4,)}
+# above this load average per core the thread speed-up (a wall-time ratio) is not measured
+BUSY_LOAD = 0.75
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -67,9 +69,16 @@ def calibrate(device: str = "auto", threads: int = 1, *, name: str | None = None
 
     began = time.perf_counter()
     dev = resolve_device(device)
+    try:  # the process set-up of every step (threads, deterministic algorithms, ...)
+        from clmrepro.steps.common import prepare_torch
+
+        prepare_torch({"threads": threads, "device": dev.type})
+    except ImportError:
+        pass
     torch.set_num_threads(threads)
+    allocator = "mmap threshold 32 MiB" if units.raise_mmap_threshold() else "default"
     torch.manual_seed(0)
-    device_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else _cpu_name()
+    device_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_name()
     variants = CUDA_VARIANTS if dev.type == "cuda" else CPU_VARIANTS
     repeats = 1 if quick else 3
     notes = [note] if note else []
@@ -80,7 +89,7 @@ def calibrate(device: str = "auto", threads: int = 1, *, name: str | None = None
         "name": name or default_name(dev.type, device_name),
         "created": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "threads": threads, "torch": torch.__version__,
-        "clock": "cpu" if cpu_clock else "wall",
+        "clock": "cpu" if cpu_clock else "wall", "allocator": allocator,
         "machine": {"device": dev.type, "device_name": device_name,
                     "cpu_count": os.cpu_count() or 1, "platform": platform.platform(),
                     "load_average": [round(v, 2) for v in os.getloadavg()]},
@@ -126,7 +135,20 @@ def calibrate(device: str = "auto", threads: int = 1, *, name: str | None = None
         if dev.type == "cpu" and (os.cpu_count() or 1) > 1:
             @add(f"{arch} threads")
             def _(arch=arch):
-                result["thread_speedup"][arch] = units.thread_speedup(arch, [os.cpu_count() or 1])
+                cores = os.cpu_count() or 1
+                load = os.getloadavg()[0]
+                if load > BUSY_LOAD * cores:
+                    # wall time is all a speed-up can be read from: other jobs' load swamps it
+                    notes.append(f"{arch} thread speed-up not measured: machine busy (load "
+                                 f"{load:.1f} on {cores} cores); jobs with more threads are "
+                                 "estimated as with 1")
+                    return
+                speedup = units.thread_speedup(arch, [cores])
+                if min(speedup.values()) < 0.8:
+                    notes.append(f"{arch} thread speed-up {speedup} discarded (slower with more "
+                                 "threads: the machine was busy)")
+                    return
+                result["thread_speedup"][arch] = speedup
 
         @add(f"{arch} attack steps")
         def _(arch=arch):
@@ -159,12 +181,11 @@ def calibrate(device: str = "auto", threads: int = 1, *, name: str | None = None
     def _():
         result["startup_s"] = startup.startup_seconds(
             threads=threads, dataset="mnist-5k" if data is not None else None, root=dataset_root,
-            cpu_clock=cpu_clock)
+            cpu_clock=cpu_clock, cuda=dev.type == "cuda")
 
     @add("report step")
     def _():
-        per_input, how = startup.report_seconds_per_input(result["startup_s"]["report"],
-                                                          cpu_clock)
+        per_input, how = startup.report_seconds_per_input(cpu_clock)
         result["report_s_per_input"] = per_input
         notes.append(how)
 

@@ -30,7 +30,7 @@ STEP_IMPORTS = {
                  "clmrepro.core.attacks", "clmrepro.steps.population"],
     "report": ["clmrepro.steps.report", "clmrepro.reporting.figures", "matplotlib.pyplot"],
 }
-DEFAULT_REPORT_S_PER_INPUT = 0.1
+DEFAULT_REPORT_S_PER_INPUT = 0.07
 
 _SCRIPT = """
 import importlib, sys
@@ -40,7 +40,13 @@ for name in {modules!r}:
     except ImportError:
         pass
 import torch
-torch.set_num_threads({threads})
+try:  # what every step does first (threads, deterministic algorithms, device)
+    from clmrepro.steps.common import prepare_torch
+    prepare_torch({{"threads": {threads}, "device": "cuda" if {cuda!r} else "cpu"}})
+except ImportError:
+    torch.set_num_threads({threads})
+if {cuda!r}:
+    torch.zeros(1, device="cuda")  # the CUDA context every GPU job creates
 if {dataset!r}:
     from clmrepro.core.data import load_dataset
     load_dataset({dataset!r}, {root!r}, n_train=10, n_test=10)
@@ -68,11 +74,12 @@ def run_timed(command: list[str], cpu_clock: bool = False, **kwargs):
 
 
 def process_seconds(stage: str, *, threads: int = 1, dataset: str | None = "mnist-5k",
-                    root: str = "data", cpu_clock: bool = False) -> float:
+                    root: str = "data", cpu_clock: bool = False, cuda: bool = False) -> float:
     """Seconds of a fresh interpreter that imports ``stage``'s modules (and loads
-    ``dataset`` from its cache, except for the report)."""
+    ``dataset`` from its cache, and creates the CUDA context, except for the report)."""
     code = _SCRIPT.format(modules=STEP_IMPORTS[stage], threads=threads,
-                          dataset=dataset if stage != "report" else None, root=root)
+                          dataset=dataset if stage != "report" else None, root=root,
+                          cuda=cuda and stage != "report")
     done, seconds = run_timed([sys.executable, "-c", code], cpu_clock,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     done.check_returncode()
@@ -80,11 +87,12 @@ def process_seconds(stage: str, *, threads: int = 1, dataset: str | None = "mnis
 
 
 def startup_seconds(*, threads: int = 1, dataset: str | None = "mnist-5k",
-                    root: str = "data", cpu_clock: bool = False) -> dict[str, float]:
+                    root: str = "data", cpu_clock: bool = False,
+                    cuda: bool = False) -> dict[str, float]:
     """Start-up seconds per stage (the caller has loaded torch and the dataset once, so the
     files are in the page cache, as for all but the first job of a run)."""
     return {stage: round(process_seconds(stage, threads=threads, dataset=dataset, root=root,
-                                         cpu_clock=cpu_clock), 3)
+                                         cpu_clock=cpu_clock, cuda=cuda), 3)
             for stage in STEP_IMPORTS}
 
 
@@ -111,20 +119,34 @@ def _report_job(root: Path) -> dict:
                        "spec_sha256": "calibration", "device": "cpu", "departures": []}}
 
 
-def report_seconds_per_input(report_startup: float, cpu_clock: bool = False) -> tuple[float, str]:
-    """The report step's work per input file, from one real run on the repository's report
-    fixtures; (default, reason) when they are absent or the run fails."""
+_REPORT_WORK = """
+import json, sys, time
+from clmrepro.steps.report import run_report
+job = json.load(open("job.json"))
+clock = time.process_time if {cpu_clock!r} else time.perf_counter
+start = clock()
+run_report(job)
+print(clock() - start)
+"""
+
+
+def report_seconds_per_input(cpu_clock: bool = False) -> tuple[float, str]:
+    """The report step's work (after its imports) per input file (scores, training record,
+    analysis), from one real run on the repository's report fixtures; (default, reason) when
+    they are absent or the run fails.  Per file rather than per record: most of the work is
+    one figure per scores file (the transfer matrix), whatever its number of records."""
     if not REPORT_FIXTURES.is_dir():
-        return DEFAULT_REPORT_S_PER_INPUT, "report fixtures not found; built-in value"
+        return DEFAULT_REPORT_S_PER_INPUT, "report fixtures not found; built-in report cost"
     with tempfile.TemporaryDirectory(prefix="clmrepro-calibrate-") as tmp:
         root = Path(tmp)
         job = _report_job(root)
         (root / "job.json").write_text(json.dumps(job))
-        n_inputs = sum(len(job["inputs"][k]) for k in ("scores", "records", "analyses"))
-        done, seconds = run_timed([sys.executable, "-m", "clmrepro.steps.report", "job.json"],
-                                  cpu_clock, cwd=root, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, text=True)
-    if done.returncode != 0 or n_inputs == 0:
+        inputs = sum(len(job["inputs"][k]) for k in ("scores", "records", "analyses"))
+        done = subprocess.run([sys.executable, "-c", _REPORT_WORK.format(cpu_clock=cpu_clock)],
+                              cwd=root, env=_env(), capture_output=True, text=True)
+    try:
+        seconds = float(done.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return DEFAULT_REPORT_S_PER_INPUT, f"report step failed on the fixtures ({last}); built-in value"
-    return max(seconds - report_startup, 0.0) / n_inputs, f"fixture report: {n_inputs} inputs, {seconds:.1f} s"
+        return DEFAULT_REPORT_S_PER_INPUT, f"report step failed on the fixtures ({last}); built-in report cost"
+    return seconds / max(inputs, 1), f"fixture report: {inputs} input files, {seconds:.2f} s of work"

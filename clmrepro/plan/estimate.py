@@ -23,7 +23,8 @@ submodels, N images, E epochs:
   image for paper and adaptive, ``n * n`` for transfer.
 - evaluate: benign ``n * N * F(b) + n * saliency_samples * G``; a scoring-only job (the
   earlier layout) scores as above.
-- report: ``S_report + r * inputs`` (r measured on the report fixtures).
+- report: ``S_report + r * inputs`` (r: the report's work per input file, measured on the
+  report fixtures; most of it is one figure per scores file).
 
 Every estimate includes the job's start-up.  CPU costs are measured at the calibration's
 thread count and scaled to the job's ``threads`` by the measured speed-up.  A variant
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -73,7 +75,7 @@ def _builtin(device: str) -> dict:
         "schema_version": 1, "name": f"built-in-{device}", "source": "clmrepro.plan.estimate",
         "note": "built-in constants (no calibration found); within a factor of a few",
         "machine": {"device": device, "device_name": "reference", "cpu_count": 1},
-        "threads": 1, "startup_s": startup, "report_s_per_input": 0.1, "thread_speedup": {},
+        "threads": 1, "startup_s": startup, "report_s_per_input": 0.07, "thread_speedup": {},
         "units": {"lenet5": {"fp32-contiguous": variant(*lenet, sizes)},
                   "resnet18": {"fp32-contiguous": variant(*resnet, {**sizes, "train": 200})}},
         "attacks": {"lenet5": {"autoattack": {
@@ -112,7 +114,13 @@ def calibration_for(job: dict) -> dict:
 def describe(calibration: dict) -> str:
     """One line: which calibration, measured where and when."""
     machine = calibration["machine"]
-    text = (f"calibration {calibration['name']} ({calibration.get('source', 'in memory')}: "
+    source = str(calibration.get("source", "in memory"))
+    if os.path.isabs(source):
+        try:
+            source = os.path.relpath(source)
+        except ValueError:  # another drive (Windows)
+            pass
+    text = (f"calibration {calibration['name']} ({source}: "
             f"{machine['device']} {machine.get('device_name', '')}, "
             f"{calibration['threads']} thread(s), {calibration.get('created', 'no date')[:10]})")
     note = calibration.get("note", "")
@@ -156,7 +164,8 @@ class _Units:
         if self.cal["machine"]["device"] != "cpu":
             return 1.0
         table = self.cal.get("thread_speedup", {}).get(self.arch) or {}
-        curve = sorted((int(t), float(s)) for t, s in {"1": 1.0, **table}.items())
+        # more threads are never priced slower: a ratio below 1 was read on a busy machine
+        curve = sorted((int(t), max(1.0, float(s))) for t, s in {"1": 1.0, **table}.items())
 
         def speed(t: int) -> float:
             below = [(k, s) for k, s in curve if k <= t]
@@ -345,9 +354,10 @@ def _evaluate_seconds(job: dict, u: _Units) -> float:
 
 
 def _report_seconds(job: dict, cal: dict) -> float:
+    """Per input file: most of the report's work is a figure per scores file."""
     inputs = job["inputs"]
     count = sum(len(inputs.get(k) or []) for k in ("scores", "records", "analyses"))
-    return count * float(cal.get("report_s_per_input", 0.1))
+    return count * float(cal.get("report_s_per_input", 0.07))
 
 
 def estimate_seconds(job: dict, calibration: dict | None = None) -> float:

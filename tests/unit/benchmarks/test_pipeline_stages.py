@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
 
-from benchmarks.pipeline_stages import compare, main, read_benchmark
 from clmrepro.plan.compile import compile_spec
 from clmrepro.plan.model import dumps
 from clmrepro.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[3]
+# benchmarks/ is not an installed package: load the script by its path
+_spec = importlib.util.spec_from_file_location("pipeline_stages",
+                                               ROOT / "benchmarks" / "pipeline_stages.py")
+pipeline_stages = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(pipeline_stages)
+compare, main, read_benchmark = (pipeline_stages.compare, pipeline_stages.main,
+                                 pipeline_stages.read_benchmark)
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 
 

@@ -20,31 +20,15 @@ from clmrepro.plan.estimate import (authors_settings, estimate_seconds, runtime_
 from clmrepro.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[3]
+FIXTURE = Path(__file__).parent / "fixtures" / "round-numbers.json"
 
 
 def calibration(device="cpu", **changes) -> dict:
-    variant = {"batch_sizes": {"train": 100, "attack": 100, "eval": 1000},
-               "train": 1e-3, "forward": {"100": 1e-4, "1000": 2e-4}, "grad": 2e-3,
-               "batched": {"n": 4, "train": 5e-4, "grad_each": 1e-3, "grad_all": 1e-3,
-                           "forward_all": 5e-5}}
-    cal = {
-        "schema_version": 1, "name": "test", "machine": {"device": device, "cpu_count": 2,
-                                                         "device_name": "test machine"},
-        "threads": 1, "created": "2026-01-01T00:00:00Z", "note": "",
-        "startup_s": {"train": 2.0, "attack": 3.0, "evaluate": 4.0, "report": 5.0},
-        "report_s_per_input": 0.5, "thread_speedup": {"lenet5": {"1": 1.0, "2": 1.6}},
-        "units": {"lenet5": {"fp32-contiguous": variant,
-                             "bf16-contiguous": {**variant, "train": 2.5e-4, "grad": 1e-3,
-                                                 "batched": None}}},
-        "attacks": {"lenet5": {
-            "step": {"fgsm": 4e-3, "pgd": 3e-3, "mifgsm": 3e-3, "eot-pgd": 3e-3},
-            "dispatch": {"4": 6e-3, "10": 9e-3},
-            "autoattack": {"units": {"apgd_ce": 1e-2, "apgd_t": 1e-1, "fab_t": 2e-1, "square": 1e-3},
-                           "survival": {"standard": {"clean": 1.0, "apgd_ce": 0.0, "apgd_t": 0.0,
-                                                     "fab_t": 0.0},
-                                        "adversarial": {"clean": 1.0, "apgd_ce": 0.5,
-                                                        "apgd_t": 0.5, "fab_t": 0.25}}}}},
-    }
+    """fixtures/round-numbers.json: T 1e-3, F(100) 1e-4, F(1000) 2e-4, G 2e-3, batched T 5e-4,
+    G_each = G_all 1e-3, F_all 5e-5; bf16 T 2.5e-4, G 1e-3; attack steps 3e-3 (FGSM 4e-3);
+    D(4) 6e-3, D(10) 9e-3; start-up 2 / 3 / 4 / 5 s; threads 2 run 1.6x faster."""
+    cal = json.loads(FIXTURE.read_text())
+    cal["machine"]["device"] = device
     cal.update(changes)
     return files.check_calibration(cal)
 
@@ -132,6 +116,8 @@ def test_threads_scale_by_the_measured_speedup():
     one, two = estimate_seconds(train_job(), cal), estimate_seconds(train_job(threads=2), cal)
     assert two - 2 == pytest.approx((one - 2) / 1.6)
     assert estimate_seconds(train_job(threads=8), cal) == pytest.approx(two)  # capped at 2
+    busy = calibration(thread_speedup={"lenet5": {"1": 1.0, "2": 0.03}})
+    assert estimate_seconds(train_job(threads=2), busy) == pytest.approx(one)
 
 
 def test_attack_per_threat_model_with_samples_and_scoring():
@@ -180,8 +166,9 @@ def test_benign_evaluate_and_report():
     job["params"].update(attack=None, saliency_samples=8)
     assert estimate_seconds(job, cal) == pytest.approx(4 + 4 * 100 * 1e-4 + 4 * 8 * 2e-3)
     report = {"id": "report", "stage": "report", "params": {}, "outputs": {},
-              "inputs": {"scores": ["a", "b"], "records": ["c"], "analyses": [], "spec": "s"}}
-    assert estimate_seconds(report, cal) == pytest.approx(5 + 3 * 0.5)
+              "inputs": {"scores": ["x/benign.json", "x/pgd-eps0.3.json"], "records": ["c"],
+                         "analyses": ["d"], "spec": "s"}}
+    assert estimate_seconds(report, cal) == pytest.approx(5 + 4 * 0.5)  # 4 input files
 
 
 def test_authors_settings():
