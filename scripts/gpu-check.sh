@@ -35,7 +35,7 @@ while [ $# -gt 0 ]; do
     --quick) QUICK=1 ;;
     --spec) SPEC="$2"; shift ;;
     --parts) PARTS="$2"; shift ;;
-    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "gpu-check: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) OUT_DIR="$1" ;;
   esac

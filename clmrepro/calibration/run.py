@@ -174,8 +174,9 @@ def calibrate(device: str = "auto", threads: int = 1, *, name: str | None = None
             from clmrepro.core.data import test_tensors
 
             x, y = test_tensors(data, 50 if quick else 100)
+            steps, queries = attacks.QUICK_AA if quick else (attacks.AA_STEPS, attacks.AA_QUERIES)
             result["attacks"]["lenet5"]["autoattack"] = attacks.autoattack_costs(
-                models, x.to(dev), y.to(dev), "lenet5", dev)
+                models, x.to(dev), y.to(dev), "lenet5", dev, steps, queries)
 
     @add("start-up per job")
     def _():

@@ -19,8 +19,9 @@ submodels, N images, E epochs:
   ``clean * s * U_ce + p_ce * s * U_t + p_t * s * U_fab + p_fab * q * U_sq`` with s steps,
   q Square queries and p_x the fraction of points still correct after component x
   (measured on a quickly trained standard and adversarially trained model: the regime of
-  the population picks which).  Scoring (when the job also scores): ``n`` forwards per
-  image for paper and adaptive, ``n * n`` for transfer.
+  the population picks which); ``rand`` runs APGD-CE and APGD-DLR with ``eot`` gradients per
+  step: ``(clean + p_ce) * s * (U_ce - G + eot * D(n))``.  Scoring (when the job also
+  scores): ``n`` forwards per image for paper and adaptive, ``n * n`` for transfer.
 - evaluate: benign ``n * N * F(b) + n * saliency_samples * G``; a scoring-only job (the
   earlier layout) scores as above.
 - report: ``S_report + r * inputs`` (r: the report's work per input file, measured on the
@@ -273,9 +274,12 @@ def _autoattack_image(job: dict, u: _Units, params: dict, gradient: float | None
     p = _survival(job, survival)
     steps, restarts = int(params["steps"]), int(params.get("n_restarts", 1))
     if params.get("version") == "rand" or gradient is not None:
-        # APGD-CE then APGD-DLR (on the survivors), each step eot_iter gradients
-        per_step = units["apgd_ce"] * (gradient / u.grad() if gradient is not None else 1.0)
-        return restarts * steps * int(params.get("eot_iter", 1)) * per_step * (p["clean"] + p["apgd_ce"])
+        # APGD-CE then APGD-DLR on its survivors; a step is APGD's own work (its measured
+        # step less one gradient) plus eot_iter gradients of the model or the dispatch
+        one = u.grad()
+        draw = gradient if gradient is not None else one
+        per_step = max(units["apgd_ce"] - one, 0.0) + int(params.get("eot_iter", 1)) * draw
+        return restarts * steps * per_step * (p["clean"] + p["apgd_ce"])
     return restarts * (p["clean"] * steps * units["apgd_ce"] + p["apgd_ce"] * steps * units["apgd_t"]
                        + p["apgd_t"] * steps * units["fab_t"]
                        + p["fab_t"] * int(params["n_queries"]) * units["square"])

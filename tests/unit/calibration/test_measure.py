@@ -56,9 +56,9 @@ def test_autoattack_units_and_survival_from_component_runs(monkeypatch):
                         "times": {"apgd_ce": 8.0, "apgd_t": 40.0, "fab_t": 60.0, "square": 4.0}},
     }
     monkeypatch.setattr(attacks, "autoattack_run", lambda model, *a: runs[model])
+    steps, queries = 10, 100
     out = attacks.autoattack_costs({"standard": "standard", "adversarial": "adversarial"},
-                                   None, None, "lenet5", CPU)
-    steps, queries = attacks.AA_STEPS, attacks.AA_QUERIES
+                                   None, None, "lenet5", CPU, steps, queries)
     # APGD-CE: per initially correct point and step, from the run with more such points
     assert out["units"]["apgd_ce"] == pytest.approx(9.0 / (90 * steps))
     # later components: per point that reached them, from the run where most did
@@ -77,7 +77,7 @@ def test_autoattack_run_follows_multiattack_on_a_real_model():
     model = build_model("lenet5", in_channels=1).eval()
     x = torch.rand(8, 1, 32, 32)
     y = model(x).argmax(1).detach()
-    run = attacks.autoattack_run(model, x, y, 0.3, CPU)
+    run = attacks.autoattack_run(model, x, y, 0.3, CPU, steps=3, n_queries=20)
     counts, reached = run["counts"], run["reached"]
     assert counts["clean"] == 8 and reached["apgd_ce"] == 8
     assert reached["apgd_t"] == counts["apgd_ce"] and reached["fab_t"] == counts["apgd_t"]

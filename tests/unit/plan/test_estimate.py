@@ -156,7 +156,8 @@ def test_autoattack_depends_on_survival_of_the_regime():
     # adaptive: AutoAttack rand on RandomDispatch, APGD-CE + APGD-DLR with eot_iter draws
     rand = estimate_seconds(attack_job("autoattack", params, {"adaptive": 10}, "ulm-adv",
                                        fused=False), cal)
-    assert rand == pytest.approx(3 + 10 * 10 * 20 * 1e-2 * (6e-3 / 2e-3) * (1.0 + 0.5))
+    # per step: APGD's own work (U_ce - G) and 20 dispatch gradients D(4)
+    assert rand == pytest.approx(3 + 10 * 10 * ((1e-2 - 2e-3) + 20 * 6e-3) * (1.0 + 0.5))
 
 
 def test_benign_evaluate_and_report():
