@@ -51,7 +51,6 @@ AUTHORS_EXECUTION = {"population": "sequential", "memory_format": "contiguous",
 # kinds whose transfer crafting the attack step can run population-batched (sign steps are
 # per element, so block k's attack is exactly submodel k's own)
 BATCHABLE = ("fgsm", "pgd", "mifgsm", "eot-pgd")
-THREAT_MODELS = ("paper", "transfer", "adaptive")
 
 
 def _builtin(device: str) -> dict:

@@ -10,6 +10,7 @@ import pytest
 
 from clmrepro import cli
 from clmrepro.plan import paths
+from clmrepro.plan.estimate import estimate_seconds
 from clmrepro.plan.model import Plan, PlannedJob
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,9 +97,7 @@ def test_summary_shows_the_authors_settings_beside_the_chosen_ones():
 
     def planned(job):
         return PlannedJob(job=job, job_file="j", cmd="c", log="l", benchmark="b", resources={},
-                          estimate_s=cli_estimate(job, cal))
-
-    from clmrepro.plan.estimate import estimate_seconds as cli_estimate
+                          estimate_s=estimate_seconds(job, cal))
 
     fast = attack_job(samples={"paper": 100, "transfer": 10},
                       execution={**SEQUENTIAL, "population": "batched", "precision": "bf16"})
