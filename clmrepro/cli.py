@@ -1,4 +1,5 @@
-"""clmrepro: validate | compile | plan | schema | restore | report-index | run | list | remove.
+"""clmrepro: validate | compile | plan | schema | restore | report-index | run | list | remove |
+calibrate.
 
 A spec with problems exits with code 2 and one line per problem, never a traceback.
 """
@@ -41,10 +42,19 @@ def cmd_validate(args) -> int:
     return EXIT_SPEC if bad else 0
 
 
+def _calibration(args):
+    """The calibration named by ``--calibration`` (None: the default, clmrepro.plan.estimate)."""
+    from clmrepro.calibration.files import load_calibration
+
+    return load_calibration(args.calibration) if getattr(args, "calibration", None) else None
+
+
 def cmd_compile(args) -> int:
     from clmrepro.emit import emit_all
+    from clmrepro.plan.estimate import use_calibration
 
-    plan = _compile(args.spec)
+    with use_calibration(_calibration(args)):  # the executors' runtime limits
+        plan = _compile(args.spec)
     with hold("clmrepro compile", args.root):  # never rewrite the plan under a running workflow
         written = emit_all(plan, args.root)
     print(f"{args.spec}: {len(plan.jobs)} jobs; {len(written)} file(s) written"
@@ -60,40 +70,61 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def _estimate_note(plan, calibration) -> str:
+    """Which calibration the estimates come from, and the total with the authors' settings
+    (fp32, sequential, every threat model on the full N) where the spec departs from them."""
+    from clmrepro.plan.estimate import (authors_settings, calibration_for, describe,
+                                        estimate_seconds)
+
+    jobs = [job.job for job in plan.jobs]
+    cal = calibration or calibration_for(next((j for j in jobs if j["stage"] != "report"), jobs[0]))
+    lines = [f"Estimates: {describe(cal)}; start-up included, one job at a time."]
+    chosen = sum(job.estimate_s for job in plan.jobs)
+    authors = sum(estimate_seconds(authors_settings(job), cal) for job in jobs)
+    if abs(authors - chosen) > 0.005 * max(chosen, 1e-9):
+        lines.append(f"With the authors' settings (fp32, sequential, full samples): "
+                     f"{_duration(authors)} (these settings: {_duration(chosen)}).")
+    return "\n".join(lines)
+
+
 def cmd_plan(args) -> int:
     from tabulate import tabulate
 
+    from clmrepro.plan.estimate import use_calibration
     from clmrepro.plan.summary import (authors_execution, replicate_costs, stage_totals,
                                        subset_savings)
 
-    plan = _compile(args.spec)
-    rows = [[job.id, job.stage, "yes" if job.resources["gpu"] else "", job.resources["threads"],
-             _duration(job.estimate_s)] for job in plan.jobs]
-    if not args.summary:
-        print(tabulate(rows, headers=["job", "stage", "gpu", "threads", "estimate"]))
-        print()
-    summary = [[t.stage, t.jobs, _duration(t.seconds)] for t in stage_totals(plan)]
-    summary.append(["total", len(plan.jobs), _duration(sum(j.estimate_s for j in plan.jobs))])
-    print(tabulate(summary, headers=["stage", "jobs", "estimate"]))
-    notes = []
-    for cost in replicate_costs(plan):
-        one = sum(cost.one_replicate.values())
-        stages = ", ".join(f"{stage} {_duration(s)}" for stage, s in cost.one_replicate.items())
-        notes.append(f"{cost.experiment}: K = {cost.replicates} replicates: x{cost.replicates} "
-                     f"training, attacks and scoring = {_duration(cost.seconds)} (one replicate "
-                     f"{_duration(one)}: {stages})")
-    for what in subset_savings(plan):
-        notes.append(f"{what.experiment}: {what.detail}: saves "
-                     f"{_duration(max(0.0, what.alternative - what.seconds))} (those attack jobs: "
-                     f"{_duration(what.seconds)}, {_duration(what.alternative)} on every image)")
-    for what in authors_execution(plan):
-        notes.append(f"{what.experiment}: execution {what.detail}: {_duration(what.seconds)}; "
-                     f"with the authors' fp32 and Alg. 1 order: {_duration(what.alternative)}")
-    if notes:
-        print()
-        print("\n".join(notes))
-    print("\nEstimates: LeNet5 on one CPU core, ResNet18 on one GPU (clmrepro.plan.estimate); "
-          "within a factor of a few.")
+    calibration = _calibration(args)
+    with use_calibration(calibration):  # every figure below is estimated with it
+        plan = _compile(args.spec)
+        rows = [[job.id, job.stage, "yes" if job.resources["gpu"] else "",
+                 job.resources["threads"], _duration(job.estimate_s)] for job in plan.jobs]
+        if not args.summary:
+            print(tabulate(rows, headers=["job", "stage", "gpu", "threads", "estimate"]))
+            print()
+        summary = [[t.stage, t.jobs, _duration(t.seconds)] for t in stage_totals(plan)]
+        summary.append(["total", len(plan.jobs),
+                        _duration(sum(j.estimate_s for j in plan.jobs))])
+        print(tabulate(summary, headers=["stage", "jobs", "estimate"]))
+        notes = []
+        for cost in replicate_costs(plan):
+            one = sum(cost.one_replicate.values())
+            stages = ", ".join(f"{stage} {_duration(s)}" for stage, s in cost.one_replicate.items())
+            notes.append(f"{cost.experiment}: K = {cost.replicates} replicates: x{cost.replicates} "
+                         f"training, attacks and scoring = {_duration(cost.seconds)} (one "
+                         f"replicate {_duration(one)}: {stages})")
+        for what in subset_savings(plan):
+            notes.append(f"{what.experiment}: {what.detail}: saves "
+                         f"{_duration(max(0.0, what.alternative - what.seconds))} (those attack "
+                         f"jobs: {_duration(what.seconds)}, {_duration(what.alternative)} on every "
+                         "image)")
+        for what in authors_execution(plan):
+            notes.append(f"{what.experiment}: execution {what.detail}: {_duration(what.seconds)}; "
+                         f"with the authors' fp32 and Alg. 1 order: {_duration(what.alternative)}")
+        if notes:
+            print()
+            print("\n".join(notes))
+        print("\n" + _estimate_note(plan, calibration))
     return 0
 
 
@@ -230,6 +261,25 @@ def cmd_remove(args) -> int:
     return 0
 
 
+def cmd_calibrate(args) -> int:
+    from clmrepro.calibration.files import SHIPPED_DIR
+    from clmrepro.calibration.run import calibrate
+    from clmrepro.core.checkpoints import atomic_write_json
+
+    result = calibrate(args.device, args.threads, name=args.name, note=args.note,
+                       progress=not args.quiet, quick=args.quick, clock=args.clock)
+    out = Path(args.out) if args.out else SHIPPED_DIR / f"{result['name']}.json"
+    atomic_write_json(out, result)
+    lenet = result["units"].get("lenet5", {}).get("fp32-contiguous", {})
+    print(f"{out}: {result['name']} ({result['machine']['device_name']}, {args.threads} "
+          f"thread(s)) in {result['calibrate_seconds']:.0f} s; LeNet5 training "
+          f"{lenet.get('train', float('nan')) * 1e6:.0f} us/image, start-up "
+          f"{result['startup_s']['attack']:.1f} s per attack job")
+    print(f"use it: clmrepro plan SPEC --calibration {out}  (clmrepro compile SPEC "
+          f"--calibration {out} for the executors' time limits)")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="clmrepro", description="Reproduce 'Resilience from "
                                   "Diversity' from a declarative spec (Snakemake + DVC).")
@@ -240,10 +290,14 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compile", help="write workflow/compiled/, dvc.yaml and the JSON Schema")
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("--root", default=".", help="repository root to write into (default: .)")
+    p.add_argument("--calibration", metavar="FILE", help="unit costs for the jobs' runtime "
+                   "limits (default: the shipped calibration matching this machine)")
     p.set_defaults(func=cmd_compile)
     p = sub.add_parser("plan", help="show the job table with a compute estimate")
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("--summary", action="store_true", help="only the per-stage totals")
+    p.add_argument("--calibration", metavar="FILE", help="unit costs from `clmrepro calibrate` "
+                   "(default: the shipped calibration matching this machine)")
     p.set_defaults(func=cmd_plan)
     p = sub.add_parser("schema", help="print the spec's JSON Schema (for editors)")
     p.add_argument("--output", "-o", help="write it to this file instead")
@@ -273,10 +327,30 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--outputs", action="store_true", help="also delete its results/, report "
                    "and resumable state")
     p.set_defaults(func=cmd_remove)
+    p = sub.add_parser("calibrate", help="measure this machine's unit costs (~2 min) for the "
+                       "plan's estimates")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="auto: CUDA if visible (default)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads, as the spec's "
+                   "`threads` (default 1; other counts are scaled by a measured speed-up)")
+    p.add_argument("--out", metavar="FILE", help="where to write the JSON (default: "
+                   "calibration/<name>.json)")
+    p.add_argument("--name", help="calibration name (default: cpu-<cores>core or "
+                   "cuda-<gpu model>)")
+    p.add_argument("--note", default="", help="free text stored in the file (e.g. 'shared "
+                   "machine, provisional')")
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall", help="cpu: time the "
+                   "CPU seconds of this process and its children, not wall seconds: on a CPU "
+                   "shared with other jobs, what the work costs on a quiet machine")
+    p.add_argument("--quick", action="store_true", help="fewer repeats (tests; rougher)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_calibrate)
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
+    from clmrepro.calibration.files import CalibrationError
+
     args = parser().parse_args(argv)
     try:
         return args.func(args)
@@ -288,6 +362,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BUSY
     except ArtifactError as error:  # e.g. a full disk while writing the plan
         print(f"[clmrepro] {error}", file=sys.stderr)
+        return 1
+    except CalibrationError as error:
+        print(error, file=sys.stderr)
         return 1
 
 

@@ -1,58 +1,394 @@
-"""A rough compute estimate per job, for `clmrepro plan` and the executors' `runtime`.
+"""Seconds per job from measured unit costs, for `clmrepro plan` and the executors' `runtime`.
 
-Unit costs are seconds per image per forward+backward pass:
-- LeNet5 on one CPU core: 1.2e-4 s (REFERENCE §6: 10 LeNet5 × 2 epochs × 4,000 images in 9.6 s).
-- ResNet18 on one GPU: 5e-4 s (about 2,000 CIFAR images/s for training, an A100-class anchor).
-A forward pass alone is counted as a third of that.  Numbers are within a factor of a few;
-they size Slurm time limits and tell a user whether a spec is minutes or days.
+The unit costs come from a calibration (``clmrepro calibrate``; format in
+``clmrepro.calibration.files``): seconds per image and submodel of a training step (``T``),
+a forward pass at batch size b (``F(b)``), an input gradient (``G``), each attack's
+gradient step (``A_kind``), a gradient through RandomDispatch of n submodels (``D(n)``), and
+the start-up of a job (``S_stage``).  The ``batched`` variants (``T_b``, ``G_each``,
+``G_all``, ``F_all``) are the population-batched calls of ``core.stacked``.  With n
+submodels, N images, E epochs:
+
+- train / retrain: ``S + E * n * (N_train * (T + k * A_pgd) + N_test * F(eval_batch))`` with
+  k the PGD steps of adversarial training (0 otherwise); batched (ULM, or CLM with the
+  lockstep schedule): ``T_b``, ``G_each`` and ``F_all`` instead.
+- attack (one job per population, attack and eps; ``samples`` per threat model):
+  crafting, per image: paper ``C``; transfer ``n * C`` (batched: ``n * steps * G_each``);
+  adaptive ``n * steps * G`` for FGSM/PGD/MI-FGSM (batched ``G_all``), ``steps * eot * D(n)``
+  for EOT-PGD, AutoAttack ``rand`` on RandomDispatch for AutoAttack.  ``C`` is
+  ``steps * A_kind`` (EOT-PGD ``steps * eot * A``).  AutoAttack standard per image:
+  ``clean * s * U_ce + p_ce * s * U_t + p_t * s * U_fab + p_fab * q * U_sq`` with s steps,
+  q Square queries and p_x the fraction of points still correct after component x
+  (measured on a quickly trained standard and adversarially trained model: the regime of
+  the population picks which); ``rand`` runs APGD-CE and APGD-DLR with ``eot`` gradients per
+  step: ``(clean + p_ce) * s * (U_ce - G + eot * D(n))``.  Scoring (when the job also
+  scores): ``n`` forwards per image for paper and adaptive, ``n * n`` for transfer.
+- evaluate: benign ``n * N * F(b) + n * saliency_samples * G``; a scoring-only job (the
+  earlier layout) scores as above.
+- report: ``S_report + r * inputs`` (r: the report's work per input file, measured on the
+  report fixtures; most of it is one figure per scores file).
+
+Every estimate includes the job's start-up.  CPU costs are measured at the calibration's
+thread count and scaled to the job's ``threads`` by the measured speed-up.  A variant
+(precision, memory format) the calibration lacks falls back to fp32 / contiguous; an
+architecture it lacks falls back to the built-in constants below.  Without an explicit
+calibration: the one set by ``use_calibration`` (the CLI's ``--calibration``), else
+``$CLMREPRO_CALIBRATION``, else the shipped ``calibration/*.json`` that matches this machine
+(``clmrepro.calibration.files.default_calibration``), else the built-in constants.
 """
 
 from __future__ import annotations
 
+import copy
 import math
+import os
+from contextlib import contextmanager
+from typing import Iterator
 
-PASS_SECONDS = {"lenet5": 1.2e-4, "resnet18": 5e-4}
-FORWARD = 1 / 3
+from clmrepro.calibration.files import default_calibration
+
+AUTHORS_EXECUTION = {"population": "sequential", "memory_format": "contiguous",
+                     "precision": "fp32", "clm_schedule": "sequential"}
+# kinds whose transfer crafting the attack step can run population-batched (sign steps are
+# per element, so block k's attack is exactly submodel k's own)
+BATCHABLE = ("fgsm", "pgd", "mifgsm", "eot-pgd")
 
 
-def _gradient_steps(attack: dict) -> float:
-    params = attack["params"]
-    kind = attack["kind"]
+def _builtin(device: str) -> dict:
+    """Constants for when no calibration is at hand.  CPU: REFERENCE.md §6 (10 LeNet5 × 2
+    epochs × 4,000 images in 9.6 s, i.e. 1.2e-4 s per image; PGD-40 on 500 images 3.5 s, i.e.
+    1.75e-4 per step); ResNet18 on one CPU core ~50× LeNet5.  CUDA: ResNet18 ~2,000 training
+    images/s on an A100-class GPU (5e-4 s); LeNet5 is bound by kernel launches there.
+    Within a factor of a few."""
+    if device == "cuda":
+        lenet, resnet = (1.5e-5, 6e-6, 1.5e-5), (5e-4, 1.7e-4, 3.5e-4)
+        startup = {"train": 8.0, "attack": 8.0, "evaluate": 8.0, "report": 6.0}
+    else:
+        lenet, resnet = (1.2e-4, 4e-5, 1.75e-4), (2e-2, 5e-3, 1.2e-2)
+        startup = {"train": 4.0, "attack": 4.5, "evaluate": 4.5, "report": 5.0}
+
+    def variant(train, forward, grad, sizes):
+        return {"batch_sizes": sizes, "train": train, "grad": grad,
+                "forward": {str(sizes["attack"]): forward}, "batched": None}
+
+    sizes = {"train": 100, "attack": 100, "eval": 1000}
+    return {
+        "schema_version": 1, "name": f"built-in-{device}", "source": "clmrepro.plan.estimate",
+        "note": "built-in constants (no calibration found); within a factor of a few",
+        "machine": {"device": device, "device_name": "reference", "cpu_count": 1},
+        "threads": 1, "startup_s": startup, "report_s_per_input": 0.07, "thread_speedup": {},
+        "units": {"lenet5": {"fp32-contiguous": variant(*lenet, sizes)},
+                  "resnet18": {"fp32-contiguous": variant(*resnet, {**sizes, "train": 200})}},
+        "attacks": {"lenet5": {"autoattack": {
+            # in units of G: APGD ~3 G per step, APGD-T/FAB-T 9 targets, Square a forward
+            "units": {"apgd_ce": 3 * lenet[2], "apgd_t": 27 * lenet[2], "fab_t": 80 * lenet[2],
+                      "square": 1.5 * lenet[1]},
+            "survival": {"standard": {"clean": 0.95, "apgd_ce": 0.01, "apgd_t": 0.005, "fab_t": 0.005},
+                         "adversarial": {"clean": 0.9, "apgd_ce": 0.5, "apgd_t": 0.4, "fab_t": 0.4}}}}},
+    }
+
+
+_ACTIVE: list[dict] = []
+
+
+@contextmanager
+def use_calibration(calibration: dict | None) -> Iterator[None]:
+    """Within the block, jobs estimated without an explicit calibration use this one (the
+    CLI's ``--calibration``; compile_spec calls estimate_seconds(job) without one)."""
+    if calibration is None:
+        yield
+        return
+    _ACTIVE.append(calibration)
+    try:
+        yield
+    finally:
+        _ACTIVE.pop()
+
+
+def calibration_for(job: dict) -> dict:
+    if _ACTIVE:
+        return _ACTIVE[-1]
+    requested = job.get("device", "auto")
+    return default_calibration(requested) or _builtin("cuda" if requested == "cuda" else "cpu")
+
+
+def describe(calibration: dict) -> str:
+    """One line: which calibration, measured where and when."""
+    machine = calibration["machine"]
+    source = str(calibration.get("source", "in memory"))
+    if os.path.isabs(source):
+        try:
+            source = os.path.relpath(source)
+        except ValueError:  # another drive (Windows)
+            pass
+    text = (f"calibration {calibration['name']} ({source}: "
+            f"{machine['device']} {machine.get('device_name', '')}, "
+            f"{calibration['threads']} thread(s), {calibration.get('created', 'no date')[:10]})")
+    note = calibration.get("note", "")
+    if "provisional" in note.lower():
+        text += "; provisional"
+    return text
+
+
+class _Units:
+    """The unit costs that apply to one job: architecture, variant, device and threads."""
+
+    def __init__(self, cal: dict, job: dict):
+        params = job["params"]
+        self.cal = cal
+        self.arch = params.get("architecture", "lenet5")
+        execution = {**AUTHORS_EXECUTION, "population": "auto", **(params.get("execution") or {})}
+        self.device = "cpu" if job.get("device") == "cpu" else cal["machine"]["device"]
+        population = execution["population"]
+        self.batched = population == "batched" or (population == "auto" and self.device == "cuda")
+        self.clm_lockstep = execution["clm_schedule"] == "lockstep"
+        measured = cal["units"].get(self.arch) or _builtin(self.device)["units"][self.arch]
+        self.units = self._variant(measured, execution["precision"], execution["memory_format"])
+        base = measured.get("fp32-contiguous", self.units)
+        # attacks were timed on fp32 contiguous models: scale them with the variant's gradient
+        self.variant_scale = self.units["grad"] / base["grad"]
+        self.thread_scale = self._thread_scale(int(job.get("threads", 1)))
+        reference = cal["units"].get("lenet5", {}).get("fp32-contiguous")
+        self.grad_vs_lenet = base["grad"] / reference["grad"] if reference else 1.0
+        self.forward_vs_lenet = (self._forward_of(base, 100) / self._forward_of(reference, 100)
+                                 if reference else 1.0)
+
+    @staticmethod
+    def _variant(measured: dict, precision: str, memory_format: str) -> dict:
+        for key in (f"{precision}-{memory_format}", f"{precision}-contiguous",
+                    f"fp32-{memory_format}", "fp32-contiguous"):
+            if key in measured:
+                return measured[key]
+        return next(iter(measured.values()))
+
+    def _thread_scale(self, threads: int) -> float:
+        if self.cal["machine"]["device"] != "cpu":
+            return 1.0
+        table = self.cal.get("thread_speedup", {}).get(self.arch) or {}
+        # more threads are never priced slower: a ratio below 1 was read on a busy machine
+        curve = sorted((int(t), max(1.0, float(s))) for t, s in {"1": 1.0, **table}.items())
+
+        def speed(t: int) -> float:
+            below = [(k, s) for k, s in curve if k <= t]
+            above = [(k, s) for k, s in curve if k > t]
+            (k0, s0) = below[-1] if below else curve[0]
+            if not above or k0 == t:
+                return s0
+            k1, s1 = above[0]
+            return s0 + (s1 - s0) * (t - k0) / (k1 - k0)
+
+        return speed(int(self.cal.get("threads", 1))) / speed(max(threads, 1))
+
+    @staticmethod
+    def _forward_of(units: dict, batch_size: int) -> float:
+        table = {int(b): s for b, s in units["forward"].items()}
+        nearest = min(table, key=lambda b: abs(math.log(b / max(batch_size, 1))))
+        return table[nearest]
+
+    def _batched(self, key: str, fallback: float) -> float:
+        batched = self.units.get("batched") or {}
+        return batched.get(key) or fallback
+
+    # --- unit costs, seconds per image and submodel, at the job's threads ---------------
+    def train(self, batched: bool) -> float:
+        value = self._batched("train", self.units["train"]) if batched else self.units["train"]
+        return value * self.thread_scale
+
+    def forward(self, batch_size: int, batched: bool) -> float:
+        one = self._forward_of(self.units, batch_size)
+        return (self._batched("forward_all", one) if batched else one) * self.thread_scale
+
+    def grad(self, mode: str | None = None) -> float:
+        """mode None: one model; "each" / "all": through the StackedPopulation."""
+        one = self.units["grad"]
+        value = self._batched(f"grad_{mode}", one) if mode else one
+        return value * self.thread_scale
+
+    def attack_step(self, kind: str) -> float:
+        record = self._attack_record("step")
+        if record and kind in record:
+            ratio = 1.0 if self.cal["attacks"].get(self.arch, {}).get("step") else self.grad_vs_lenet
+            return record[kind] * ratio * self.variant_scale * self.thread_scale
+        return self.grad() * (1.5 if kind == "fgsm" else 1.0)
+
+    def dispatch(self, n: int) -> float:
+        """One input gradient through RandomDispatch of n submodels, per image."""
+        record = self._attack_record("dispatch")
+        if not record:
+            return self.grad() * 1.5
+        sizes = sorted(int(k) for k in record)
+        own = bool(self.cal["attacks"].get(self.arch, {}).get("dispatch"))
+        ratio = 1.0 if own else self.grad_vs_lenet
+        if n <= sizes[0] or len(sizes) == 1:
+            value = record[str(sizes[0])] * (n / sizes[0] if n > sizes[0] else 1.0) ** 0.5
+        else:
+            lo = max(s for s in sizes if s <= n)
+            hi = min([s for s in sizes if s >= n] or [sizes[-1]])
+            a, b = record[str(lo)], record[str(hi)]
+            value = a if hi == lo else a + (b - a) * (n - lo) / (hi - lo)
+        return value * ratio * self.variant_scale * self.thread_scale
+
+    def autoattack(self) -> tuple[dict, dict]:
+        """(seconds per image-step of each component at this architecture, survival)."""
+        record = self._attack_record("autoattack") or _builtin(self.device)["attacks"]["lenet5"]["autoattack"]
+        own = bool(self.cal["attacks"].get(self.arch, {}).get("autoattack"))
+        grad_ratio = 1.0 if own else self.grad_vs_lenet
+        forward_ratio = 1.0 if own else self.forward_vs_lenet
+        units = {name: value * (forward_ratio if name == "square" else grad_ratio)
+                 * self.variant_scale * self.thread_scale
+                 for name, value in record["units"].items()}
+        return units, record["survival"]
+
+    def _attack_record(self, key: str):
+        """This architecture's measured record, else LeNet5's (scaled by the callers)."""
+        attacks = self.cal.get("attacks", {})
+        return (attacks.get(self.arch, {}).get(key) or attacks.get("lenet5", {}).get(key))
+
+
+# --- stages --------------------------------------------------------------------------
+
+def _train_seconds(job: dict, u: _Units) -> float:
+    p = job["params"]
+    n = int(p["population"]["size"])
+    training = p["training"]
+    steps = int(p["adversarial"]["steps"]) if p.get("adversarial") else 0
+    batched = u.batched and (not p.get("linking") or u.clm_lockstep)
+    if batched:
+        per_image = u.train(True) + steps * u.grad("each")
+    else:
+        per_image = u.train(False) + steps * u.attack_step("pgd")
+    n_train, n_test = int(p["dataset"]["n_train"]), int(p["dataset"]["n_test"])
+    test = n_test * u.forward(int(training.get("eval_batch_size", 1000)), batched)
+    return int(training["epochs"]) * n * (n_train * per_image + test)
+
+
+def _survival(job: dict, survival: dict) -> dict:
+    adversarial = "adv" in str(job["params"]["population"].get("regime", ""))
+    return survival["adversarial" if adversarial else "standard"]
+
+
+def _autoattack_image(job: dict, u: _Units, params: dict, gradient: float | None) -> float:
+    """Seconds per image of AutoAttack on one model (gradient None), or of its ``rand``
+    version on RandomDispatch (gradient = seconds per dispatch gradient)."""
+    units, survival = u.autoattack()
+    p = _survival(job, survival)
+    steps, restarts = int(params["steps"]), int(params.get("n_restarts", 1))
+    if params.get("version") == "rand" or gradient is not None:
+        # APGD-CE then APGD-DLR on its survivors; a step is APGD's own work (its measured
+        # step less one gradient) plus eot_iter gradients of the model or the dispatch
+        one = u.grad()
+        draw = gradient if gradient is not None else one
+        per_step = max(units["apgd_ce"] - one, 0.0) + int(params.get("eot_iter", 1)) * draw
+        return restarts * steps * per_step * (p["clean"] + p["apgd_ce"])
+    return restarts * (p["clean"] * steps * units["apgd_ce"] + p["apgd_ce"] * steps * units["apgd_t"]
+                       + p["apgd_t"] * steps * units["fab_t"]
+                       + p["fab_t"] * int(params["n_queries"]) * units["square"])
+
+
+def _craft_one(job: dict, u: _Units, attack: dict) -> float:
+    """Seconds per image crafted on one submodel."""
+    kind, params = attack["kind"], attack["params"]
     if kind == "fgsm":
-        return 1
-    if kind == "eot-pgd":
-        return params["steps"] * params["eot_iter"]
+        return u.attack_step("fgsm")
     if kind == "autoattack":
-        # APGD-CE + APGD-T (9 targets) + FAB-T (9 targets) steps, Square queries are forwards.
-        return params["n_restarts"] * 19 * params["steps"] + params["n_queries"] * FORWARD
-    return params["steps"]
+        return _autoattack_image(job, u, params, None)
+    draws = int(params.get("eot_iter", 1)) if kind == "eot-pgd" else 1
+    return int(params["steps"]) * draws * u.attack_step(kind)
 
 
-def estimate_seconds(job: dict) -> float:
-    params = job["params"]
+def _steps(attack: dict) -> int:
+    params = attack["params"]
+    if attack["kind"] == "fgsm":
+        return 1
+    return int(params["steps"]) * (int(params.get("eot_iter", 1)) if attack["kind"] == "eot-pgd" else 1)
+
+
+def _craft_seconds(job: dict, u: _Units, threat: str, images: int) -> float:
+    n = int(job["params"]["population"]["size"])
+    attack = job["params"]["attack"]
+    kind = attack["kind"]
+    if threat == "paper":
+        return images * _craft_one(job, u, attack)
+    if threat == "transfer":
+        if u.batched and kind in BATCHABLE:
+            return images * n * _steps(attack) * u.grad("each")
+        return images * n * _craft_one(job, u, attack)
+    # adaptive (core.adaptive): exact expected loss, EOT on dispatch, AutoAttack rand
+    if kind in ("fgsm", "pgd", "mifgsm"):
+        return images * n * _steps(attack) * u.grad("all" if u.batched else None)
+    if kind == "eot-pgd":
+        return images * _steps(attack) * u.dispatch(n)
+    return images * _autoattack_image(job, u, attack["params"], u.dispatch(n))
+
+
+def _score_seconds(job: dict, u: _Units, threat: str, images: int) -> float:
+    p = job["params"]
+    n = int(p["population"]["size"])
+    sets = n if threat == "transfer" else 1
+    return sets * n * images * u.forward(int(p.get("batch_size", 100)), u.batched)
+
+
+def samples_of(job: dict) -> dict[str, int]:
+    """Images per threat model: the job's ``samples``, else ``n_samples`` for each."""
+    p = job["params"]
+    samples = p.get("samples")
+    if samples:
+        return {t: int(v) for t, v in samples.items()}
+    return {t: int(p["n_samples"]) for t in p.get("threat_models", ["paper"])}
+
+
+def _attack_seconds(job: dict, u: _Units) -> float:
+    scores = "scores" in job["outputs"]  # the fused layout crafts and scores in one job
+    total = 0.0
+    for threat, images in samples_of(job).items():
+        total += _craft_seconds(job, u, threat, images)
+        if scores:
+            total += _score_seconds(job, u, threat, images)
+    return total
+
+
+def _evaluate_seconds(job: dict, u: _Units) -> float:
+    p = job["params"]
+    if p.get("attack") is None:
+        n = int(p["population"]["size"])
+        saliency = int(p.get("saliency_samples") or 0) if n > 1 else 0
+        return (_score_seconds(job, u, "paper", int(p["n_samples"]))
+                + n * saliency * u.grad("all" if u.batched else None))
+    return sum(_score_seconds(job, u, threat, images) for threat, images in samples_of(job).items())
+
+
+def _report_seconds(job: dict, cal: dict) -> float:
+    """Per input file: most of the report's work is a figure per scores file."""
+    inputs = job["inputs"]
+    count = sum(len(inputs.get(k) or []) for k in ("scores", "records", "analyses"))
+    return count * float(cal.get("report_s_per_input", 0.07))
+
+
+def estimate_seconds(job: dict, calibration: dict | None = None) -> float:
+    """Wall seconds of one job (start-up included) on the calibrated machine."""
+    cal = calibration if calibration is not None else calibration_for(job)
     stage = job["stage"]
+    startup = float(cal["startup_s"]["train" if stage == "retrain" else stage])
     if stage == "report":
-        return 10.0
-    unit = PASS_SECONDS[params["architecture"]]
-    size = params["population"]["size"]
-    if stage in ("train", "retrain"):
-        training = params["training"]
-        passes = 1 + (params["adversarial"]["steps"] if params["adversarial"] else 0)
-        n_train, n_test = params["dataset"]["n_train"], params["dataset"]["n_test"]
-        per_epoch = n_train * passes + n_test * FORWARD
-        return size * training["epochs"] * per_epoch * unit
-    n = params["n_samples"]
-    models = params["threat_models"]
-    if stage == "attack":
-        steps = _gradient_steps(params["attack"])
-        # paper: one crafting submodel per image; transfer: every submodel crafts; adaptive:
-        # every step differentiates through the whole population.
-        crafts = sum({"paper": 1, "transfer": size, "adaptive": size}[m] for m in models)
-        return n * steps * crafts * unit
-    # evaluate: every submodel scores every crafted set; benign adds the saliency pairs.
-    sets = sum({"paper": 1, "transfer": size, "adaptive": 1}[m] for m in models)
-    saliency = params.get("saliency_samples", 0) * size if params["attack"] is None else 0
-    return (n * sets * size * FORWARD + saliency) * unit
+        return startup + _report_seconds(job, cal)
+    u = _Units(cal, job)
+    work = {"train": _train_seconds, "retrain": _train_seconds, "attack": _attack_seconds,
+            "evaluate": _evaluate_seconds}[stage](job, u)
+    return startup + work
+
+
+def authors_settings(job: dict) -> dict:
+    """The job as the authors ran it: fp32, contiguous, sequential, every threat model on
+    the paper protocol's full N (for `plan --summary`'s comparison)."""
+    p = job.get("params", {})
+    if "execution" not in p and "samples" not in p:
+        return job
+    authors = copy.deepcopy(job)
+    params = authors["params"]
+    if "execution" in params:
+        params["execution"] = dict(AUTHORS_EXECUTION)
+    if "samples" in params:
+        params["samples"] = {t: int(params["n_samples"]) for t in params["samples"]}
+    return authors
 
 
 def runtime_minutes(seconds: float) -> int:
