@@ -141,14 +141,16 @@ if part_wanted pipeline; then
 fi
 
 # --- 3. batched vs sequential benchmarks --------------------------------------------
-# The calls the lead aligns with the benchmark scripts after merging (issue 10):
+# Same-run ratios: every training variant (bare loop, ULM sequential / channels_last / batched,
+# CLM) and batched vs sequential transfer crafting (PGD-40, 10 LeNet5s) (issue 10).
 if part_wanted benchmarks; then
-  if [ "$QUICK" = 1 ]; then tsize=(--size 2 --epochs 1 --repeats 1); asize=(--models 2 --samples 100)
-  else tsize=(--size 10 --epochs 1 --repeats 3); asize=(--models 10 --samples 1000); fi
-  (cd "$REPO" && run_part train_throughput 120 "$PY" -m benchmarks.train_throughput --mode both \
+  if [ "$QUICK" = 1 ]; then tsize=(--size 2 --epochs 1 --repeats 1 --n-train 500)
+    asize=(--transfer-models 2 --transfer-samples 100 --repeats 1)
+  else tsize=(--size 10 --epochs 1 --repeats 3); asize=(--transfer-models 10 --transfer-samples 1000); fi
+  (cd "$REPO" && run_part train_throughput 120 "$PY" -m benchmarks.train_throughput \
      --device "$DEVICE" "${tsize[@]}" > "$OUT_DIR/train_throughput.txt" 2>&1)
-  (cd "$REPO" && run_part attack_throughput 120 "$PY" -m benchmarks.attack_throughput --mode both \
-     --device "$DEVICE" --kinds pgd "${asize[@]}" > "$OUT_DIR/attack_throughput.txt" 2>&1)
+  (cd "$REPO" && run_part attack_throughput 120 "$PY" -m benchmarks.attack_throughput \
+     --device "$DEVICE" "${asize[@]}" > "$OUT_DIR/attack_throughput.txt" 2>&1)
 fi
 
 # --- summary ------------------------------------------------------------------------

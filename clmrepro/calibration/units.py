@@ -15,8 +15,6 @@ wall time says how busy the machine was.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import statistics
 import time
 from typing import Callable
@@ -24,6 +22,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+# The steps' allocator setting (steps.common.prepare_torch): measured with it so the numbers
+# match what a job sees.
+from clmrepro.core.devices import raise_mmap_threshold  # noqa: F401
 from clmrepro.core.models import build_model
 from clmrepro.core.stacked import StackedPopulation
 
@@ -34,27 +35,6 @@ BATCH_SIZES = {"lenet5": {"train": 100, "attack": 100, "eval": 1000},
                "resnet18": {"train": 200, "attack": 100, "eval": 1000}}
 CPU_RESNET_BATCH = 16  # one ResNet18 training step on 200 images takes ~4 s on one core
 BATCHED_SIZE = {"lenet5": 10, "resnet18": 4}  # the paper's population sizes (ULM, -Adv)
-
-
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
-
-
-def raise_mmap_threshold(mmap_bytes: int = 32 << 20, trim_bytes: int = 64 << 20) -> bool:
-    """Keep freed tensor memory in the process (glibc only; False elsewhere).
-
-    glibc serves every allocation above 128 KiB with a fresh mmap and returns it on free,
-    so a LeNet5 batch's activations (~2 MB) are page-faulted and zeroed again at every call
-    until some larger free raises glibc's adaptive threshold.  Measured here: a torchattacks
-    PGD step on a batch of 100 cost 1.8-2.1e-4 s per image in a fresh process and 1.2e-4
-    after this call (the smoke spec's PGD crafting 1.4-1.6x faster).  The steps should make
-    the same call (proposed for steps/common.prepare_torch); the calibration makes it so
-    that its numbers do not depend on the order it measures in."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(M_MMAP_THRESHOLD, mmap_bytes)
-                    and libc.mallopt(M_TRIM_THRESHOLD, trim_bytes))
-    except (OSError, AttributeError):
-        return False
 
 
 _CLOCK = {"now": time.perf_counter}

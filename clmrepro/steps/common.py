@@ -58,10 +58,11 @@ def prepare_torch(job: Job):
     on where the job ran, and return the device the job asked for."""
     import torch
 
-    from clmrepro.core.devices import resolve_device
+    from clmrepro.core.devices import deterministic, raise_mmap_threshold, resolve_device
 
     torch.set_num_threads(int(job.get("threads", 1)))
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    deterministic()
+    raise_mmap_threshold()
     return resolve_device(job.get("device", "auto"))
 
 
