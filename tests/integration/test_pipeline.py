@@ -124,17 +124,15 @@ def test_changing_one_eps_reruns_only_that_attack(tiny_run: Path, tmp_path):
     run([sys.executable, "-m", "clmrepro.cli", "compile", "specs/tiny.yaml"], repo)
     counts = planned_jobs(snakemake(repo, "-n").stdout)
     # Snakemake rule names carry the spec; DVC names a stage by its spec's dvc.yaml
+    # (an attack job crafts and scores: no separate evaluate job)
     assert counts == {"job_tiny__attack_mnist_ulm_pgd_0_25": 1,
                       "job_tiny__attack_mnist_clm_pgd_0_25": 1,
-                      "job_tiny__evaluate_mnist_ulm_pgd_0_25": 1,
-                      "job_tiny__evaluate_mnist_clm_pgd_0_25": 1,
-                      "job_tiny__report": 1, "all": 1, "total": 6}
+                      "job_tiny__report": 1, "all": 1, "total": 4}
     status = dvc(repo, "status", "--json").stdout
     changed = set(json.loads(status))
     stage = f"{paths.spec_dvc_yaml('tiny')}:"
     assert changed == {stage + s for s in ["attack-mnist-ulm-pgd-0.25", "attack-mnist-clm-pgd-0.25",
-                                           "evaluate-mnist-ulm-pgd-0.25",
-                                           "evaluate-mnist-clm-pgd-0.25", "report"]}
+                                           "report"]}
 
 
 @pytest.mark.slow
@@ -165,7 +163,7 @@ def test_dvc_repro_alone_restores_and_reruns(tiny_run: Path, tmp_path):
     dvc(repo, "repro")
     assert adversarial.is_file() and (repo / "reports/tiny/metrics.json").is_file()
     chain = [f"{paths.spec_dvc_yaml('tiny')}:{stage}"
-             for stage in ["attack-mnist-ulm-fgsm-0.3", "evaluate-mnist-ulm-fgsm-0.3", "report"]]
+             for stage in ["attack-mnist-ulm-fgsm-0.3", "report"]]
     repro = dvc(repo, "repro", "--force", "--single-item", *chain)
     assert re.findall(r"^Running stage '([^']+)'", repro.stdout, re.M) == chain
     assert json.loads(scores.read_text()) == before
