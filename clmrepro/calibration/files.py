@@ -8,7 +8,8 @@ per-image time is per image *and per submodel*::
     name, note, created (UTC ISO time), calibrate_seconds, threads, torch
     machine: {device: "cpu"|"cuda", device_name, cpu_count, platform, load_average}
     startup_s: {train, attack, evaluate, report}  # a job's process start: imports + dataset
-    report_s_per_input: s                         # report work (after its imports) per input
+    report_s_fixed: s                             # report work (after its imports): fixed part
+    report_s_per_input: s                         # ... and the part per input file
                                                   # file: scores, training record, analysis
     thread_speedup: {"1": 1.0, "2": 1.4, ...}     # (CPU) time at 1 thread / time at N threads
     units: {architecture: {"<precision>-<memory_format>": {

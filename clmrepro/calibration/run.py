@@ -186,7 +186,8 @@ def calibrate(device: str = "auto", threads: int = 1, *, name: str | None = None
 
     @add("report step")
     def _():
-        per_input, how = startup.report_seconds_per_input(cpu_clock)
+        fixed, per_input, how = startup.report_seconds(cpu_clock)
+        result["report_s_fixed"] = fixed
         result["report_s_per_input"] = per_input
         notes.append(how)
 

@@ -24,8 +24,9 @@ submodels, N images, E epochs:
   scores): ``n`` forwards per image for paper and adaptive, ``n * n`` for transfer.
 - evaluate: benign ``n * N * F(b) + n * saliency_samples * G``; a scoring-only job (the
   earlier layout) scores as above.
-- report: ``S_report + r * inputs`` (r: the report's work per input file, measured on the
-  report fixtures; most of it is one figure per scores file).
+- report: ``S_report + R + r * inputs`` (R fixed, r per input file: two runs of the report
+  on the report fixtures, all inputs and a third of them; most of the per-input work is one
+  figure per scores file).
 
 Every estimate includes the job's start-up.  CPU costs are measured at the calibration's
 thread count and scaled to the job's ``threads`` by the measured speed-up.  A variant
@@ -75,7 +76,8 @@ def _builtin(device: str) -> dict:
         "schema_version": 1, "name": f"built-in-{device}", "source": "clmrepro.plan.estimate",
         "note": "built-in constants (no calibration found); within a factor of a few",
         "machine": {"device": device, "device_name": "reference", "cpu_count": 1},
-        "threads": 1, "startup_s": startup, "report_s_per_input": 0.07, "thread_speedup": {},
+        "threads": 1, "startup_s": startup, "report_s_fixed": 1.0, "report_s_per_input": 0.04,
+        "thread_speedup": {},
         "units": {"lenet5": {"fp32-contiguous": variant(*lenet, sizes)},
                   "resnet18": {"fp32-contiguous": variant(*resnet, {**sizes, "train": 200})}},
         "attacks": {"lenet5": {"autoattack": {
@@ -357,10 +359,12 @@ def _evaluate_seconds(job: dict, u: _Units) -> float:
 
 
 def _report_seconds(job: dict, cal: dict) -> float:
-    """Per input file: most of the report's work is a figure per scores file."""
+    """A fixed part (paper tables, matplotlib, templates) and a part per input file: most of
+    the per-input work is a figure per scores file."""
     inputs = job["inputs"]
     count = sum(len(inputs.get(k) or []) for k in ("scores", "records", "analyses"))
-    return count * float(cal.get("report_s_per_input", 0.07))
+    return (float(cal.get("report_s_fixed", 0.0))
+            + count * float(cal.get("report_s_per_input", 0.07)))
 
 
 def estimate_seconds(job: dict, calibration: dict | None = None) -> float:
