@@ -99,6 +99,30 @@ def build_model(architecture: str, *, in_channels: int, num_classes: int = 10) -
     return ARCHITECTURES[architecture](in_channels=in_channels, num_classes=num_classes)
 
 
+def batch_norm_statistics_in_contiguous_memory(model: nn.Module) -> nn.Module:
+    """Make ``model``'s BatchNorm layers compute batch statistics on contiguous memory.
+
+    PyTorch's CPU BatchNorm kernel for channels_last tensors loses digits when a channel's
+    mean is large next to its spread, as LeNet5's are on MNIST: measured here, conv1/conv2
+    weight gradients off by 1-3% (relative to float64) against ~1e-6 in contiguous memory.
+    Converting around the BatchNorm in training mode keeps the convolutions' channels_last
+    speed and the statistics exact to float rounding; eval mode (running statistics, a
+    per-channel affine map) is accurate either way and is left alone."""
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.register_forward_pre_hook(_contiguous_when_training)
+            module.register_forward_hook(_channels_last_when_training)
+    return model
+
+
+def _contiguous_when_training(module: nn.Module, args: tuple) -> tuple | None:
+    return (args[0].contiguous(),) if module.training else None
+
+
+def _channels_last_when_training(module: nn.Module, args: tuple, out: torch.Tensor):
+    return out.contiguous(memory_format=torch.channels_last) if module.training else None
+
+
 def counter_linked_layer(model: nn.Module) -> nn.Conv2d:
     """The layer l = 1 of eq. 4–5, whose weights PRSE pushes apart: the first conv."""
     for module in model.modules():

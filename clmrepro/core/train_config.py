@@ -59,10 +59,10 @@ class ExecutionConfig:
     """The job's ``execution`` block (CONTRACTS.md); the defaults are the authors' setting."""
 
     population: str = "auto"  # auto = batched on CUDA, sequential on CPU
-    # channels_last: the fast layout for batched LeNet5 on CPU.  Not quite "float rounding"
-    # there: PyTorch's CPU channels-last BatchNorm loses digits when a channel's mean is large
-    # against its spread (measured: LeNet5 gradients up to 7e-2 relative off float64, against
-    # 2e-6 contiguous), so contiguous and channels_last runs drift apart over an epoch.
+    # channels_last: the fast layout for batched LeNet5 on CPU.  PyTorch's CPU channels-last
+    # BatchNorm loses digits in training mode (LeNet5 gradients 1-7% off float64 on MNIST), so
+    # on the CPU the batch statistics are computed on contiguous memory (core.models.
+    # batch_norm_statistics_in_contiguous_memory, core.stacked): equal within float rounding.
     memory_format: str = "contiguous"
     precision: str = "fp32"  # bf16 = autocast(bfloat16) + channels_last; a departure
     clm_schedule: str = "sequential"  # Alg. 1; lockstep is a departure

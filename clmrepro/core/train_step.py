@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from clmrepro.core.data import to_unit
-from clmrepro.core.models import counter_linked_layer
+from clmrepro.core.models import batch_norm_statistics_in_contiguous_memory, counter_linked_layer
 from clmrepro.core.seeding import generator
 from clmrepro.core.stacked import StackedPopulation
 from clmrepro.core.train_config import AdversarialConfig, Execution, TrainConfig, make_optimizer, make_scheduler
@@ -33,6 +33,9 @@ class SingleTrainee:
 
     def __init__(self, model: nn.Module, index: int, cfg: TrainConfig, execution: Execution):
         self.model = model.to(memory_format=execution.memory_format)  # before the optimiser sees it
+        if (execution.memory_format == torch.channels_last
+                and next(model.parameters()).device.type == "cpu"):
+            batch_norm_statistics_in_contiguous_memory(self.model)
         self.members = range(index, index + 1)
         self.memory_format = execution.memory_format
         self.optimizer = make_optimizer(cfg, model)
