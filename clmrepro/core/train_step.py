@@ -164,6 +164,9 @@ def train_step(trainee, x: Tensor, y: Tensor, *, adversarial: AdversarialConfig 
 
     Returns each member's summed loss and correct count on the (possibly adversarial) batch,
     kept on the device (no host sync per minibatch: that matters on a GPU)."""
+    # training mode for every step: a retrained population arrives in eval mode (loaded from
+    # population.pt), and the per-epoch test pass restores whatever mode it found
+    trainee.train(True)
     if adversarial is not None:
         x = pgd_examples(trainee, x, y, adversarial, pgd_seeds, execution)
     trainee.optimizer.zero_grad(set_to_none=True)

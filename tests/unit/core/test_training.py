@@ -181,3 +181,32 @@ def test_mnist5k_ulm_reaches_95_and_clm_retrained_stays_within_2_points():
     ulm_mean = sum(ulm["test_accuracy"]) / 2
     clm_mean = sum(clm["test_accuracy"]) / 2
     assert abs(clm_mean - ulm_mean) <= 0.02
+
+
+@pytest.mark.parametrize("execution", [None, {"population": "batched"}])
+def test_a_population_handed_over_in_eval_mode_is_trained_in_train_mode(small_mnist, execution):
+    """A retrain starts from population.pt, whose submodels load in eval mode: training must
+    still run BatchNorm on batch statistics (and update the running ones), exactly as for
+    submodels handed over in train mode."""
+    from clmrepro.core.train_config import ExecutionConfig
+
+    extra = {} if execution is None else {"execution": ExecutionConfig(**execution)}
+    handed = [init_population("lenet5", 2, in_channels=1, num_classes=10, seed=3)
+              for _ in range(2)]
+    for m in handed[0]:
+        m.eval()
+    linking = LinkingConfig(alpha=0.1, delta=0.1, prse_every=5)
+    for models in handed:
+        train_population(models, small_mnist, training=adam(epochs=1), linking=None,
+                         adversarial=None, seed=3, device=CPU, progress=False, **extra)
+    assert same(weights(handed[0]), weights(handed[1]))
+    assert all(int(m.bn1.num_batches_tracked) == 25 for m in handed[0])
+    # and with counter linking (Alg. 1 order), the regime the bug hid in
+    again = [init_population("lenet5", 2, in_channels=1, num_classes=10, seed=3)
+             for _ in range(2)]
+    for m in again[0]:
+        m.eval()
+    for models in again:
+        train_population(models, small_mnist, training=adam(epochs=1), linking=linking,
+                         adversarial=None, seed=3, device=CPU, progress=False)
+    assert same(weights(again[0]), weights(again[1]))
