@@ -15,7 +15,7 @@ submodels, N images, E epochs:
   crafting, per image: paper ``C``; transfer ``n * C`` (batched: ``n * steps * G_each``);
   adaptive ``n * steps * G`` for FGSM/PGD/MI-FGSM (batched ``G_all``), ``steps * eot * D(n)``
   for EOT-PGD, AutoAttack ``rand`` on RandomDispatch for AutoAttack.  ``C`` is
-  ``steps * A_kind`` (EOT-PGD ``steps * eot * A``).  AutoAttack standard per image:
+  ``steps * A_kind`` (EOT-PGD against one submodel runs as PGD: ``steps * A_pgd``).  AutoAttack standard per image:
   ``clean * s * U_ce + p_ce * s * U_t + p_t * s * U_fab + p_fab * q * U_sq`` with s steps,
   q Square queries and p_x the fraction of points still correct after component x
   (measured on a quickly trained standard and adversarially trained model: the regime of
@@ -293,15 +293,18 @@ def _craft_one(job: dict, u: _Units, attack: dict) -> float:
         return u.attack_step("fgsm")
     if kind == "autoattack":
         return _autoattack_image(job, u, params, None)
-    draws = int(params.get("eot_iter", 1)) if kind == "eot-pgd" else 1
-    return int(params["steps"]) * draws * u.attack_step(kind)
+    # EOT-PGD against one deterministic submodel runs as PGD: its eot_iter gradients are
+    # identical and sign(k g) = sign(g) (core.crafting), so one gradient per step
+    return int(params["steps"]) * u.attack_step("pgd" if kind == "eot-pgd" else kind)
 
 
-def _steps(attack: dict) -> int:
+def _steps(attack: dict, eot: bool = False) -> int:
+    """Gradient steps per image; ``eot``: EOT-PGD's eot_iter draws count (random dispatch)."""
     params = attack["params"]
     if attack["kind"] == "fgsm":
         return 1
-    return int(params["steps"]) * (int(params.get("eot_iter", 1)) if attack["kind"] == "eot-pgd" else 1)
+    draws = int(params.get("eot_iter", 1)) if eot and attack["kind"] == "eot-pgd" else 1
+    return int(params["steps"]) * draws
 
 
 def _craft_seconds(job: dict, u: _Units, threat: str, images: int) -> float:
@@ -318,7 +321,7 @@ def _craft_seconds(job: dict, u: _Units, threat: str, images: int) -> float:
     if kind in ("fgsm", "pgd", "mifgsm"):
         return images * n * _steps(attack) * u.grad("all" if u.batched else None)
     if kind == "eot-pgd":
-        return images * _steps(attack) * u.dispatch(n)
+        return images * _steps(attack, eot=True) * u.dispatch(n)
     return images * _autoattack_image(job, u, attack["params"], u.dispatch(n))
 
 

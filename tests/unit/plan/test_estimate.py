@@ -252,3 +252,20 @@ def test_shipped_calibrations_are_valid():
         assert cal["name"] == path.stem
         for arch in ("lenet5", "resnet18"):
             assert cal["units"][arch]["fp32-contiguous"]["train"] > 0
+
+
+def test_eot_pgd_on_one_submodel_costs_pgd_and_on_the_dispatch_eot_draws():
+    """Against one deterministic submodel (paper, transfer) EOT-PGD runs as PGD (one gradient
+    per step, core.crafting); only the adaptive attack on random dispatch draws eot_iter."""
+    cal = calibration()
+    pgd = {"alpha": 0.01, "steps": 10, "random_start": True}
+    eot = {**pgd, "eot_iter": 10}
+    for threat in ("paper", "transfer"):
+        same = [estimate_seconds(attack_job(kind, params, samples={threat: 100}), cal)
+                for kind, params in (("pgd", pgd), ("eot-pgd", eot))]
+        assert same[0] == pytest.approx(same[1])
+    adaptive = [estimate_seconds(attack_job("eot-pgd", {**eot, "eot_iter": k},
+                                            samples={"adaptive": 100}), cal) for k in (1, 2, 3)]
+    # each more draw adds the same crafting cost: the estimate is linear in eot_iter
+    assert adaptive[2] - adaptive[1] == pytest.approx(adaptive[1] - adaptive[0])
+    assert adaptive[1] > adaptive[0]
