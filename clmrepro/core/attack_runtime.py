@@ -1,7 +1,7 @@
 """How the attack and scoring forward passes run: one submodel at a time or the population
 as one batched computation, in fp32 or bf16 autocast, with a given memory format.
 
-The job's ``execution`` block (CONTRACTS.md) names the choices:
+The job's ``execution`` block (docs/architecture.md) names the choices:
 
 - ``population``: ``sequential`` (torchattacks on one submodel at a time, the reference),
   ``batched`` (``core.stacked.StackedPopulation``: n small kernels become one large one,

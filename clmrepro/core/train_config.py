@@ -56,7 +56,7 @@ CLM_SCHEDULES = ("sequential", "lockstep")
 
 @dataclass
 class ExecutionConfig:
-    """The job's ``execution`` block (CONTRACTS.md); the defaults are the authors' setting."""
+    """The job's ``execution`` block (docs/architecture.md); the defaults are the authors' setting."""
 
     population: str = "auto"  # auto = batched on CUDA, sequential on CPU
     # channels_last: the fast layout for batched LeNet5 on CPU.  PyTorch's CPU channels-last

@@ -48,7 +48,7 @@ STATE_FORMAT = 1
 def attack_state_dir(job: Job) -> Path:
     """``.clmrepro-state/{spec}/{exp}/{pop}[/r{r}]/attack-{attack}-eps{eps}``: beside the
     population's training state, per replicate where the plan has replicates (job ids
-    ending in ``-r{r}``, CONTRACTS.md).  Not a declared output: Snakemake deletes those of
+    ending in ``-r{r}``, docs/architecture.md).  Not a declared output: Snakemake deletes those of
     a failed job (REFERENCE.md §4)."""
     p = job["params"]
     folder = STATE_ROOT / str(job["spec"]) / str(job["experiment"]) / str(p["population"]["id"])
@@ -170,7 +170,7 @@ def run_attack(job: Job, should_stop: StopCheck | None = None) -> None:
                       should_stop=should_stop, progress=show_progress())
     blob = {"x": x, "y": y, "attack": dict(attack), **sets}
     atomic_torch_save(blob, job["outputs"]["adversarial"])
-    if "scores" in job["outputs"]:  # the fused attack job (CONTRACTS.md "Job layout")
+    if "scores" in job["outputs"]:  # the fused attack job (docs/architecture.md, "Jobs and replicates")
         write_scores(job["outputs"]["scores"], attack_records(job, models, blob, runtime))
     store.remove()
 

@@ -86,7 +86,7 @@ def _place(path: Path, known: set[tuple[str, str]]) -> tuple[str, str, int]:
     """(experiment, population, replicate) of a training.json / analysis.json path.
 
     K = 1: results/{spec}/{exp}/{pop}/FILE; K >= 2: results/{spec}/{exp}/{pop}/r{r}/FILE
-    (CONTRACTS.md). A folder named like r1 is a replicate folder unless the scores records
+    (docs/architecture.md). A folder named like r1 is a replicate folder unless the scores records
     know a population of that name in that experiment and none one level up.
     """
     folder = path.parent

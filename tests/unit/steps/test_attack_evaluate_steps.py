@@ -133,7 +133,7 @@ def fused(tmp_path, population, attack=PGD, **params):
 
 
 def test_fused_attack_job_scores_what_evaluate_scores(in_tmp, population):
-    """CONTRACTS.md "Job layout": one attack job crafts and scores; evaluate re-scoring its
+    """docs/architecture.md "Jobs and replicates": one attack job crafts and scores; evaluate re-scoring its
     file gives the same records, byte for byte."""
     attack_job = fused(in_tmp, population, replicate=0)
     run_attack(attack_job)
