@@ -93,13 +93,14 @@ def train_population(
     execution: ExecutionConfig | None = None,
     should_stop: StopCheck | None = None,
     state_every_s: float = STATE_EVERY_S,
+    on_resume: Callable[[Progress], None] | None = None,
 ) -> dict:
     """Train ``models`` in place and return the training record (docs/architecture.md).
 
     ``on_epoch_end(epoch)`` is called after each epoch's state is saved.  ``should_stop()``
     is asked after every minibatch; when true the state is saved and ``Interrupted`` raised
     (core.interrupt).  ``state_every_s``: seconds between saves inside an epoch (0: after
-    every minibatch)."""
+    every minibatch).  ``on_resume(progress)`` is called when a saved state is resumed."""
     n = len(models)
     if linking is not None and linking.layer != "conv1":
         raise ValueError(f"linking.layer must be 'conv1' (got {linking.layer!r})")
@@ -131,6 +132,8 @@ def train_population(
     state = run.checkpoint.load(device)
     if state is not None:  # a state of other settings is stale: start over
         run.restore(state)
+        if on_resume is not None:
+            on_resume(run.progress)
     done = run.progress.epoch * n + (run.progress.submodel if resolved.schedule == "sequential" else 0)
     run.bar = tqdm(total=max(training.epochs * n - done, 0), disable=not progress,
                    desc=run.record["regime"], unit="pass")

@@ -95,7 +95,10 @@ def run_train(job: Job, should_stop=None) -> None:
         adversarial=AdversarialConfig(**adversarial) if adversarial else None,
         seed=int(job["seed"]), device=device, state_dir=state_dir, progress=show_progress(),
         execution=execution, should_stop=stop_requested if should_stop is None else should_stop,
-        state_every_s=state_every_s())
+        state_every_s=state_every_s(),
+        on_resume=lambda where: print(
+            f"[clmrepro] {job['id']}: resuming from {state_dir}: epoch {where.epoch + 1}, "
+            f"submodel {where.submodel}, {where.batch} minibatch(es) done", file=sys.stderr, flush=True))
     record.update(regime=pop["regime"], size=len(models))
     meta = {"architecture": arch, "regime": pop["regime"], "size": len(models),
             "in_channels": data.in_channels, "num_classes": data.num_classes, "dataset": ds["name"]}

@@ -110,8 +110,11 @@ def test_crash_loses_at_most_one_minibatch_and_resumes_bit_identically(cifar, tm
             state_every_s=0)
     progress = safe_load(tmp_path / STATE_FILE)["progress"]
     assert (progress["epoch"], progress["submodel"], progress["batch"]) == (0, 1, 1)
-    resumed, rec_resumed = run(cifar, case, size=2, channels=3, state_dir=tmp_path)
+    resumed_at = []
+    resumed, rec_resumed = run(cifar, case, size=2, channels=3, state_dir=tmp_path,
+                               on_resume=lambda p: resumed_at.append((p.epoch, p.submodel, p.batch)))
     assert same(full, resumed) and rec_full == rec_resumed
+    assert resumed_at == [(0, 1, 1)]  # told once, where it resumed
 
 
 def test_without_periodic_saves_a_crash_goes_back_to_the_last_epoch(mnist, tmp_path):
@@ -135,7 +138,9 @@ def test_a_changed_execution_does_not_resume(mnist, tmp_path):
     with pytest.raises(Interrupted):
         run(mnist, case, state_dir=tmp_path, should_stop=stop_at(3))
     changed = dict(case, execution=ExecutionConfig(population="batched", memory_format="channels_last"))
-    fresh, _ = run(mnist, changed, state_dir=tmp_path)
+    resumed_at = []
+    fresh, _ = run(mnist, changed, state_dir=tmp_path, on_resume=resumed_at.append)
+    assert resumed_at == []  # a stale state is not resumed, and not announced
     scratch, _ = run(mnist, changed)
     assert same(fresh, scratch)
 

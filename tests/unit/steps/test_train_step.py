@@ -182,6 +182,8 @@ def test_sigkill_mid_epoch_then_rerun_gives_the_uninterrupted_population(tmp_pat
 
     rerun = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert (f"{killed['id']}: resuming from {state.parent.relative_to(tmp_path)}: epoch 1, "
+            f"submodel {progress['submodel']}, {progress['batch']} minibatch(es) done") in rerun.stderr
     assert not state.parent.exists()
 
     (tmp_path / "ref").mkdir()
