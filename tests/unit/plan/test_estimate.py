@@ -170,6 +170,13 @@ def test_benign_evaluate_and_report():
               "inputs": {"scores": ["x/benign.json", "x/pgd-eps0.3.json"], "records": ["c"],
                          "analyses": ["d"], "spec": "s"}}
     assert estimate_seconds(report, cal) == pytest.approx(5 + 4 * 0.5)  # 4 input files
+    # three replicates of the same files: one set of figures and cells, priced once
+    replicated = {**report, "inputs": {
+        key: [path.replace("x/", f"x/r{r}/") if key == "scores" else f"{path}/r{r}/training.json"
+              for r in range(3) for path in paths] if key != "spec" else paths
+        for key, paths in report["inputs"].items()}}
+    assert len(replicated["inputs"]["scores"]) == 6
+    assert estimate_seconds(replicated, cal) == pytest.approx(5 + 4 * 0.5)
 
 
 def test_authors_settings():
