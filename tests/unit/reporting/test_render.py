@@ -200,6 +200,9 @@ def test_claims_print_interval_and_k(parsed, rendered):
     want = (f"ULM − CLM {100 * row['mean']:+.2f} [{100 * row['low']:+.2f}, "
             f"{100 * row['high']:+.2f}] points (t over replicates, K = 3) → **inconclusive**")
     assert want in md
+    # the claimed relation and the measured values apart: "CLM 46% > ULM 49%" must not appear
+    assert re.search(r"- Benign: claimed ULM costs < 1 pt vs CLM; measured ULM \d+\.\d\d%, "
+                     r"CLM \d+\.\d\d%; ULM − CLM", md)
     assert row["low"] < 0.01 < row["high"]             # straddles the one-point bound
     # the HTML evidence tables: one outcome per row (5 + 2 holds; 1 + 2 inconclusive)
     outcomes = [cells[-1][1] for t in parsed.tables.values() for cells in t
