@@ -173,6 +173,8 @@ def _report_job(spec: Spec, spec_path: str, jobs: list[PlannedJob]) -> PlannedJo
     params = {"spec_path": spec_path, "spec_name": spec.name, "description": spec.description,
               "departures": departures_from_paper(spec),
               "precision_notes": precision_notes(spec), "spec_sha256": spec_sha256(spec),
+              # the spec's root seed (every job's seed derives from it) and device setting
+              "seed": spec.seed, "device": spec.device,
               "attacks": [attacks[key] for key in sorted(attacks)],
               "attack_params": _unambiguous_params(attacks.values()),
               # what each sweep varied, for the report's MRA-against-knob figure

@@ -137,6 +137,9 @@ def test_dependencies_flow_from_producers():
                 assert order[produced[path]] < order[job.id]
     report = plan.by_id("report")
     assert len(report.inputs["scores"]) == 24 and len(report.inputs["records"]) == 4
+    # the report's provenance: the spec's root seed and device setting
+    spec = parse_spec((ROOT / "specs/smoke.yaml").read_text())
+    assert (report.job["params"]["seed"], report.job["params"]["device"]) == (spec.seed, spec.device)
 
 
 def test_changing_one_eps_changes_only_that_attacks_jobs():
