@@ -60,7 +60,7 @@ def option_value(argv: list[str], name: str) -> str | None:
 def auto_plan(tmp_path, fresh_repo, job_env):
     repo = fresh_repo(tmp_path / "repo")
     spec = yaml.safe_load((repo / "tests/slurm/slurm-tiny.yaml").read_text())
-    (repo / "specs/slurm-tiny-auto.yaml").write_text(yaml.safe_dump({**spec, "device": "auto"}))
+    (repo / "specs/slurm-tiny-auto.yaml").write_text(yaml.safe_dump({**spec, "name": "slurm-tiny-auto", "device": "auto"}))
     subprocess.run([str(VENV_BIN / "clmrepro"), "compile", "specs/slurm-tiny-auto.yaml"],
                    cwd=repo, env=job_env, check=True, capture_output=True)
     plan = json.loads((repo / "workflow/compiled/slurm-tiny-auto/plan.json").read_text())
