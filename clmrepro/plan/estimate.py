@@ -42,11 +42,11 @@ from __future__ import annotations
 import copy
 import math
 import os
-import re
 from contextlib import contextmanager
 from typing import Iterator
 
 from clmrepro.calibration.files import default_calibration
+from clmrepro.plan import paths
 
 AUTHORS_EXECUTION = {"population": "sequential", "memory_format": "contiguous",
                      "precision": "fp32", "clm_schedule": "sequential"}
@@ -362,16 +362,13 @@ def _evaluate_seconds(job: dict, u: _Units) -> float:
     return sum(_score_seconds(job, u, threat, images) for threat, images in samples_of(job).items())
 
 
-_REPLICATE_FOLDER = re.compile(r"/r\d+/")
-
-
 def _report_seconds(job: dict, cal: dict) -> float:
     """A fixed part (paper tables, matplotlib, templates) and a part per input file: most of
     the per-input work is a figure per scores file.  The replicates of one file
     (``.../r0/...``, ``.../r1/...``) share their figures and table cells, so they count once
     (mnist5k, K = 3: counting every file planned the report at 1.7× its measured time)."""
     inputs = job["inputs"]
-    count = sum(len({_REPLICATE_FOLDER.sub("/", path) for path in inputs.get(k) or []})
+    count = sum(len({paths.without_replicate(path) for path in inputs.get(k) or []})
                 for k in ("scores", "records", "analyses"))
     return (float(cal.get("report_s_fixed", 0.0))
             + count * float(cal.get("report_s_per_input", 0.07)))

@@ -9,6 +9,7 @@ and an int for the replicate layout; ``layout_replicate(r, K)`` picks between th
 from __future__ import annotations
 
 import posixpath
+import re
 
 COMPILED = "workflow/compiled"
 CONFIG = f"{COMPILED}/config.yaml"
@@ -28,8 +29,17 @@ def layout_replicate(replicate: int, replicates: int) -> int | None:
     return None if replicates == 1 else replicate
 
 
+# the folder name ``r{r}`` that _replicate_suffix adds (group 1: r)
+REPLICATE_FOLDER = re.compile(r"^r(\d+)$")
+
+
 def _replicate_suffix(replicate: int | None) -> str:
     return "" if replicate is None else f"/r{replicate}"
+
+
+def without_replicate(path: str) -> str:
+    """``path`` with its replicate folder dropped: the replicates of one output map to one."""
+    return "/".join(part for part in path.split("/") if not REPLICATE_FOLDER.match(part))
 
 
 def compiled_dir(spec: str) -> str:

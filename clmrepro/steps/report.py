@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from pathlib import Path
 
 from clmrepro.core.checkpoints import atomic_write_json, atomic_write_text
@@ -31,7 +30,6 @@ SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 MRA_CSV_COLUMNS = ("experiment", "population", "regime", "attack", "eps", "threat_model",
                    "replicate", "mra", "paper")
-REPLICATE_FOLDER = re.compile(r"^r(\d+)$")
 
 
 def _as_list(value) -> list[str]:
@@ -90,7 +88,7 @@ def _place(path: Path, known: set[tuple[str, str]]) -> tuple[str, str, int]:
     know a population of that name in that experiment and none one level up.
     """
     folder = path.parent
-    match = REPLICATE_FOLDER.match(folder.name)
+    match = paths.REPLICATE_FOLDER.match(folder.name)
     flat = (folder.parent.name, folder.name)
     nested = (folder.parent.parent.name, folder.parent.name)
     if match and not (flat in known and nested not in known):
