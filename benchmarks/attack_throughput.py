@@ -30,11 +30,13 @@ import time
 
 import torch
 
-from clmrepro.core.adaptive import craft_adaptive
-from clmrepro.core.attack_runtime import AttackRuntime
-from clmrepro.core.attacks import assign_crafters, build_attack, craft_paper, craft_transfer
+from clmrepro.core.attacks.adaptive import craft_adaptive
+from clmrepro.core.attacks.executors import craft_paper, craft_transfer
+from clmrepro.core.attacks.sequential import build_attack
+from clmrepro.core.attacks.work import assign_crafters
 from clmrepro.core.devices import resolve_device
 from clmrepro.core.models import build_model
+from clmrepro.core.runtime import AttackRuntime
 from clmrepro.core.seeding import derive_seed, generator
 
 SMOKE_PARAMS = {  # specs/smoke.yaml, MNIST eps 0.3

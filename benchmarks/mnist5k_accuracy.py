@@ -16,7 +16,8 @@ import time
 import torch
 
 from clmrepro.core.data import load_dataset
-from clmrepro.core.training import LinkingConfig, TrainConfig, init_population, train_population
+from clmrepro.core.training.config import LinkingConfig, TrainConfig
+from clmrepro.core.training.loop import init_population, train_population
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,11 +18,12 @@ import time
 
 import torch
 
-from clmrepro.core.attack_runtime import AttackRuntime
-from clmrepro.core.attacks import craft_paper
+from clmrepro.core.attacks.executors import craft_paper
 from clmrepro.core.data import load_dataset, to_unit
-from clmrepro.core.train_step import accuracy
-from clmrepro.core.training import ExecutionConfig, TrainConfig, init_population, train_population
+from clmrepro.core.runtime import AttackRuntime
+from clmrepro.core.training.config import ExecutionConfig, TrainConfig
+from clmrepro.core.training.loop import init_population, train_population
+from clmrepro.core.training.step import accuracy
 
 PGD = {"steps": 10, "alpha": 0.03, "random_start": True}
 

@@ -33,14 +33,13 @@ import torch.nn.functional as F
 
 from clmrepro.core.data import load_dataset, to_unit
 from clmrepro.core.seeding import derive_seed, generator
-from clmrepro.core.training import (
+from clmrepro.core.training.config import (
     AdversarialConfig,
     ExecutionConfig,
     LinkingConfig,
     TrainConfig,
-    init_population,
-    train_population,
 )
+from clmrepro.core.training.loop import init_population, train_population
 
 ULM_VARIANTS = {  # name -> execution block
     "ulm": ExecutionConfig(population="sequential"),

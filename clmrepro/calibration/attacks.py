@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from clmrepro.calibration.units import IN_CHANNELS, now, seconds_per_call, synchronize
-from clmrepro.core.adaptive import RandomDispatch
-from clmrepro.core.attacks import build_attack, seed_attack
+from clmrepro.core.attacks.adaptive import RandomDispatch
+from clmrepro.core.attacks.sequential import build_attack, seed_attack
 from clmrepro.core.models import build_model
 
 EPS = {"lenet5": 0.3, "resnet18": 8 / 255}

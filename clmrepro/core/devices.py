@@ -1,5 +1,6 @@
 """One code path for CPU and CUDA: the job asks, this answers; and the process settings every
-job shares (allocator, determinism)."""
+job shares (threads, allocator, determinism), set by :func:`prepare_torch` before any work,
+by the steps and by ``clmrepro calibrate`` alike."""
 
 from __future__ import annotations
 
@@ -44,3 +45,13 @@ def resolve_device(requested: str = "auto") -> torch.device:
     if requested == "cuda":
         raise RuntimeError("the spec asks for device 'cuda' but no CUDA device is visible")
     return torch.device("cpu")
+
+
+def prepare_torch(threads: int = 1, device: str = "auto") -> torch.device:
+    """Set up this process as every job runs: ``threads`` fixed by the plan (not by the
+    executor, so numbers do not depend on where a job ran), deterministic kernels, the
+    allocator setting; return the device asked for."""
+    torch.set_num_threads(int(threads))
+    deterministic()
+    raise_mmap_threshold()
+    return resolve_device(device)

@@ -2,7 +2,7 @@
 
 Every submodel classifies every sample (eq. 6 sums rho(m_i, x'_j) over all i and j), so a
 batch is moved to the device once and shown to all submodels: in turn, or on the batched
-path (``core.attack_runtime``) in one ``StackedPopulation.all`` call giving all n x B
+path (``core.runtime``) in one ``StackedPopulation.all`` call giving all n x B
 predictions at once.  Argmax of bf16 outputs (``precision: bf16``) may differ from fp32
 where two classes are within rounding of each other.
 """
@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from clmrepro.core.attack_runtime import AttackRuntime
+from clmrepro.core.runtime import AttackRuntime
 
 Classifier = Callable[[Tensor], Tensor]  # (B, ...) -> (n, B) predicted labels
 

@@ -5,7 +5,7 @@ pairs), the cosine similarity of their saliency maps on each test input.  ``f(x)
 the submodel's output as it stands: log-probabilities for LeNet5 (the authors' model ends
 in LogSoftmax), logits for ResNet18; the paper does not say which output it used.
 
-On the batched path (``core.attack_runtime``) all n maps of a batch come from one
+On the batched path (``core.runtime``) all n maps of a batch come from one
 ``StackedPopulation.each`` call on the input repeated n times: block k's output depends on
 block k's copy only, so the gradient of the summed scores is each submodel's own map
 (``.all`` would share one input and sum the n gradients).
@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from clmrepro.core.attack_runtime import AttackRuntime
 from clmrepro.core.models import counter_linked_layer
+from clmrepro.core.runtime import AttackRuntime
 
 
 def saliency_maps(model: nn.Module, x: Tensor, y: Tensor, *, batch_size: int = 256) -> Tensor:

@@ -295,7 +295,7 @@ def _craft_one(job: dict, u: _Units, attack: dict) -> float:
     if kind == "autoattack":
         return _autoattack_image(job, u, params, None)
     # EOT-PGD against one deterministic submodel runs as PGD: its eot_iter gradients are
-    # identical and sign(k g) = sign(g) (core.crafting), so one gradient per step
+    # identical and sign(k g) = sign(g) (core.attacks.kinds), so one gradient per step
     return int(params["steps"]) * u.attack_step("pgd" if kind == "eot-pgd" else kind)
 
 
@@ -318,7 +318,7 @@ def _craft_seconds(job: dict, u: _Units, threat: str, images: int) -> float:
         if u.batched and kind in BATCHABLE:
             return images * n * _steps(attack) * u.grad("each")
         return images * n * _craft_one(job, u, attack)
-    # adaptive (core.adaptive): exact expected loss, EOT on dispatch, AutoAttack rand
+    # adaptive (core.attacks.adaptive): exact expected loss, EOT on dispatch, AutoAttack rand
     if kind in ("fgsm", "pgd", "mifgsm"):
         return images * n * _steps(attack) * u.grad("all" if u.batched else None)
     if kind == "eot-pgd":

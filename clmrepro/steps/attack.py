@@ -15,13 +15,13 @@ threat model in ``params.threat_models`` on the first N test images (N per threa
 - ``outputs.scores`` (when the job names it): one record per threat model
   (``steps.evaluate.attack_records``; docs/architecture.md).
 
-Execution (``params.execution``, ``core.attack_runtime``): ``population`` sequential
-(torchattacks, one submodel at a time) or batched (``core.batched_attacks``; AutoAttack and
+Execution (``params.execution``, ``core.runtime``): ``population`` sequential
+(torchattacks, one submodel at a time) or batched (``core.attacks.batched``; AutoAttack and
 the random-dispatch adaptive attacks stay sequential); ``precision``; ``memory_format``.
 
 Resumable (issue 12): finished chunks go to the job's state folder
 (:func:`attack_state_dir`), keyed by a fingerprint of everything that determines the
-result (``core.attack_state``); a rerun after a crash or SIGKILL continues from them and
+result (``core.attacks.state``); a rerun after a crash or SIGKILL continues from them and
 writes the same bytes as an uninterrupted run.  ``should_stop`` is asked between chunks;
 when it says stop, the step raises ``Interrupted`` naming the state folder.  The folder is
 removed once the outputs are written.
@@ -32,14 +32,12 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
-from typing import Any
 
 from clmrepro.core.interrupt import StopCheck
 from clmrepro.steps import common
 from clmrepro.steps.common import Job, prepare_torch, show_progress, step_main
 from clmrepro.steps.evaluate import load_test_set, runtime_for, sample_sizes  # noqa: F401
 
-THREAT_MODELS = ("paper", "transfer", "adaptive")
 STATE_ROOT = Path(".clmrepro-state")
 # Bump when a change of this code changes the adversarial sets: old state is then stale.
 STATE_FORMAT = 1
@@ -65,7 +63,7 @@ def _fingerprint(job: Job, runtime, population_path: str, x, y) -> dict:
 
     import torch
 
-    from clmrepro.core.attack_state import file_digest, tensor_digest
+    from clmrepro.core.attacks.state import file_digest, tensor_digest
 
     return {
         "format": STATE_FORMAT,
@@ -79,68 +77,9 @@ def _fingerprint(job: Job, runtime, population_path: str, x, y) -> dict:
     }
 
 
-def craft_sets(models, x, y, *, attack: dict, threat_models, sizes: dict[str, int | None],
-               crafting: str | None, batch_size: int, seed: int, runtime, store=None,
-               should_stop: StopCheck | None = None, progress: bool = False) -> dict[str, Any]:
-    """Every threat model's adversarial set for one attack, chunk by chunk (each checked,
-    and saved to ``store`` when one is given)."""
-    import torch
-    from tqdm import tqdm
-
-    from clmrepro.core import crafting as plan
-    from clmrepro.core.seeding import derive_seed, generator
-
-    unknown = sorted(set(threat_models) - set(THREAT_MODELS))
-    if unknown:
-        raise ValueError(f"threat_models: unknown {unknown}; allowed {list(THREAT_MODELS)}")
-    kind, eps, params = attack["kind"], float(attack["eps"]), attack["params"]
-    plan.check_params(kind, params)
-    n = len(models)
-
-    def run(threat, chunks, execute, xs):
-        with tqdm(total=len(chunks), desc=f"{kind} {threat}", disable=not progress) as bar:
-            return plan.craft_chunks(threat, chunks, execute, x=xs, eps=eps, store=store,
-                                     should_stop=should_stop, on_chunk=lambda: bar.update(1))
-
-    sets: dict[str, Any] = {}
-    common_kw = dict(kind=kind, eps=eps, params=params, runtime=runtime)
-    if "paper" in threat_models:
-        xs, ys = x[:sizes["paper"]], y[:sizes["paper"]]
-        crafters = plan.assign_crafters(len(xs), n, mode=crafting, batch_size=batch_size,
-                                        gen=generator(derive_seed(seed, "crafters")))
-        units = plan.paper_units(crafters, n, batch_size=batch_size,
-                                 seed=derive_seed(seed, "paper"))
-        execute = plan.make_executor(models, xs, ys, **common_kw)
-        chunks = plan.chunked(units, execute.units_per_call)
-        results = run("paper", chunks, execute, xs)
-        x_adv = plan.assemble(chunks, results, torch.empty_like(xs))
-        sets["paper"] = {"x_adv": x_adv, "crafter": crafters, "crafting": crafting}
-    if "transfer" in threat_models:
-        xs, ys = x[:sizes["transfer"]], y[:sizes["transfer"]]
-        units = plan.transfer_units(n, len(xs), batch_size=batch_size,
-                                    seed=derive_seed(seed, "transfer"))
-        execute = plan.make_executor(models, xs, ys, **common_kw)
-        # batched: one batch, all n crafters per chunk (one .each call); sequential: one unit
-        chunks = plan.chunked(units, execute.units_per_call)
-        results = run("transfer", chunks, execute, xs)
-        out = torch.empty((n, *xs.shape), dtype=xs.dtype)
-        sets["transfer"] = {"x_adv": plan.assemble(chunks, results, out, by_crafter=True)}
-    if "adaptive" in threat_models:
-        from clmrepro.core.adaptive import AdaptiveExecutor, adaptive_params
-
-        xs, ys = x[:sizes["adaptive"]], y[:sizes["adaptive"]]
-        units = plan.adaptive_units(len(xs), batch_size=batch_size,
-                                    seed=derive_seed(seed, "adaptive"))
-        execute = AdaptiveExecutor(models, xs, ys, **common_kw)
-        chunks = plan.chunked(units, execute.units_per_call)
-        results = run("adaptive", chunks, execute, xs)
-        sets["adaptive"] = {"x_adv": plan.assemble(chunks, results, torch.empty_like(xs)),
-                            "params": adaptive_params(kind, eps, params)}
-    return sets
-
-
 def run_attack(job: Job, should_stop: StopCheck | None = None) -> None:
-    from clmrepro.core.attack_state import ChunkStore
+    from clmrepro.core.attacks.state import ChunkStore
+    from clmrepro.core.attacks.threats import craft_sets
     from clmrepro.core.checkpoints import atomic_torch_save
     from clmrepro.steps.evaluate import attack_records, write_scores
     from clmrepro.steps.population import load_population

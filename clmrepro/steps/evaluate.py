@@ -46,7 +46,7 @@ def load_test_set(dataset: dict, n_samples: int | None):
 
 
 def runtime_for(job: Job, device):
-    from clmrepro.core.attack_runtime import AttackRuntime
+    from clmrepro.core.runtime import AttackRuntime
 
     return AttackRuntime.from_execution(job["params"].get("execution"), device)
 
@@ -78,7 +78,7 @@ def attack_records(job: Job, models, blob: dict, runtime) -> list[dict]:
     """One record per threat model of the job, scored on the sets in ``blob`` (the
     adversarial file's layout).  Each threat model's set covers the first N test images,
     N = its own sample size; ``n_samples`` records that N."""
-    from clmrepro.core.crafting import check_perturbation
+    from clmrepro.core.attacks.kinds import check_perturbation
     from clmrepro.core.metrics import per_submodel_accuracy, transfer_matrix, transfer_summary
 
     p = job["params"]

@@ -10,7 +10,7 @@ removed once the outputs are written.  It is saved after every epoch, every
 ``steps.common.stop_requested``), so a rerun of the same command resumes.
 
 The job's ``params.execution`` block (population, memory_format, precision, clm_schedule)
-says how the training is computed (core.train_config); a job without one runs the defaults.
+says how the training is computed (core.training.config); a job without one runs the defaults.
 """
 
 from __future__ import annotations
@@ -57,14 +57,13 @@ def run_train(job: Job, should_stop=None) -> None:
     core.interrupt (default: ``default_stop_check()``)."""
     from clmrepro.core.checkpoints import atomic_write_json, save_population
     from clmrepro.core.data import load_dataset
-    from clmrepro.core.training import (
+    from clmrepro.core.training.config import (
         AdversarialConfig,
         ExecutionConfig,
         LinkingConfig,
         TrainConfig,
-        init_population,
-        train_population,
     )
+    from clmrepro.core.training.loop import init_population, train_population
     from clmrepro.steps.population import load_population
 
     device = prepare_torch(job)

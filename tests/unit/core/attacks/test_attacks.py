@@ -5,19 +5,18 @@ import copy
 import pytest
 import torch
 import torchattacks
-from torchattacks.attack import Attack
 from torch import nn
+from torchattacks.attack import Attack
 
-from clmrepro.core.attacks import (
+from clmrepro.core.attacks.executors import craft_paper, craft_transfer
+from clmrepro.core.attacks.kinds import (
     ATTACK_KINDS,
     REQUIRED_PARAMS,
     PerturbationError,
-    assign_crafters,
-    build_attack,
     check_perturbation,
-    craft_paper,
-    craft_transfer,
 )
+from clmrepro.core.attacks.sequential import build_attack
+from clmrepro.core.attacks.work import assign_crafters
 from clmrepro.core.metrics import per_submodel_accuracy, transfer_matrix
 from clmrepro.core.models import build_model
 from clmrepro.core.seeding import generator
@@ -219,7 +218,7 @@ def test_transfer_diagonal_is_white_box_accuracy():
 
 
 def test_craft_paper_builds_one_attack_per_crafting_submodel(monkeypatch):
-    import clmrepro.core.attacks as attacks
+    import clmrepro.core.attacks.sequential as attacks
 
     built = []
     real = attacks.build_attack
@@ -238,7 +237,7 @@ def test_craft_paper_builds_one_attack_per_crafting_submodel(monkeypatch):
 
 
 def test_crafting_rejects_an_attack_that_leaves_the_ball(monkeypatch):
-    import clmrepro.core.attacks as attacks
+    import clmrepro.core.attacks.sequential as attacks
 
     class Cheat(Attack):
         def __init__(self, model):

@@ -3,12 +3,11 @@
 import pytest
 import torch
 
-from clmrepro.core.adaptive import AdaptiveExecutor
-from clmrepro.core.attack_runtime import AttackRuntime
-from clmrepro.core.attack_state import ChunkStore, file_digest, tensor_digest
-from clmrepro.core.attacks import SequentialExecutor
-from clmrepro.core.crafting import (
-    PerturbationError,
+from clmrepro.core.attacks.adaptive import AdaptiveExecutor
+from clmrepro.core.attacks.kinds import PerturbationError
+from clmrepro.core.attacks.sequential import SequentialExecutor
+from clmrepro.core.attacks.state import ChunkStore, file_digest, tensor_digest
+from clmrepro.core.attacks.work import (
     adaptive_units,
     assemble,
     chunked,
@@ -18,6 +17,7 @@ from clmrepro.core.crafting import (
 )
 from clmrepro.core.interrupt import Interrupted
 from clmrepro.core.models import LeNet5
+from clmrepro.core.runtime import AttackRuntime
 from clmrepro.core.seeding import generator
 
 torch.set_num_threads(1)

@@ -14,7 +14,7 @@ MI-FGSM went from 5 steps of eps/5 to 10 steps of 2/255, PGD lost its 40 steps, 
 - ``eot-pgd``: ``{alpha, steps, eot_iter, random_start}``.  Against one deterministic
   submodel (threat models ``paper`` and ``transfer``) EOT-PGD is plain PGD at ``eot_iter``
   times the cost (REFERENCE.md §2); it is kept there because the paper reports it under
-  that protocol.  It means something only in ``adaptive`` (see ``core.adaptive``).
+  that protocol.  It means something only in ``adaptive`` (see ``core.attacks.adaptive``).
 - ``autoattack``: ``{version, norm, n_classes, steps, n_queries, n_restarts, eot_iter}``.
   ``standard`` = APGD-CE, APGD-T (n_classes - 1 targets), FAB-T (multi-targeted) and
   Square, as in Croce & Hein (2020); ``steps`` is the APGD/APGD-T/FAB iteration count
@@ -26,9 +26,9 @@ The paper's protocol (eq. 6; the authors' code, REFERENCE.md §1): each test bat
 adversarial set is crafted on one uniformly random submodel (``per-batch``), or each
 sample on its own random submodel (``per-sample``, the other reading of the text).
 Which unit of work is crafted on which submodel with which seed is planned in
-``core.crafting`` (torchattacks-free, so that scoring never imports torchattacks); this
+``core.attacks.work`` (torchattacks-free, so that scoring never imports torchattacks); this
 module is the sequential executor: torchattacks on one submodel at a time, the reference
-that ``core.batched_attacks`` reproduces.
+that ``core.attacks.batched`` reproduces.
 """
 
 from __future__ import annotations
@@ -39,26 +39,9 @@ import torch
 import torchattacks
 from torch import Tensor, nn
 from torchattacks.attack import Attack
-from tqdm import tqdm
 
-from clmrepro.core.attack_runtime import AttackRuntime
-from clmrepro.core.crafting import (  # noqa: F401  (re-exported: the public attack API)
-    ATTACK_KINDS,
-    CRAFTING_MODES,
-    REQUIRED_PARAMS,
-    PerturbationError,
-    Unit,
-    assemble,
-    assign_crafters,
-    check_params,
-    check_perturbation,
-    chunked,
-    craft_chunks,
-    deterministic_attack,
-    make_executor,
-    paper_units,
-    transfer_units,
-)
+from clmrepro.core.attacks.kinds import check_params, deterministic_attack
+from clmrepro.core.attacks.work import Unit
 
 # The seeds below are overwritten before every call (``seed_attack``); 0 is the original
 # AutoAttack's default and keeps a freshly built attack deterministic.
@@ -161,37 +144,3 @@ class SequentialExecutor:
             seed_attack(attack, unit.seed)
             out.append(attack(xb, yb).detach().cpu())
         return out
-
-
-def _craft(units, models, x, y, out, *, kind, eps, params, runtime, desc, progress,
-           by_crafter=False) -> Tensor:
-    execute = make_executor(models, x, y, kind=kind, eps=eps, params=params, runtime=runtime)
-    chunks = chunked(units, execute.units_per_call)
-    with tqdm(total=len(chunks), desc=desc, disable=not progress) as bar:
-        results = craft_chunks(desc, chunks, execute, x=x, eps=eps,
-                               on_chunk=lambda: bar.update(1))
-    return assemble(chunks, results, out, by_crafter=by_crafter)
-
-
-def craft_paper(models: Sequence[nn.Module], x: Tensor, y: Tensor, *, kind: str, eps: float,
-                params: dict, crafters: Tensor, batch_size: int, seed: int, device,
-                runtime: AttackRuntime | None = None, progress: bool = False) -> Tensor:
-    """The adversarial set of eq. 6: sample j crafted on submodel ``crafters[j]``
-    (in memory; the attack step saves chunks with ``core.crafting.craft_chunks``)."""
-    if crafters.shape != (len(x),):
-        raise ValueError(f"crafters must have shape ({len(x)},), got {tuple(crafters.shape)}")
-    runtime = runtime or AttackRuntime(torch.device(device))
-    units = paper_units(crafters, len(models), batch_size=batch_size, seed=seed)
-    return _craft(units, models, x, y, torch.empty_like(x), kind=kind, eps=eps, params=params,
-                  runtime=runtime, desc="paper", progress=progress)
-
-
-def craft_transfer(models: Sequence[nn.Module], x: Tensor, y: Tensor, *, kind: str, eps: float,
-                   params: dict, batch_size: int, seed: int, device,
-                   runtime: AttackRuntime | None = None, progress: bool = False) -> Tensor:
-    """Every submodel crafts the whole set: shape (n, N, C, H, W), [i] crafted on i."""
-    runtime = runtime or AttackRuntime(torch.device(device))
-    units = transfer_units(len(models), len(x), batch_size=batch_size, seed=seed)
-    out = torch.empty((len(models), *x.shape), dtype=x.dtype)
-    return _craft(units, models, x, y, out, kind=kind, eps=eps, params=params,
-                  runtime=runtime, desc="transfer", progress=progress, by_crafter=True)

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from clmrepro.core.linking import choose_partner, make_mask, prse
 from clmrepro.core.seeding import generator
+from clmrepro.core.training.linking import choose_partner, make_mask, prse
 
 torch.set_num_threads(1)
 

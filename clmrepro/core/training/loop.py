@@ -1,13 +1,13 @@
 """Training a population: ULM (independent), CLM (Alg. 1 with PRSE), and their PGD variants.
 
 ``train_population`` sets a run up and hands it to one of two schedules
-(core.train_schedules): Alg. 1 as the authors' code runs it (each submodel's full pass in
-turn; PRSE every ``prse_every``-th minibatch of a submodel, core.linking, eq. 4–5), or
+(core.training.schedules): Alg. 1 as the authors' code runs it (each submodel's full pass in
+turn; PRSE every ``prse_every``-th minibatch of a submodel, core.training.linking, eq. 4–5), or
 lockstep (every submodel takes minibatch b before any takes b+1), which lets the population
 step as one batched computation (core.stacked).  ULM is the same loop without PRSE, so the
 two regimes differ only by eq. 4–5; for ULM the two schedules are the same training.
 
-Which schedule and kernels run is the job's ``execution`` block (core.train_config):
+Which schedule and kernels run is the job's ``execution`` block (core.training.config):
 population auto|sequential|batched (auto = batched on CUDA), memory format, precision, and
 the CLM schedule (Alg. 1 by default; lockstep is a departure from the paper).
 
@@ -15,7 +15,7 @@ Every random draw of ours comes from a generator derived from the job seed: data
 augmentation per submodel, one partner generator, one mask generator, and the PGD random
 start per (epoch, submodel, minibatch).  The run's state goes to ``state_dir/last.pt`` after
 every epoch, every ``state_every_s`` seconds inside one, and when ``should_stop()`` asks
-(core.train_state), so an interrupted run resumes and ends with bit-identical weights (on the
+(core.training.state), so an interrupted run resumes and ends with bit-identical weights (on the
 same device).
 """
 
@@ -30,24 +30,20 @@ from tqdm import tqdm
 
 from clmrepro.core.data import DataBundle
 from clmrepro.core.interrupt import StopCheck
-from clmrepro.core.linking import make_mask
 from clmrepro.core.models import build_model, counter_linked_layer
 from clmrepro.core.seeding import derive_seed, generator
-from clmrepro.core.train_config import (
+from clmrepro.core.training.config import (
     AdversarialConfig,
     ExecutionConfig,
     LinkingConfig,
     TrainConfig,
-    make_optimizer,
-    make_scheduler,
 )
-from clmrepro.core.train_schedules import Run, run_lockstep, run_sequential
-from clmrepro.core.train_state import STATE_FILE, Checkpoint, Progress, fingerprint
-from clmrepro.core.train_step import SingleTrainee, StackedTrainee, accuracy
+from clmrepro.core.training.linking import make_mask
+from clmrepro.core.training.schedules import Run, run_lockstep, run_sequential
+from clmrepro.core.training.state import Checkpoint, Progress, fingerprint
+from clmrepro.core.training.step import SingleTrainee, StackedTrainee, accuracy
 
-__all__ = ["AdversarialConfig", "ExecutionConfig", "LinkingConfig", "STATE_FILE", "TrainConfig",
-           "accuracy", "init_population", "make_optimizer", "make_scheduler", "monitored_index",
-           "train_population"]
+__all__ = ["init_population", "monitored_index", "train_population"]
 
 STATE_EVERY_S = 60.0  # a SIGKILL loses at most about this much training (plus one minibatch)
 

@@ -2,16 +2,9 @@ import pytest
 import torch
 
 from clmrepro.core.data import load_dataset
-from clmrepro.core.models import LeNet5
-from clmrepro.core.training import (
-    AdversarialConfig,
-    LinkingConfig,
-    TrainConfig,
-    accuracy,
-    init_population,
-    monitored_index,
-    train_population,
-)
+from clmrepro.core.training.config import AdversarialConfig, LinkingConfig, TrainConfig
+from clmrepro.core.training.loop import init_population, monitored_index, train_population
+from clmrepro.core.training.step import accuracy
 
 torch.set_num_threads(1)
 CPU = torch.device("cpu")
@@ -188,7 +181,7 @@ def test_a_population_handed_over_in_eval_mode_is_trained_in_train_mode(small_mn
     """A retrain starts from population.pt, whose submodels load in eval mode: training must
     still run BatchNorm on batch statistics (and update the running ones), exactly as for
     submodels handed over in train mode."""
-    from clmrepro.core.train_config import ExecutionConfig
+    from clmrepro.core.training.config import ExecutionConfig
 
     extra = {} if execution is None else {"execution": ExecutionConfig(**execution)}
     handed = [init_population("lenet5", 2, in_channels=1, num_classes=10, seed=3)

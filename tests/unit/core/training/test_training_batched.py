@@ -1,4 +1,4 @@
-"""Population-batched training (core.stacked via core.train_step) against the sequential path.
+"""Population-batched training (core.stacked via core.training.step) against the sequential path.
 
 What can be promised, and why (measured on this project's 2-core CPU, torch 2.14, oneDNN;
 3 LeNet5, 200 mnist-5k images, batch 20, one epoch; max |batched − sequential| per tensor):
@@ -18,7 +18,7 @@ What can be promised, and why (measured on this project's 2-core CPU, torch 2.14
   memory format differ as much (2.5e-2 after 40 steps).  So float32 Adam is checked at one
   step (gradients) rather than after an epoch.
 - channels_last in float32 is checked in float64 only: PyTorch's CPU channels-last BatchNorm
-  is itself off by up to 7e-2 relative in LeNet5's gradients (see core.train_config).
+  is itself off by up to 7e-2 relative in LeNet5's gradients (see core.training.config).
 """
 
 import pytest
@@ -26,16 +26,15 @@ import torch
 import torchattacks
 
 from clmrepro.core.data import load_dataset, to_unit
-from clmrepro.core.train_config import Execution
-from clmrepro.core.train_step import SingleTrainee, StackedTrainee, block_losses, pgd_examples
-from clmrepro.core.training import (
+from clmrepro.core.training.config import (
     AdversarialConfig,
+    Execution,
     ExecutionConfig,
     LinkingConfig,
     TrainConfig,
-    init_population,
-    train_population,
 )
+from clmrepro.core.training.loop import init_population, train_population
+from clmrepro.core.training.step import SingleTrainee, StackedTrainee, block_losses, pgd_examples
 
 torch.set_num_threads(1)
 CPU = torch.device("cpu")

@@ -3,7 +3,7 @@
 ``sequential`` is Alg. 1 as the authors' code runs it (REFERENCE.md §1): for each epoch, for
 each submodel i, submodel i makes its full pass while the others wait; its PRSE counter
 starts at 0 each epoch and every ``prse_every``-th minibatch triggers one PRSE (eq. 4–5,
-core.linking) against a partner as it stands at that moment.
+core.training.linking) against a partner as it stands at that moment.
 
 ``lockstep`` takes minibatch b of every submodel before minibatch b+1 of any, so the
 submodels can step as one batched computation.  For ULM that is the same training (the
@@ -13,7 +13,7 @@ same minibatch, and the PRSEs then run in submodel order 0..n-1, each against it
 as the earlier PRSEs of that minibatch left it.
 
 Both loops are short: the minibatch, PRSE, end-of-pass and end-of-epoch work lives in
-``Run``'s methods, and the step itself in core.train_step.
+``Run``'s methods, and the step itself in core.training.step.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ import torch
 from torch import Tensor, nn
 
 from clmrepro.core.data import augment_batch
-from clmrepro.core.linking import choose_partner, prse
 from clmrepro.core.seeding import derive_seed
-from clmrepro.core.train_config import AdversarialConfig, Execution, LinkingConfig, TrainConfig
-from clmrepro.core.train_state import Checkpoint, Progress
-from clmrepro.core.train_step import accuracy, input_batch, train_step
+from clmrepro.core.training.config import AdversarialConfig, Execution, LinkingConfig, TrainConfig
+from clmrepro.core.training.linking import choose_partner, prse
+from clmrepro.core.training.state import Checkpoint, Progress
+from clmrepro.core.training.step import accuracy, input_batch, train_step
 
 
 @dataclass

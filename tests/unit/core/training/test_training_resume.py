@@ -6,15 +6,14 @@ import torch
 from clmrepro.core.checkpoints import safe_load
 from clmrepro.core.data import load_dataset
 from clmrepro.core.interrupt import Interrupted
-from clmrepro.core.train_state import STATE_FILE
-from clmrepro.core.training import (
+from clmrepro.core.training.config import (
     AdversarialConfig,
     ExecutionConfig,
     LinkingConfig,
     TrainConfig,
-    init_population,
-    train_population,
 )
+from clmrepro.core.training.loop import init_population, train_population
+from clmrepro.core.training.state import STATE_FILE
 
 torch.set_num_threads(1)
 CPU = torch.device("cpu")

@@ -7,14 +7,14 @@ import torch
 import torchattacks
 from torch import nn
 
-from clmrepro.core.adaptive import (
+from clmrepro.core.attacks.adaptive import (
     ExpectedLossPGD,
     RandomDispatch,
     adaptive_params,
     craft_adaptive,
     expected_cross_entropy,
 )
-from clmrepro.core.attacks import check_perturbation
+from clmrepro.core.attacks.kinds import check_perturbation
 from clmrepro.core.metrics import per_submodel_accuracy
 from clmrepro.core.models import build_model
 from clmrepro.core.seeding import generator

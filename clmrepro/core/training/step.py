@@ -25,7 +25,13 @@ from clmrepro.core.data import to_unit
 from clmrepro.core.models import batch_norm_statistics_in_contiguous_memory, counter_linked_layer
 from clmrepro.core.seeding import generator
 from clmrepro.core.stacked import StackedPopulation
-from clmrepro.core.train_config import AdversarialConfig, Execution, TrainConfig, make_optimizer, make_scheduler
+from clmrepro.core.training.config import (
+    AdversarialConfig,
+    Execution,
+    TrainConfig,
+    make_optimizer,
+    make_scheduler,
+)
 
 
 class SingleTrainee:

@@ -13,12 +13,14 @@ import torch
 import torch.nn.functional as F
 import torchattacks
 
-from clmrepro.core.adaptive import craft_adaptive
-from clmrepro.core.attack_runtime import AttackRuntime, Autocast
-from clmrepro.core.attacks import assign_crafters, craft_paper, craft_transfer, seed_attack
-from clmrepro.core.crafting import check_perturbation, deterministic_attack
+from clmrepro.core.attacks.adaptive import craft_adaptive
+from clmrepro.core.attacks.executors import craft_paper, craft_transfer
+from clmrepro.core.attacks.kinds import check_perturbation, deterministic_attack
+from clmrepro.core.attacks.sequential import seed_attack
+from clmrepro.core.attacks.work import assign_crafters
 from clmrepro.core.metrics import per_submodel_accuracy, transfer_matrix, transfer_summary
 from clmrepro.core.models import LeNet5
+from clmrepro.core.runtime import AttackRuntime, Autocast
 from clmrepro.core.saliency import pairwise_saliency_cosine, population_saliency_maps
 from clmrepro.core.seeding import derive_seed, generator
 
@@ -127,7 +129,7 @@ def test_eot_pgd_on_a_deterministic_submodel_is_pgd_exactly():
         for i, model in enumerate(models):
             eot = torchattacks.EOTPGD(model, eps=0.3, alpha=0.02, steps=6, eot_iter=4,
                                       random_start=True)
-            # the unit seed of crafter i's only batch (core.crafting.transfer_units)
+            # the unit seed of crafter i's only batch (core.attacks.work.transfer_units)
             seed_attack(eot, derive_seed(derive_seed(1, "transfer", i), 0))
             assert torch.equal(ours[i], eot(x, y)), (runtime.path, i)
 

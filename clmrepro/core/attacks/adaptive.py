@@ -18,10 +18,10 @@ n <= 10 submodels that expectation is exact, so no sampling is needed for gradie
 The adaptive set is scored as the expected accuracy over submodels: every submodel
 classifies it and the record's MRA is the mean (docs/architecture.md).
 
-Batch b is crafted right after reseeding from its own seed (``core.crafting``), the
+Batch b is crafted right after reseeding from its own seed (``core.attacks.work``), the
 dispatch generator included, so a batch's result does not depend on the batches before it
 and a job resumed from saved chunks equals an uninterrupted one (issue 12).  On the
-batched path (``core.attack_runtime``) the expected loss takes one
+batched path (``core.runtime``) the expected loss takes one
 ``StackedPopulation.all`` call per step instead of n forward passes.
 
 Outputs of LeNet5 are log-probabilities and of ResNet18 logits; cross-entropy on
@@ -38,15 +38,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from clmrepro.core.attack_runtime import AttackRuntime
-from clmrepro.core.crafting import (
-    Unit,
-    adaptive_units,
-    assemble,
-    check_params,
-    chunked,
-    craft_chunks,
-)
+from clmrepro.core.attacks.kinds import check_params
+from clmrepro.core.attacks.work import Unit, adaptive_units, assemble, chunked, craft_chunks
+from clmrepro.core.runtime import AttackRuntime
 from clmrepro.core.seeding import derive_seed, generator
 
 EXPECTED_LOSS_KINDS = ("fgsm", "pgd", "mifgsm")
@@ -174,7 +168,7 @@ class AdaptiveExecutor:
                 decay=float(p["decay"]) if kind == "mifgsm" else None, runtime=runtime)
             self.dispatch = None
         else:  # sampled expectation on the deployed defence: torchattacks, sequential
-            from clmrepro.core.attacks import build_attack
+            from clmrepro.core.attacks.sequential import build_attack
 
             self.dispatch = RandomDispatch(models, generator(0))
             self.attack = build_attack(kind, self.dispatch, eps,
@@ -188,7 +182,7 @@ class AdaptiveExecutor:
             if self.dispatch is None:
                 adv = self.attack(xb, yb, generator(unit.seed))
             else:
-                from clmrepro.core.attacks import seed_attack
+                from clmrepro.core.attacks.sequential import seed_attack
 
                 # every batch draws its dispatch afresh: independent of earlier batches
                 self.dispatch.gen = generator(derive_seed(unit.seed, "dispatch"))
@@ -202,7 +196,7 @@ def craft_adaptive(models: Sequence[nn.Module], x: Tensor, y: Tensor, *, kind: s
                    eps: float, params: dict, batch_size: int, seed: int, device,
                    runtime: AttackRuntime | None = None, progress: bool = False) -> Tensor:
     """One adversarial set crafted against the whole population (module docstring), in
-    memory; the attack step saves chunks with ``core.crafting.craft_chunks``."""
+    memory; the attack step saves chunks with ``core.attacks.work.craft_chunks``."""
     runtime = runtime or AttackRuntime(torch.device(device))
     execute = AdaptiveExecutor(models, x, y, kind=kind, eps=eps, params=params, runtime=runtime)
     chunks = chunked(adaptive_units(len(x), batch_size=batch_size, seed=seed),

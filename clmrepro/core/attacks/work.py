@@ -2,9 +2,10 @@
 
 This module plans an attack's work without running it and without importing torchattacks
 (importing torch + torchattacks took 16 s on a loaded machine; the evaluate step and the
-batched attacks need neither).  The executors that do the work are
-``core.attacks`` (torchattacks, sequential), ``core.batched_attacks`` (the population as
-one batched computation) and ``core.adaptive``.
+batched attacks need neither).  It knows executors only as the :class:`Executor` protocol:
+the caller picks one (``core.attacks.executors``: ``sequential`` with torchattacks,
+``batched`` with the population as one computation; ``core.attacks.adaptive``) and passes
+it to :func:`craft_chunks`.
 
 One attack call is a :class:`Unit`: the samples ``index`` crafted on submodel ``crafter``
 (``None``: against the whole population) after reseeding with ``seed``.  Every unit draws
@@ -37,57 +38,9 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
+from clmrepro.core.attacks.kinds import CRAFTING_MODES, check_perturbation
 from clmrepro.core.interrupt import Interrupted, StopCheck
 from clmrepro.core.seeding import derive_seed
-
-ATTACK_KINDS = ("fgsm", "pgd", "autoattack", "mifgsm", "eot-pgd")
-
-REQUIRED_PARAMS: dict[str, frozenset[str]] = {
-    "fgsm": frozenset(),
-    "pgd": frozenset({"alpha", "steps", "random_start"}),
-    "mifgsm": frozenset({"alpha", "steps", "decay"}),
-    "eot-pgd": frozenset({"alpha", "steps", "eot_iter", "random_start"}),
-    "autoattack": frozenset(
-        {"version", "norm", "n_classes", "steps", "n_queries", "n_restarts", "eot_iter"}
-    ),
-}
-
-CRAFTING_MODES = ("per-batch", "per-sample")
-THREAT_MODELS = ("paper", "transfer", "adaptive")
-
-
-class PerturbationError(ValueError):
-    """An adversarial batch left the L-infinity eps-ball or the pixel range [0, 1]."""
-
-
-def check_params(kind: str, params: dict) -> None:
-    if kind not in REQUIRED_PARAMS:
-        raise ValueError(f"attack kind must be one of {', '.join(ATTACK_KINDS)} (got {kind!r})")
-    given = set(params)
-    missing = sorted(REQUIRED_PARAMS[kind] - given)
-    unknown = sorted(given - REQUIRED_PARAMS[kind])
-    if missing or unknown:
-        raise ValueError(
-            f"attack {kind!r}: params must have exactly the keys "
-            f"{sorted(REQUIRED_PARAMS[kind])}; missing {missing}, unknown {unknown}"
-        )
-
-
-def check_perturbation(x: Tensor, x_adv: Tensor, eps: float, atol: float = 1e-6) -> None:
-    """Raise :class:`PerturbationError` unless ``x_adv`` is within ``eps`` of ``x`` in
-    L-infinity and inside [0, 1] (3.5.x no longer checks the range; REFERENCE.md §2)."""
-    if x.shape != x_adv.shape:
-        raise PerturbationError(f"shape changed: {tuple(x.shape)} -> {tuple(x_adv.shape)}")
-    if not torch.isfinite(x_adv).all():
-        raise PerturbationError("adversarial batch holds NaN or infinite values")
-    if x_adv.numel() == 0:
-        return
-    dist = (x_adv.detach().cpu().double() - x.detach().cpu().double()).abs().max().item()
-    if dist > eps + atol:
-        raise PerturbationError(f"L-inf distance {dist:.8g} exceeds eps {eps:.8g}")
-    low, high = x_adv.min().item(), x_adv.max().item()
-    if low < -atol or high > 1 + atol:
-        raise PerturbationError(f"values span [{low:.8g}, {high:.8g}], outside [0, 1]")
 
 
 def assign_crafters(n_samples: int, n_models: int, *, mode: str, batch_size: int,
@@ -103,22 +56,6 @@ def assign_crafters(n_samples: int, n_models: int, *, mode: str, batch_size: int
     n_batches = math.ceil(n_samples / batch_size)
     per_batch = torch.randint(n_models, (n_batches,), generator=gen)
     return per_batch.repeat_interleave(batch_size)[:n_samples]
-
-
-def deterministic_attack(kind: str, params: dict) -> tuple[str, dict]:
-    """The attack to run against one deterministic submodel (threat models ``paper`` and
-    ``transfer``): EOT-PGD becomes PGD with the same step, steps and random start.
-
-    torchattacks ``EOTPGD`` adds ``eot_iter`` gradients of the same model; against an
-    eval-mode submodel they are identical, and sign(k * g) = sign(g), so the adversarial
-    examples are the same and ``eot_iter`` times cheaper (REFERENCE.md §2; checked against
-    ``torchattacks.EOTPGD`` in tests/unit/core/test_batched_attacks.py).  Records keep the
-    job's EOT-PGD parameters, which the result equals.
-    """
-    check_params(kind, params)
-    if kind == "eot-pgd":
-        return "pgd", {k: params[k] for k in ("alpha", "steps", "random_start")}
-    return kind, dict(params)
 
 
 # --- units of work ------------------------------------------------------------------------
@@ -169,23 +106,6 @@ def chunked(units: Sequence[Unit], size: int) -> list[list[Unit]]:
     return [list(units[i:i + size]) for i in range(0, len(units), size)]
 
 
-def make_executor(models, x: Tensor, y: Tensor, *, kind: str, eps: float, params: dict,
-                  runtime) -> "Executor":
-    """The executor of ``paper``/``transfer`` units: batched where ``runtime`` asks for it
-    and the attack allows it (not AutoAttack), else torchattacks one submodel at a time.
-    Imported here on demand, so a batched job never imports torchattacks."""
-    from clmrepro.core.batched_attacks import BATCHED_KINDS
-
-    if runtime.batched and kind in BATCHED_KINDS:
-        from clmrepro.core.batched_attacks import BatchedExecutor
-
-        return BatchedExecutor(models, x, y, kind=kind, eps=eps, params=params, runtime=runtime)
-    from clmrepro.core.attacks import SequentialExecutor
-
-    return SequentialExecutor(models, x, y, kind=kind, eps=eps, params=params,
-                              device=runtime.device)
-
-
 # --- running chunks, saving each -----------------------------------------------------------
 
 class Executor(Protocol):
@@ -198,7 +118,7 @@ class Executor(Protocol):
 
 
 class ChunkStoreLike(Protocol):
-    """What :func:`craft_chunks` needs of a store (``core.attack_state.ChunkStore``)."""
+    """What :func:`craft_chunks` needs of a store (``core.attacks.state.ChunkStore``)."""
 
     where: str
 

@@ -1,6 +1,6 @@
 """Transfer and paper-protocol crafting with the population as one batched computation.
 
-A chunk of m units (``core.crafting.Unit``: samples, crafting submodel, seed) becomes m
+A chunk of m units (``core.attacks.work.Unit``: samples, crafting submodel, seed) becomes m
 input blocks of one ``StackedPopulation.each`` call, block k attacked on its crafter.
 Every step is a sign step per element and BatchNorm is in eval mode, so each block's
 attack is exactly its own (issue 10); what is batched is the arithmetic, not the attack.
@@ -32,8 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from clmrepro.core.attack_runtime import AttackRuntime
-from clmrepro.core.crafting import Unit, deterministic_attack
+from clmrepro.core.attacks.kinds import deterministic_attack
+from clmrepro.core.attacks.work import Unit
+from clmrepro.core.runtime import AttackRuntime
 
 BATCHED_KINDS = ("fgsm", "pgd", "mifgsm", "eot-pgd")
 
@@ -94,7 +95,7 @@ def _padding_mask(images: Tensor, lengths: Sequence[int]) -> Tensor:
 
 
 class BatchedExecutor:
-    """Crafts a chunk of units (``core.crafting``) in one batched attack."""
+    """Crafts a chunk of units (``core.attacks.work``) in one batched attack."""
 
     def __init__(self, models: Sequence[nn.Module], x: Tensor, y: Tensor, *, kind: str,
                  eps: float, params: dict, runtime: AttackRuntime):

@@ -1,0 +1,91 @@
+"""Every threat model's adversarial set for one attack on one population.
+
+- ``paper`` (eq. 6): each batch (``per-batch``, the authors' code) or sample
+  (``per-sample``) crafted on one uniformly drawn submodel;
+- ``transfer``: every submodel crafts every image (the n x n matrix);
+- ``adaptive``: crafted against the whole population (``core.attacks.adaptive``).
+
+Each threat model's units (``core.attacks.work``) run chunk by chunk through the executor
+that ``core.attacks.executors`` picks; every chunk is checked against the eps-ball and
+[0, 1], and saved to ``store`` when one is given, so a job resumes after a crash.  Threat
+model t covers the first ``sizes[t]`` test images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from clmrepro.core.attacks.adaptive import AdaptiveExecutor, adaptive_params
+from clmrepro.core.attacks.executors import make_executor
+from clmrepro.core.attacks.kinds import THREAT_MODELS, check_params
+from clmrepro.core.attacks.work import (
+    ChunkStoreLike,
+    adaptive_units,
+    assemble,
+    assign_crafters,
+    chunked,
+    craft_chunks,
+    paper_units,
+    transfer_units,
+)
+from clmrepro.core.interrupt import StopCheck
+from clmrepro.core.runtime import AttackRuntime
+from clmrepro.core.seeding import derive_seed, generator
+
+
+def craft_sets(models: Sequence[nn.Module], x: Tensor, y: Tensor, *, attack: dict,
+               threat_models: Sequence[str], sizes: dict[str, int | None],
+               crafting: str | None, batch_size: int, seed: int, runtime: AttackRuntime,
+               store: ChunkStoreLike | None = None,
+               should_stop: StopCheck | None = None, progress: bool = False) -> dict[str, Any]:
+    """Every threat model's adversarial set for one attack, chunk by chunk (each checked,
+    and saved to ``store`` when one is given)."""
+    unknown = sorted(set(threat_models) - set(THREAT_MODELS))
+    if unknown:
+        raise ValueError(f"threat_models: unknown {unknown}; allowed {list(THREAT_MODELS)}")
+    kind, eps, params = attack["kind"], float(attack["eps"]), attack["params"]
+    check_params(kind, params)
+    n = len(models)
+
+    def run(threat, chunks, execute, xs):
+        with tqdm(total=len(chunks), desc=f"{kind} {threat}", disable=not progress) as bar:
+            return craft_chunks(threat, chunks, execute, x=xs, eps=eps, store=store,
+                                should_stop=should_stop, on_chunk=lambda: bar.update(1))
+
+    sets: dict[str, Any] = {}
+    common_kw = dict(kind=kind, eps=eps, params=params, runtime=runtime)
+    if "paper" in threat_models:
+        xs, ys = x[:sizes["paper"]], y[:sizes["paper"]]
+        crafters = assign_crafters(len(xs), n, mode=crafting, batch_size=batch_size,
+                                   gen=generator(derive_seed(seed, "crafters")))
+        units = paper_units(crafters, n, batch_size=batch_size, seed=derive_seed(seed, "paper"))
+        execute = make_executor(models, xs, ys, **common_kw)
+        chunks = chunked(units, execute.units_per_call)
+        results = run("paper", chunks, execute, xs)
+        x_adv = assemble(chunks, results, torch.empty_like(xs))
+        sets["paper"] = {"x_adv": x_adv, "crafter": crafters, "crafting": crafting}
+    if "transfer" in threat_models:
+        xs, ys = x[:sizes["transfer"]], y[:sizes["transfer"]]
+        units = transfer_units(n, len(xs), batch_size=batch_size,
+                               seed=derive_seed(seed, "transfer"))
+        execute = make_executor(models, xs, ys, **common_kw)
+        # batched: one batch, all n crafters per chunk (one .each call); sequential: one unit
+        chunks = chunked(units, execute.units_per_call)
+        results = run("transfer", chunks, execute, xs)
+        out = torch.empty((n, *xs.shape), dtype=xs.dtype)
+        sets["transfer"] = {"x_adv": assemble(chunks, results, out, by_crafter=True)}
+    if "adaptive" in threat_models:
+        xs, ys = x[:sizes["adaptive"]], y[:sizes["adaptive"]]
+        units = adaptive_units(len(xs), batch_size=batch_size,
+                               seed=derive_seed(seed, "adaptive"))
+        execute = AdaptiveExecutor(models, xs, ys, **common_kw)
+        chunks = chunked(units, execute.units_per_call)
+        results = run("adaptive", chunks, execute, xs)
+        sets["adaptive"] = {"x_adv": assemble(chunks, results, torch.empty_like(xs)),
+                            "params": adaptive_params(kind, eps, params)}
+    return sets
