@@ -7,5 +7,6 @@ of how many points survive APGD-CE), and how long a job takes to start.  It writ
 JSON file (``files.py`` defines and reads it, without torch); ``clmrepro.plan.estimate``
 turns it into seconds per job.  Shipped calibrations live in ``calibration/*.json`` at the
 repository root.  Only ``files`` may be imported by ``clmrepro.plan``: the other modules
-import torch.
+import torch.  The package imports ``core`` and nothing above it: the steps' start-up and
+the report's work are timed in child processes that load them by name (``startup.py``).
 """

@@ -65,17 +65,11 @@ def calibrate(device: str = "auto", threads: int = 1, *, name: str | None = None
     from tqdm import tqdm
 
     from clmrepro.calibration import attacks, startup, units
-    from clmrepro.core.devices import resolve_device
+    from clmrepro.core.devices import prepare_torch, resolve_device
 
     began = time.perf_counter()
     dev = resolve_device(device)
-    try:  # the process set-up of every step (threads, deterministic algorithms, ...)
-        from clmrepro.steps.common import prepare_torch
-
-        prepare_torch({"threads": threads, "device": dev.type})
-    except ImportError:
-        pass
-    torch.set_num_threads(threads)
+    prepare_torch(threads, dev.type)  # the process set-up of every step
     allocator = "mmap threshold 32 MiB" if units.raise_mmap_threshold() else "default"
     torch.manual_seed(0)
     device_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_name()

@@ -20,14 +20,16 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 REPORT_FIXTURES = REPO / "tests" / "unit" / "reporting" / "fixtures"
-# what each step module imports before its work (a module missing in this version is skipped)
+# What each step's process imports before its work (a module missing in this version is
+# skipped).  Named, not imported: they are loaded only in the child process being timed.
 STEP_IMPORTS = {
-    "train": ["clmrepro.steps.train", "clmrepro.core.training", "clmrepro.core.checkpoints",
+    "train": ["clmrepro.steps.train", "clmrepro.core.training.loop", "clmrepro.core.checkpoints",
               "clmrepro.steps.population"],
-    "attack": ["clmrepro.steps.attack", "clmrepro.core.attacks", "clmrepro.core.adaptive",
-               "clmrepro.core.metrics", "clmrepro.steps.population"],
+    "attack": ["clmrepro.steps.attack", "clmrepro.core.attacks.threats",
+               "clmrepro.core.attacks.sequential", "clmrepro.core.metrics",
+               "clmrepro.steps.population"],
     "evaluate": ["clmrepro.steps.evaluate", "clmrepro.core.metrics", "clmrepro.core.saliency",
-                 "clmrepro.core.attacks", "clmrepro.steps.population"],
+                 "clmrepro.core.attacks.kinds", "clmrepro.steps.population"],
     "report": ["clmrepro.steps.report", "clmrepro.reporting.figures", "matplotlib.pyplot"],
 }
 DEFAULT_REPORT_S_PER_INPUT = 0.04
@@ -41,11 +43,8 @@ for name in {modules!r}:
     except ImportError:
         pass
 import torch
-try:  # what every step does first (threads, deterministic algorithms, device)
-    from clmrepro.steps.common import prepare_torch
-    prepare_torch({{"threads": {threads}, "device": "cuda" if {cuda!r} else "cpu"}})
-except ImportError:
-    torch.set_num_threads({threads})
+from clmrepro.core.devices import prepare_torch  # what every step does first
+prepare_torch({threads}, "cuda" if {cuda!r} else "cpu")
 if {cuda!r}:
     torch.zeros(1, device="cuda")  # the CUDA context every GPU job creates
 if {dataset!r}:
@@ -123,11 +122,11 @@ def _report_job(root: Path, share: float = 1.0) -> dict:
 
 _REPORT_WORK = """
 import json, sys, time
-from clmrepro.steps.report import run_report
+from clmrepro.reporting.build import build_report
 job = json.load(open("job.json"))
 clock = time.process_time if {cpu_clock!r} else time.perf_counter
 start = clock()
-run_report(job)
+build_report(job)
 print(clock() - start)
 """
 

@@ -22,7 +22,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-# The steps' allocator setting (steps.common.prepare_torch): measured with it so the numbers
+# The steps' allocator setting (core.devices.prepare_torch): measured with it so the numbers
 # match what a job sees.
 from clmrepro.core.devices import raise_mmap_threshold  # noqa: F401
 from clmrepro.core.models import build_model

@@ -9,4 +9,5 @@ claims      the paper's claims as checks (holds / fails / inconclusive / not run
 figures     Fig. 4-6 analogues, transfer heat maps, reproduced-vs-paper bars (PNG, Agg)
 provenance  spec and lock hashes, git commit, versions, Snakemake benchmark costs
 render      render_report (Markdown + self-contained HTML), write_index
+build       the report step's work: scores files -> metrics.json, mra.csv, DVC views, reports
 """

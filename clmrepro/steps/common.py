@@ -54,16 +54,10 @@ def load_job(path: str | Path) -> Job:
 
 
 def prepare_torch(job: Job):
-    """Fix the thread count from the plan (not from the executor) so numbers do not depend
-    on where the job ran, and return the device the job asked for."""
-    import torch
+    """The job's threads and device (``core.devices.prepare_torch``); the device it asked for."""
+    from clmrepro.core import devices
 
-    from clmrepro.core.devices import deterministic, raise_mmap_threshold, resolve_device
-
-    torch.set_num_threads(int(job.get("threads", 1)))
-    deterministic()
-    raise_mmap_threshold()
-    return resolve_device(job.get("device", "auto"))
+    return devices.prepare_torch(int(job.get("threads", 1)), job.get("device", "auto"))
 
 
 def show_progress() -> bool:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from clmrepro.steps.report import MRA_CSV_COLUMNS, _located, main, merge_scores, run_report
+from clmrepro.reporting.build import MRA_CSV_COLUMNS, _located, merge_scores
+from clmrepro.steps.report import main, run_report
 
 REPO = Path(__file__).resolve().parents[3]
 FIXTURES = REPO / "tests" / "unit" / "reporting" / "fixtures"

@@ -1,0 +1,207 @@
+"""A spec's report from its scores, training records and analyses: metrics.json, mra.csv,
+DVC's views, and the rendered Markdown and HTML (the report step's work, ``steps.report``).
+
+metrics.json (schema version 2) holds one record per replicate, the cells with their 95%
+intervals, the claims with theirs, and the summary: only what the records say (no times, no
+paths), so two runs of one spec give byte-identical files; provenance that varies between
+machines goes to the rendered reports only. Version-1 scores files (no replicate) are read as
+replicate 0.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from clmrepro.core.checkpoints import atomic_write_json, atomic_write_text
+from clmrepro.plan import paths
+from clmrepro.reporting.claims import FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, evaluate_claims
+from clmrepro.reporting.dvc_metrics import write_dvc_views
+from clmrepro.reporting.estimates import replicate
+from clmrepro.reporting.paper import load_paper_tables, paper_value
+from clmrepro.reporting.provenance import collect
+from clmrepro.reporting.render import ReportData, render_report, write_index
+from clmrepro.reporting.stats import Interval
+from clmrepro.reporting.tables import Cell, paper_table_views, record_sort_key, summarise
+
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+MRA_CSV_COLUMNS = ("experiment", "population", "regime", "attack", "eps", "threat_model",
+                   "replicate", "mra", "paper")
+
+
+def _as_list(value) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _read_json(path: str | Path) -> dict:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def _checked(record: dict, path: str) -> dict:
+    """A record as version 2: replicate 0 when missing (version 1); n_samples is required."""
+    record = dict(record)
+    record["replicate"] = replicate(record)
+    n = record.get("n_samples")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"{path}: record {record.get('population')}/{record.get('attack')} "
+                         f"has n_samples {n!r}; its interval needs the number of test images "
+                         "(a positive integer): re-run the job that wrote this file")
+    return record
+
+
+def merge_scores(paths: list[str], tables: list, attack_params: dict | None = None) -> list[dict]:
+    """All records of all scores files (schema version 1 or 2), each with "replicate" and with
+    "paper" set from the paper's tables.
+
+    Only the paper's own protocol is compared with the paper; transfer and adaptive numbers
+    answer other questions and keep paper = null.
+    """
+    records = []
+    for path in paths:
+        scores = _read_json(path)
+        if scores.get("schema_version") not in READABLE_VERSIONS:
+            raise ValueError(f"{path}: schema_version {scores.get('schema_version')!r} is not "
+                             f"one this report reads {READABLE_VERSIONS}: re-run the job that "
+                             "wrote it, or update clmrepro")
+        for record in scores["records"]:
+            record = _checked(record, path)
+            if not record.get("attack_params") and attack_params:
+                record["attack_params"] = attack_params.get(record["attack"])
+            record["paper"] = (paper_value(tables, record["dataset"], record["regime"],
+                                           record["attack"], float(record["eps"]))
+                               if record["threat_model"] == "paper" else None)
+            records.append(record)
+    return sorted(records, key=record_sort_key)
+
+
+def _place(path: Path, known: set[tuple[str, str]]) -> tuple[str, str, int]:
+    """(experiment, population, replicate) of a training.json / analysis.json path.
+
+    K = 1: results/{spec}/{exp}/{pop}/FILE; K >= 2: results/{spec}/{exp}/{pop}/r{r}/FILE
+    (docs/architecture.md). A folder named like r1 is a replicate folder unless the scores records
+    know a population of that name in that experiment and none one level up.
+    """
+    folder = path.parent
+    match = paths.REPLICATE_FOLDER.match(folder.name)
+    flat = (folder.parent.name, folder.name)
+    nested = (folder.parent.parent.name, folder.parent.name)
+    if match and not (flat in known and nested not in known):
+        return nested[0], nested[1], int(match.group(1))
+    return flat[0], flat[1], 0
+
+
+def _located(paths: list[str], known: set[tuple[str, str]] = frozenset()) -> list[dict]:
+    """{"experiment", "population", "replicate", "record"} for each training/analysis file."""
+    items = []
+    for path in paths:
+        experiment, population, r = _place(Path(path), known)
+        record = _read_json(path)
+        items.append({"experiment": experiment, "population": population,
+                      "replicate": int(record.get("replicate", r)), "record": record})
+    return items
+
+
+def mra_csv(records: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(MRA_CSV_COLUMNS)
+    for r in records:
+        writer.writerow([r["experiment"], r["population"], r["regime"], r["attack"],
+                         f"{float(r['eps']):.6g}", r["threat_model"], r["replicate"],
+                         repr(float(r["mra"])),
+                         "" if r["paper"] is None else repr(float(r["paper"]))])
+    return buffer.getvalue()
+
+
+def _rounded(value: float | None) -> float | None:
+    # six decimals: far below the precision of any MRA, and free of float noise in the JSON
+    return None if value is None else round(float(value), 6)
+
+
+def _interval_json(interval: Interval | None) -> dict:
+    if interval is None:
+        return {"mean": None, "low": None, "high": None, "method": None, "k": 0, "n": None}
+    return {"mean": _rounded(interval.mean), "low": _rounded(interval.low),
+            "high": _rounded(interval.high), "method": interval.method, "k": interval.k,
+            "n": interval.n}
+
+
+def cell_summaries(records: list[dict]) -> list[dict]:
+    """One entry per (experiment, population, attack, eps, threat model): replicates pooled
+    into a mean and its 95% interval, with the paper's number and consistency."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        key = (r["experiment"], r["population"], r["attack"], float(r["eps"]),
+               r["threat_model"])
+        groups.setdefault(key, []).append(r)
+    out = []
+    for (experiment, population, attack, eps, threat), found in groups.items():
+        papers = {r["paper"] for r in found} - {None}
+        cell = Cell(found, papers.pop() if len(papers) == 1 else None)
+        out.append({"experiment": experiment, "population": population,
+                    "regime": found[0]["regime"], "attack": attack, "eps": eps,
+                    "threat_model": threat, **_interval_json(cell.interval),
+                    "paper": cell.paper, "consistent": cell.consistent})
+    return out
+
+
+def metrics_json(spec_name: str, description: str, records: list[dict], claims: list,
+                 tables: list) -> dict:
+    cells = summarise(paper_table_views(tables, records))
+    return {
+        "schema_version": SCHEMA_VERSION, "spec": spec_name, "description": description,
+        "records": records,
+        "cells": cell_summaries(records),
+        "claims": [{"id": c.claim.id, "verdict": c.verdict,
+                    "evidence": [{"label": e.label, "left": e.left_name, "right": e.right_name,
+                                  "relation": e.relation, "outcome": e.outcome,
+                                  **_interval_json(e.interval)} for e in c.evidence]}
+                   for c in claims],
+        "summary": {"claims_hold": sum(c.verdict == HOLDS for c in claims),
+                    "claims_fail": sum(c.verdict == FAILS for c in claims),
+                    "claims_inconclusive": sum(c.verdict == INCONCLUSIVE for c in claims),
+                    "claims_run": sum(c.verdict != NOT_RUN for c in claims),
+                    "claims_total": len(claims), "cells_compared": cells.compared,
+                    "cells_consistent": cells.consistent,
+                    "cells_inconsistent": cells.inconsistent, "cells_not_run": cells.not_run,
+                    "tolerance_points": cells.tolerance_points},
+    }
+
+
+def build_report(job: dict) -> None:
+    """The report job's outputs from its inputs (docs/architecture.md, report job)."""
+    params, inputs, outputs = job["params"], job["inputs"], job["outputs"]
+    spec_name = params.get("spec_name") or job.get("spec", "")
+    tables = load_paper_tables(inputs["paper_tables"])
+    records = merge_scores(_as_list(inputs.get("scores")), tables, params.get("attack_params"))
+    known = {(r["experiment"], r["population"]) for r in records}
+    trainings = _located(_as_list(inputs.get("records")), known)
+    analyses = [{**item["record"], "experiment": item["experiment"],
+                 "population": item["record"].get("population", item["population"]),
+                 "replicate": item["replicate"]}
+                for item in _located(_as_list(inputs.get("analyses")), known)]
+    claims = evaluate_claims(records, analyses)
+    description = params.get("description", "")
+    metrics = metrics_json(spec_name, description, records, claims, tables)
+    atomic_write_json(outputs["metrics"], metrics)
+    atomic_write_text(outputs["mra_csv"], mra_csv(records))
+    # flat MRAs for `dvc metrics show/diff`, one row per cell for `dvc plots diff`
+    write_dvc_views(records, metrics.get("summary"), outputs, atomic_write_text)
+
+    spec_path = inputs.get("spec") or params.get("spec_path")
+    # Snakemake's benchmark files, when present (clmrepro.plan.paths spells their place)
+    benchmarks = Path(paths.benchmark(spec_name, "any")).parent
+    provenance = collect(params, spec_path, "requirements.lock", benchmarks)
+    data = ReportData(spec_name=spec_name, description=description,
+                      departures=list(params.get("departures", [])), records=records,
+                      trainings=trainings, analyses=analyses, tables=tables,
+                      provenance=provenance, sweeps=list(params.get("sweeps") or []),
+                      precision_notes=list(params.get("precision_notes") or []))
+    render_report(data, outputs["report_md"], outputs["report_html"], outputs["figures"])
+    write_index(Path(outputs["report_html"]).parent.parent)
