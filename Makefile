@@ -12,7 +12,7 @@ export MPLBACKEND := Agg
 
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv demo test test-fast lock clean-results restore
+.PHONY: help venv demo test test-cpus test-fast lock clean-results restore
 
 help:
 	@echo "make demo   - set up .venv if missing, run $(SPEC) end to end, print the report path"
@@ -52,8 +52,20 @@ test: $(STAMP)
 	bash scripts/ensure-chromium.sh
 	bash scripts/ensure-sshd.sh
 	pytest -q
+	$(MAKE) --no-print-directory test-cpus
 	@if [ -n "$$CI" ] || [ -n "$$SLURM_TEST" ]; then $(MAKE) --no-print-directory slurm-test; \
 	 else echo "(Slurm cluster test: run 'make slurm-test' as root, or set SLURM_TEST=1)"; fi
+
+# The numerically sensitive tests again with the kernels of a CPU without AVX-512 and of
+# one without vector extensions, so a test that only holds on this machine's CPU fails here
+# and not on the next machine (issue 17).
+CPU_PROFILES ?= avx2 default
+test-cpus: $(STAMP)
+	@for profile in $(CPU_PROFILES); do \
+	  echo "== numerics tests with the $$profile CPU profile ($$(scripts/with-cpu.sh $$profile \
+	    python -c 'import torch; print(torch.backends.cpu.get_cpu_capability())'))"; \
+	  scripts/with-cpu.sh $$profile pytest -q -m numerics -p no:cacheprovider || exit 1; \
+	done
 
 test-fast: $(STAMP)
 	pytest -q -m "not slow and not slurm"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 
 import torch
 
@@ -55,3 +56,26 @@ def prepare_torch(threads: int = 1, device: str = "auto") -> torch.device:
     deterministic()
     raise_mmap_threshold()
     return resolve_device(device)
+
+
+# The environment variables that choose which CPU kernels run (docs/architecture.md,
+# "Identical numbers"): ATen's dispatch, oneDNN's convolutions, MKL's matrix products.
+KERNEL_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+
+
+def machine(device: torch.device | str = "cpu") -> dict[str, str]:
+    """What decides float rounding here: the CPU capability ATen dispatches to (AVX512,
+    AVX2, DEFAULT), any variable that capped the kernels, and the GPU's name on CUDA.
+    Runs agree bit for bit only where this agrees (same machine kind and capability)."""
+    info = {"cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    info.update({var: os.environ[var] for var in KERNEL_VARIABLES if os.environ.get(var)})
+    if torch.device(device).type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return info
+
+
+def describe_machine(info: dict[str, str]) -> str:
+    """One line: ``AVX512``, ``AVX2 (ONEDNN_MAX_CPU_ISA=AVX2)``, ``AVX512; NVIDIA H100``."""
+    caps = [f"{k}={v}" for k, v in info.items() if k in KERNEL_VARIABLES]
+    text = info.get("cpu_capability", "unknown") + (f" ({', '.join(caps)})" if caps else "")
+    return text + (f"; {info['gpu']}" if info.get("gpu") else "")

@@ -34,6 +34,8 @@ class Provenance:
     seed: str
     benchmarks_dir: str
     costs: list[JobCost] = field(default_factory=list)
+    machine: str = NOT_RECORDED            # CPU capability of the report job's machine
+    training_machines: str = NOT_RECORDED  # the same, per training job (training.json)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -99,8 +101,29 @@ def job_costs(benchmarks_dir: str | Path) -> list[JobCost]:
     return [read_benchmark(p) for p in sorted(directory.glob("*.tsv"))]
 
 
+def training_machines(records: list[dict]) -> str:
+    """Which CPU kernels trained the populations: ``AVX512 (6 of 6 training jobs)``; several
+    lines joined with ``; `` when jobs ran on different kinds of machine."""
+    from clmrepro.core.devices import describe_machine
+
+    counts: dict[str, int] = {}
+    for record in records:
+        key = describe_machine(record["machine"]) if record.get("machine") else NOT_RECORDED
+        counts[key] = counts.get(key, 0) + 1
+    if not counts:
+        return NOT_RECORDED
+    return "; ".join(f"{key} ({n} of {len(records)} training jobs)"
+                     for key, n in sorted(counts.items()))
+
+
+def this_machine() -> str:
+    from clmrepro.core.devices import describe_machine, machine
+
+    return describe_machine(machine())
+
+
 def collect(params: dict, spec_path: str | None, lock_path: str | Path, benchmarks_dir: str | Path,
-            repo_root: str | Path = ".") -> Provenance:
+            repo_root: str | Path = ".", trainings: list[dict] | None = None) -> Provenance:
     spec_hash = sha256_file(spec_path) if spec_path else NOT_RECORDED
     if spec_hash == NOT_RECORDED and params.get("spec_sha256"):
         spec_hash = str(params["spec_sha256"])
@@ -114,4 +137,6 @@ def collect(params: dict, spec_path: str | None, lock_path: str | Path, benchmar
         seed=str(params.get("seed", NOT_RECORDED)),
         benchmarks_dir=str(benchmarks_dir),
         costs=job_costs(benchmarks_dir),
+        machine=this_machine(),
+        training_machines=training_machines(trainings or []),
     )

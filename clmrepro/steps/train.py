@@ -57,6 +57,7 @@ def run_train(job: Job, should_stop=None) -> None:
     core.interrupt (default: ``default_stop_check()``)."""
     from clmrepro.core.checkpoints import atomic_write_json, save_population
     from clmrepro.core.data import load_dataset
+    from clmrepro.core.devices import machine
     from clmrepro.core.training.config import (
         AdversarialConfig,
         ExecutionConfig,
@@ -98,7 +99,8 @@ def run_train(job: Job, should_stop=None) -> None:
         on_resume=lambda where: print(
             f"[clmrepro] {job['id']}: resuming from {state_dir}: epoch {where.epoch + 1}, "
             f"submodel {where.submodel}, {where.batch} minibatch(es) done", file=sys.stderr, flush=True))
-    record.update(regime=pop["regime"], size=len(models))
+    # the CPU kernels that rounded these weights: identical numbers need the same ones
+    record.update(regime=pop["regime"], size=len(models), machine=machine(device))
     meta = {"architecture": arch, "regime": pop["regime"], "size": len(models),
             "in_channels": data.in_channels, "num_classes": data.num_classes, "dataset": ds["name"]}
     save_population(job["outputs"]["population"], models, meta)

@@ -252,6 +252,11 @@ def test_provenance_and_threat_models(rendered):
     assert "| train-mnist-ulm | 41.2 s" in md and "812 MiB" in md
     for package in ("torch", "torchattacks", "snakemake", "dvc"):
         assert f"- {package}: " in md
+    import torch
+
+    # the fixture's training records predate issue 17: their machine is not recorded
+    assert f"- CPU kernels (report job): {torch.backends.cpu.get_cpu_capability()}" in md
+    assert "- CPU kernels (training jobs): not recorded (" in md
     assert "Why the adaptive attack matters" in md
     threat = md.split("## Threat models")[1].split("## Results the paper")[0]
     adaptive = [r["mra"] for r in rendered["metrics"]["records"]

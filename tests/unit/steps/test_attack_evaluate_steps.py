@@ -202,6 +202,7 @@ def test_a_changed_job_does_not_resume_stale_chunks(in_tmp, population):
     assert [p.name for p in state.iterdir()] != [old]
 
 
+@pytest.mark.numerics
 def test_batched_execution_job_matches_sequential(in_tmp, population):
     run_attack(fused(in_tmp, population))
     sequential = safe_load(in_tmp / "adv.pt")
@@ -222,6 +223,7 @@ AUTOATTACK = {"id": "aa", "kind": "autoattack", "eps": 8 / 255,
                          "n_queries": 3, "n_restarts": 1, "eot_iter": 2}}
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("population_mode", ["sequential", "batched"])
 @pytest.mark.parametrize("attack", [PGD, AUTOATTACK], ids=["pgd", "autoattack"])
 def test_bf16_channels_last_jobs_run_on_cpu(in_tmp, population, attack, population_mode):

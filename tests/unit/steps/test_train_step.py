@@ -54,6 +54,7 @@ def test_train_then_retrain_writes_population_and_record(tmp_path, monkeypatch, 
     assert len(models) == 2 and not models[0].training
     record = json.loads(open(ulm["outputs"]["record"]).read())
     assert record["regime"] == "ulm" and record["prse"] is None and len(record["history"]) == 2
+    assert record["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert not state_dir_for(ulm).exists()  # state is dropped once the outputs are written
 
     clm = job(tmp_path, "retrain", {"id": "clm", "regime": "clm", "size": 2, "from": "ulm"},

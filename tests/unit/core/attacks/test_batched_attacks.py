@@ -24,6 +24,9 @@ from clmrepro.core.runtime import AttackRuntime, Autocast
 from clmrepro.core.saliency import pairwise_saliency_cosine, population_saliency_maps
 from clmrepro.core.seeding import derive_seed, generator
 
+# two computations that round differently: run again with other CPUs' kernels (Makefile)
+pytestmark = pytest.mark.numerics
+
 torch.set_num_threads(1)
 
 CPU = torch.device("cpu")
@@ -38,10 +41,14 @@ SMALL = {
 }
 
 
-# Here (random LeNet5s, CPU) both paths agree exactly; a wrong seed or block mix-up makes
-# nearly every image differ.  Iterated attacks may diverge on a rare image elsewhere
-# (see assert_same_sets), so they get a margin that such a bug cannot hide in.
-ITERATED_TOLERANCE = {"fgsm": 0.0, "pgd": 0.1, "mifgsm": 0.1, "eot-pgd": 0.1}
+# The batched and the sequential paths are two computations (grouped vs single
+# convolutions), so they agree only up to float rounding, and rounding differs between CPUs
+# (AVX-512 vs AVX2 kernels in oneDNN).  A sign step turns a last-bit difference in a
+# near-zero gradient component into a 2-eps pixel difference, so even one-step FGSM may
+# differ on a few images: measured 3.0% of images for the trained adaptive FGSM below under
+# AVX2 kernels, 0% under AVX-512 (issue 17).  A wrong seed or a block mix-up makes nearly
+# every image differ, so a margin of a tenth of the images cannot hide one.
+IMAGES_TOLERANCE = 0.1
 
 
 def random_population(n=3, seed=0):
@@ -68,6 +75,7 @@ def assert_same_sets(seq, bat, what, images_tolerance=0.0):
     print(f"{what}: fraction of differing pixels {frac:.2e}, of images {images_differ:.3f}, "
           f"max |diff| {(seq - bat).abs().max().item():.3g}")
     assert images_differ <= images_tolerance, f"{what}: {images_differ:.3f} of the images differ"
+    return images_differ
 
 
 # --- fast: random LeNet5s --------------------------------------------------------------
@@ -80,12 +88,14 @@ def test_batched_transfer_reproduces_sequential_torchattacks(kind):
     kw = dict(kind=kind, eps=0.3, params=SMALL[kind], batch_size=8, seed=5, device="cpu")
     seq = craft_transfer(models, x, y, runtime=SEQUENTIAL, **kw)
     bat = craft_transfer(models, x, y, runtime=BATCHED, **kw)
-    assert_same_sets(seq, bat, f"{kind} transfer", images_tolerance=ITERATED_TOLERANCE[kind])
+    assert_same_sets(seq, bat, f"{kind} transfer", images_tolerance=IMAGES_TOLERANCE)
     for i in range(len(models)):
         check_perturbation(x, bat[i], 0.3)
-    assert torch.equal(transfer_matrix(models, seq, y, batch_size=8, device="cpu"),
-                       transfer_matrix(models, bat, y, batch_size=8, device="cpu",
-                                       runtime=BATCHED))
+    # each entry is an accuracy over 22 images: it moves by at most the share of images
+    # whose adversarial example differs, plus one image whose argmax is a near-tie
+    m_seq = transfer_matrix(models, seq, y, batch_size=8, device="cpu")
+    m_bat = transfer_matrix(models, bat, y, batch_size=8, device="cpu", runtime=BATCHED)
+    assert torch.allclose(m_seq, m_bat, rtol=0, atol=IMAGES_TOLERANCE + 1 / len(y))
 
 
 @pytest.mark.parametrize("mode", ["per-batch", "per-sample"])
@@ -100,7 +110,7 @@ def test_batched_paper_set_reproduces_sequential(kind, mode):
               seed=9, device="cpu")
     seq = craft_paper(models, x, y, runtime=SEQUENTIAL, **kw)
     bat = craft_paper(models, x, y, runtime=BATCHED, **kw)
-    assert_same_sets(seq, bat, f"{kind} paper {mode}", images_tolerance=ITERATED_TOLERANCE[kind])
+    assert_same_sets(seq, bat, f"{kind} paper {mode}", images_tolerance=IMAGES_TOLERANCE)
 
 
 @pytest.mark.parametrize("kind", ["fgsm", "pgd", "mifgsm"])
@@ -111,7 +121,7 @@ def test_batched_expected_loss_reproduces_sequential(kind):
     kw = dict(kind=kind, eps=0.3, params=SMALL[kind], batch_size=5, seed=3, device="cpu")
     seq = craft_adaptive(models, x, y, runtime=SEQUENTIAL, **kw)
     bat = craft_adaptive(models, x, y, runtime=BATCHED, **kw)
-    assert_same_sets(seq, bat, f"{kind} adaptive", images_tolerance=ITERATED_TOLERANCE[kind])
+    assert_same_sets(seq, bat, f"{kind} adaptive", images_tolerance=IMAGES_TOLERANCE)
 
 
 def test_eot_pgd_on_a_deterministic_submodel_is_pgd_exactly():
@@ -131,7 +141,11 @@ def test_eot_pgd_on_a_deterministic_submodel_is_pgd_exactly():
                                       random_start=True)
             # the unit seed of crafter i's only batch (core.attacks.work.transfer_units)
             seed_attack(eot, derive_seed(derive_seed(1, "transfer", i), 0))
-            assert torch.equal(ours[i], eot(x, y)), (runtime.path, i)
+            theirs = eot(x, y)
+            if runtime is SEQUENTIAL:  # the same kernels: sign(4 g) = sign(g) exactly
+                assert torch.equal(ours[i], theirs), i
+            else:  # grouped convolutions: equal up to rounding (IMAGES_TOLERANCE)
+                assert_same_sets(theirs, ours[i], f"eot-pgd batched {i}", IMAGES_TOLERANCE)
 
 
 def test_batched_transfer_diagonal_is_white_box_pgd():
@@ -144,8 +158,9 @@ def test_batched_transfer_diagonal_is_white_box_pgd():
     m = transfer_matrix(models, sets, y, batch_size=16, device="cpu", runtime=BATCHED)
     for i, model in enumerate(models):
         white = torchattacks.PGD(model, eps=0.1, alpha=0.02, steps=5, random_start=False)(x, y)
-        assert torch.equal(sets[i], white)
-        assert m[i, i].item() == (model(white).argmax(1) == y).double().mean().item()
+        assert_same_sets(white, sets[i], f"white-box pgd {i}", IMAGES_TOLERANCE)
+        # the diagonal scores the batched set on its own crafter: its white-box accuracy
+        assert m[i, i].item() == (model(sets[i]).argmax(1) == y).double().mean().item()
 
 
 @pytest.mark.parametrize("kind", ["pgd", "fgsm", "mifgsm"])
@@ -164,8 +179,9 @@ def test_batched_adaptive_on_identical_submodels_is_the_white_box_attack(kind):
         "fgsm": lambda: torchattacks.FGSM(base, eps=0.3),
         "mifgsm": lambda: torchattacks.MIFGSM(base, eps=0.3, alpha=0.06, steps=4, decay=1.0),
     }[kind]()(x, y)
-    assert torch.allclose(adv, white, atol=1e-6)
-    assert differing(adv, white) == 0.0
+    # the mean of n identical losses is that loss up to rounding; its sign steps agree
+    # but for near-zero gradient components (IMAGES_TOLERANCE)
+    assert_same_sets(white, adv, f"{kind} adaptive on copies", IMAGES_TOLERANCE)
 
 
 def test_batched_scoring_and_saliency_equal_sequential():
@@ -174,7 +190,9 @@ def test_batched_scoring_and_saliency_equal_sequential():
     y = torch.arange(20) % 10
     acc_seq = per_submodel_accuracy(models, x, y, batch_size=7, device="cpu")
     acc_bat = per_submodel_accuracy(models, x, y, batch_size=7, device="cpu", runtime=BATCHED)
-    assert torch.equal(acc_seq, acc_bat)
+    # an argmax between two logits within rounding of each other may go either way: one
+    # image per submodel at most (each accuracy is over 20 images)
+    assert torch.allclose(acc_seq, acc_bat, rtol=0, atol=1 / len(y) + 1e-12)
     maps_seq = population_saliency_maps(models, x, y, batch_size=6)
     maps_bat = population_saliency_maps(models, x, y, batch_size=6, runtime=BATCHED)
     assert maps_bat.shape == (3, *x.shape)
@@ -220,9 +238,10 @@ def test_bf16_and_channels_last_run_on_cpu(runtime):
     fp32 = craft_transfer(reference, x, y, runtime=SEQUENTIAL, **kw)
     acc = per_submodel_accuracy(models, adv[0], y, batch_size=5, device="cpu", runtime=runtime)
     if runtime.precision == "fp32":  # channels_last: numerically equivalent
-        assert_same_sets(fp32, adv, runtime.memory_format, images_tolerance=0.1)
-        assert torch.equal(acc, per_submodel_accuracy(reference, fp32[0], y, batch_size=5,
-                                                      device="cpu"))
+        assert_same_sets(fp32, adv, runtime.memory_format, images_tolerance=IMAGES_TOLERANCE)
+        # scored on sets that may differ on IMAGES_TOLERANCE of the 10 images, plus a near-tie
+        reference_acc = per_submodel_accuracy(reference, fp32[0], y, batch_size=5, device="cpu")
+        assert torch.allclose(acc, reference_acc, rtol=0, atol=IMAGES_TOLERANCE + 1 / len(y))
     adaptive = craft_adaptive(models, x, y, runtime=runtime, **kw)
     check_perturbation(x, adaptive, 0.3)
 
@@ -285,9 +304,12 @@ def test_trained_population_batched_and_sequential_agree(trained, kind):
             sets[runtime.path]["adaptive"] = craft_adaptive(models, x, y, runtime=runtime, **kw)
     for threat, seq in sets["sequential"].items():
         bat = sets["batched"][threat]
-        # one-step FGSM is exact; iterated attacks may diverge on a few images
-        assert_same_sets(seq, bat, f"trained {kind} {threat}",
-                         images_tolerance=0.0 if kind == "fgsm" else 0.05)
+        # measured under AVX2 kernels: FGSM adaptive 3.0% of images (sign of a near-zero
+        # expected-loss gradient); iterated attacks may diverge on a few more
+        differ = assert_same_sets(seq, bat, f"trained {kind} {threat}", images_tolerance=0.05)
+        # an accuracy moves by at most the share of images whose example differs, plus one
+        # image whose argmax is a near-tie between the two scoring paths
+        atol = differ + 1.0 / len(y)
         if threat == "transfer":
             m_seq = transfer_matrix(models, seq, y, batch_size=100, device="cpu")
             m_bat = transfer_matrix(models, bat, y, batch_size=100, device="cpu",
@@ -295,14 +317,14 @@ def test_trained_population_batched_and_sequential_agree(trained, kind):
             print(f"trained {kind} transfer: off-diagonal mean sequential "
                   f"{transfer_summary(m_seq)['off_diagonal_mean']:.4f} batched "
                   f"{transfer_summary(m_bat)['off_diagonal_mean']:.4f}")
-            assert torch.allclose(m_seq, m_bat, atol=2.0 / len(y))
+            assert torch.allclose(m_seq, m_bat, rtol=0, atol=atol)
             assert torch.allclose(torch.diagonal(m_bat), torch.tensor(
                 [(models[i](bat[i]).argmax(1) == y).double().mean().item() for i in range(4)],
-                dtype=torch.float64))
+                dtype=torch.float64), rtol=0, atol=1.0 / len(y))
         else:
             mra_seq = per_submodel_accuracy(models, seq, y, batch_size=100, device="cpu")
             mra_bat = per_submodel_accuracy(models, bat, y, batch_size=100, device="cpu",
                                             runtime=BATCHED)
             print(f"trained {kind} {threat}: MRA sequential {mra_seq.mean():.4f} "
                   f"batched {mra_bat.mean():.4f}")
-            assert torch.allclose(mra_seq, mra_bat, atol=2.0 / len(y))
+            assert torch.allclose(mra_seq, mra_bat, rtol=0, atol=atol)

@@ -36,6 +36,9 @@ from clmrepro.core.training.config import (
 from clmrepro.core.training.loop import init_population, train_population
 from clmrepro.core.training.step import SingleTrainee, StackedTrainee, block_losses, pgd_examples
 
+# two computations that round differently: run again with other CPUs' kernels (Makefile)
+pytestmark = pytest.mark.numerics
+
 torch.set_num_threads(1)
 CPU = torch.device("cpu")
 BATCHED = ExecutionConfig(population="batched")
@@ -73,6 +76,17 @@ def max_differences(a, b) -> dict[str, float]:
     return worst
 
 
+def assert_accuracies_close(rec_a, rec_b, data, images=1, train=True):
+    """Test (and per-pass training) accuracies of two records equal within ``images`` images
+    (batched and sequential are two computations that round differently, issue 17)."""
+    test_tol = images / len(data.y_test) + 1e-12
+    assert rec_a["test_accuracy"] == pytest.approx(rec_b["test_accuracy"], abs=test_tol)
+    if train:
+        train_tol = images / len(data.y_train) + 1e-12
+        assert ([h["train_acc"] for h in rec_a["history"]]
+                == pytest.approx([h["train_acc"] for h in rec_b["history"]], abs=train_tol))
+
+
 def same(a, b) -> bool:
     return all(torch.equal(x.state_dict()[k], y.state_dict()[k]) for x, y in zip(a, b) for k in x.state_dict())
 
@@ -90,8 +104,8 @@ def test_batched_equals_sequential_in_float64(mnist, memory_format, adversarial)
     others = {k: v for k, v in worst.items() if not (k.startswith("conv") and k.endswith("bias"))
               and "running_mean" not in k}
     assert max(others.values()) < 1e-10, others  # measured ≤ 1.1e-13
-    assert rec_b["test_accuracy"] == rec_s["test_accuracy"]
-    assert [h["train_acc"] for h in rec_b["history"]] == [h["train_acc"] for h in rec_s["history"]]
+    # weights 1e-13 apart classify alike but for an image on a near-tie: one image at most
+    assert_accuracies_close(rec_b, rec_s, mnist)
     assert rec_b["history"][0]["loss"] == pytest.approx(rec_s["history"][0]["loss"], rel=1e-12)
     # the batches really were different per submodel (a shared order would make these equal)
     assert len({h["loss"] for h in rec_b["history"]}) == 3
@@ -102,11 +116,17 @@ def test_batched_equals_sequential_in_float32_with_sgd(mnist, adversarial):
     batched, rec_b = run(mnist, BATCHED, training=sgd(), adversarial=adversarial)
     sequential, rec_s = run(mnist, SEQUENTIAL, training=sgd(), adversarial=adversarial)
     worst = max_differences(batched, sequential)
-    assert max(worst.values()) < 1e-4, worst  # measured 7e-6 (ulm), 6e-7 (ulm-adv)
-    assert rec_b["test_accuracy"] == rec_s["test_accuracy"]
+    # Two computations of one training.  Without PGD they stay within rounding (measured
+    # 7e-6 AVX512, 7e-6 AVX2, 2e-6 DEFAULT kernels).  PGD's sign steps turn a last-bit
+    # difference into another adversarial pixel, and training then drifts: measured 6e-7
+    # AVX512, 1e-6 AVX2, 2.2e-2 DEFAULT (scripts/with-cpu.sh), while a run on other data
+    # moves the weights by 1.3.  Test accuracies then differ by up to 2 of 100 images.
+    tolerance, images = (1e-4, 1) if adversarial is None else (0.1, 3)
+    assert max(worst.values()) < tolerance, worst
+    assert_accuracies_close(rec_b, rec_s, mnist, images=images, train=False)
     # a run on other data moves the weights by far more than the tolerance
     other, _ = run(mnist, BATCHED, training=sgd(), adversarial=adversarial, seed=4)
-    assert max(max_differences(other, sequential).values()) > 1e-2
+    assert max(max_differences(other, sequential).values()) > 10 * tolerance
 
 
 def test_one_adam_step_float32_gradients_match(mnist):
