@@ -56,13 +56,21 @@ def predictions(models: Sequence[nn.Module], x: Tensor, *, batch_size: int, devi
     return preds
 
 
+def correctness(models: Sequence[nn.Module], x: Tensor, y: Tensor, *, batch_size: int,
+                device, runtime: AttackRuntime | None = None,
+                classify: Classifier | None = None) -> Tensor:
+    """rho(m_i, x'_j) of eq. 6 for every submodel and image: booleans, shape (n, N)."""
+    preds = predictions(models, x, batch_size=batch_size, device=device, runtime=runtime,
+                        classify=classify)
+    return preds == y.cpu().view(1, -1)
+
+
 def per_submodel_accuracy(models: Sequence[nn.Module], x: Tensor, y: Tensor, *,
                           batch_size: int, device, runtime: AttackRuntime | None = None,
                           classify: Classifier | None = None) -> Tensor:
     """The inner sum of eq. 6 for every submodel: (1/N) sum_j rho(m_i, x'_j), shape (n,)."""
-    preds = predictions(models, x, batch_size=batch_size, device=device, runtime=runtime,
-                        classify=classify)
-    return (preds == y.cpu().view(1, -1)).double().mean(dim=1)
+    return correctness(models, x, y, batch_size=batch_size, device=device, runtime=runtime,
+                       classify=classify).double().mean(dim=1)
 
 
 def model_robustness_average(per_submodel: Tensor | Sequence[float]) -> float:
@@ -73,16 +81,22 @@ def model_robustness_average(per_submodel: Tensor | Sequence[float]) -> float:
     return float(values.mean())
 
 
-def transfer_matrix(models: Sequence[nn.Module], x_adv_by_crafter: Tensor, y: Tensor, *,
-                    batch_size: int, device, runtime: AttackRuntime | None = None) -> Tensor:
-    """[i, j] = accuracy of submodel j on the set crafted on submodel i (DVERGE/TRS style)."""
+def transfer_correctness(models: Sequence[nn.Module], x_adv_by_crafter: Tensor, y: Tensor, *,
+                         batch_size: int, device, runtime: AttackRuntime | None = None) -> Tensor:
+    """[i, k, j] = submodel k classifies image j crafted on submodel i right, (n, n, N)."""
     n = len(models)
     if x_adv_by_crafter.shape[0] != n:
         raise ValueError(f"expected {n} crafted sets, got {x_adv_by_crafter.shape[0]}")
     classify = population_classifier(models, runtime)
-    rows = [per_submodel_accuracy(models, x_adv_by_crafter[i], y, batch_size=batch_size,
-                                  device=device, classify=classify) for i in range(n)]
-    return torch.stack(rows)
+    return torch.stack([correctness(models, x_adv_by_crafter[i], y, batch_size=batch_size,
+                                    device=device, classify=classify) for i in range(n)])
+
+
+def transfer_matrix(models: Sequence[nn.Module], x_adv_by_crafter: Tensor, y: Tensor, *,
+                    batch_size: int, device, runtime: AttackRuntime | None = None) -> Tensor:
+    """[i, j] = accuracy of submodel j on the set crafted on submodel i (DVERGE/TRS style)."""
+    return transfer_correctness(models, x_adv_by_crafter, y, batch_size=batch_size,
+                                device=device, runtime=runtime).double().mean(dim=-1)
 
 
 def transfer_summary(matrix: Tensor | Sequence[Sequence[float]]) -> dict:

@@ -24,6 +24,8 @@ STEP_MODULE = {"train": "train", "retrain": "train", "attack": "attack", "evalua
 # A ResNet18 job (CIFAR batches of 200) keeps a GPU busy on its own; LeNet5 jobs are too small
 # to, so several share one GPU (issue 10; `slots_per_gpu` in workflow/profiles/*/config.yaml).
 WHOLE_GPU_ARCHITECTURES = ("resnet18",)
+# Attacks on the population as a whole (ARC): their jobs run the adaptive threat model only.
+ADAPTIVE_ONLY = ("arc",)
 
 
 def spec_sha256(spec: Spec) -> str:
@@ -140,6 +142,8 @@ def _evaluation_jobs(spec: Spec, experiment: Experiment, rep: Replicate,
             if attack.populations is not None and pop not in attack.populations:
                 continue
             label = attack.id or attack.kind
+            threats = ({**scoring, "threat_models": ["adaptive"]}, {"adaptive": samples["adaptive"]}
+                       ) if attack.kind in ADAPTIVE_ONLY else (scoring, samples)
             for eps in attack.eps:
                 block = {"id": label, "kind": attack.kind, "eps": eps,
                          "params": defaults.attack_params(attack, eps, experiment)}
@@ -152,7 +156,7 @@ def _evaluation_jobs(spec: Spec, experiment: Experiment, rep: Replicate,
                            model,
                            {"adversarial": paths.adversarial(name, exp, pop, label, eps, at),
                             "scores": paths.scores(name, exp, pop, label, eps, at)},
-                           {**base, "attack": block, "samples": samples})
+                           {**base, **threats[0], "attack": block, "samples": threats[1]})
                 jobs.append(_planned(spec, job))
     return jobs
 

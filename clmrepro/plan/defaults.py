@@ -98,6 +98,12 @@ def attack_params(attack: Attack, eps: float, experiment: Experiment) -> dict:
     if attack.kind == "eot-pgd":
         return {"alpha": _pick(attack.alpha, pgd_alpha(experiment)), "steps": attack.steps,
                 "eot_iter": attack.eot_iter, "random_start": attack.random_start}
+    if attack.kind == "arc":
+        return {"steps": attack.steps, "step_size": _pick(attack.step_size, eps),
+                "candidates": attack.candidates, "topk": attack.topk, "rho": attack.rho,
+                "start": attack.start, "start_steps": attack.start_steps,
+                "start_alpha": _pick(attack.start_alpha, pgd_alpha(experiment)),
+                "start_random_start": attack.start_random_start}
     return {"version": attack.version, "norm": "Linf", "n_classes": N_CLASSES,
             "steps": attack.steps, "n_queries": attack.n_queries,
             "n_restarts": attack.n_restarts, "eot_iter": attack.eot_iter}

@@ -53,6 +53,7 @@ AUTHORS_EXECUTION = {"population": "sequential", "memory_format": "contiguous",
 # kinds whose transfer crafting the attack step can run population-batched (sign steps are
 # per element, so block k's attack is exactly submodel k's own)
 BATCHABLE = ("fgsm", "pgd", "mifgsm", "eot-pgd")
+N_CLASSES = 10  # MNIST and CIFAR-10; ARC's full search visits every class
 
 
 def _builtin(device: str) -> dict:
@@ -323,7 +324,21 @@ def _craft_seconds(job: dict, u: _Units, threat: str, images: int) -> float:
         return images * n * _steps(attack) * u.grad("all" if u.batched else None)
     if kind == "eot-pgd":
         return images * _steps(attack, eot=True) * u.dispatch(n)
+    if kind == "arc":
+        return images * _arc_image(job, u, n)
     return images * _autoattack_image(job, u, attack["params"], u.dispatch(n))
+
+
+def _arc_image(job: dict, u: _Units, n: int) -> float:
+    """ARC per image (core.attacks.arc): its PGD start (n gradients a step), then per
+    iteration and submodel the gradients of the k searched logits and the expected accuracy
+    (n forwards), plus one more expected accuracy per iteration."""
+    p = job["params"]["attack"]["params"]
+    classes = N_CLASSES if p["candidates"] == "all" else int(p["topk"])
+    grad = u.grad("all" if u.batched else None)
+    forward = u.forward(int(job["params"].get("batch_size", 100)), u.batched)
+    start = n * int(p["start_steps"]) * grad if p["start"] == "pgd" else 0.0
+    return start + int(p["steps"]) * (n * (classes * grad + n * forward) + n * forward)
 
 
 def _score_seconds(job: dict, u: _Units, threat: str, images: int) -> float:

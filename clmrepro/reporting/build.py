@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from clmrepro.core.checkpoints import atomic_write_json, atomic_write_text
+from clmrepro.core.per_image import expected_accuracy, unpack
 from clmrepro.plan import paths
 from clmrepro.reporting.claims import FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, evaluate_claims
 from clmrepro.reporting.dvc_metrics import write_dvc_views
@@ -27,6 +28,7 @@ from clmrepro.reporting.stats import Interval
 from clmrepro.reporting.tables import Cell, paper_table_views, record_sort_key, summarise
 
 SCHEMA_VERSION = 2
+IN_MEMORY_ONLY = ("per_image",)  # record fields the report uses but metrics.json leaves out
 READABLE_VERSIONS = (1, 2)
 MRA_CSV_COLUMNS = ("experiment", "population", "regime", "attack", "eps", "threat_model",
                    "replicate", "mra", "paper")
@@ -71,6 +73,11 @@ def merge_scores(paths: list[str], tables: list, attack_params: dict | None = No
                              "wrote it, or update clmrepro")
         for record in scores["records"]:
             record = _checked(record, path)
+            # the per-image table stays in memory as each image's expected accuracy
+            # (core.per_image); metrics.json keeps the numbers, not the tables
+            correct = record.pop("correct", None)
+            if correct is not None:
+                record["per_image"] = expected_accuracy(unpack(correct)).tolist()
             if not record.get("attack_params") and attack_params:
                 record["attack_params"] = attack_params.get(record["attack"])
             record["paper"] = (paper_value(tables, record["dataset"], record["regime"],
@@ -156,7 +163,7 @@ def metrics_json(spec_name: str, description: str, records: list[dict], claims: 
     cells = summarise(paper_table_views(tables, records))
     return {
         "schema_version": SCHEMA_VERSION, "spec": spec_name, "description": description,
-        "records": records,
+        "records": [{k: v for k, v in r.items() if k not in IN_MEMORY_ONLY} for r in records],
         "cells": cell_summaries(records),
         "claims": [{"id": c.claim.id, "verdict": c.verdict,
                     "evidence": [{"label": e.label, "left": e.left_name, "right": e.right_name,

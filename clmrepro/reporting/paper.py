@@ -14,7 +14,8 @@ import yaml
 ATTACKS = ("fgsm", "pgd", "autoattack", "mifgsm", "eot-pgd")
 REGIMES = ("ulm", "clm", "ulm-adv", "clm-adv")
 ATTACK_LABELS = {"benign": "Benign", "fgsm": "FGSM", "pgd": "PGD", "autoattack": "AutoAttack",
-                 "mifgsm": "MI-FGSM", "eot-pgd": "PGD-EOT"}
+                 "mifgsm": "MI-FGSM", "eot-pgd": "PGD-EOT", "arc": "ARC",
+                 "strongest": "strongest (per image)"}
 REGIME_LABELS = {"ulm": "ULM", "clm": "CLM", "ulm-adv": "ULM-Adv", "clm-adv": "CLM-Adv"}
 DATASET_LABELS = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
 

@@ -86,11 +86,28 @@ def _check_experiment(experiment: Experiment, at: Path) -> list[Problem]:
         where = (*at, "evaluation", "attacks", index)
         problems += _unknown_populations(attack.populations, populations, (*where, "populations"))
         label = attack.id or attack.kind
+        if attack.kind == "arc":
+            problems += _check_arc(attack, evaluation, where)
         for eps_index, eps in enumerate(attack.eps):
             if (label, eps) in labels:
                 problems.append(Problem((*where, "eps", eps_index), f"attack '{label}' at this "
                                         f"eps appears twice; give one an `id` (got {eps:g})"))
             labels.add((label, eps))
+    return problems
+
+
+def _check_arc(attack, evaluation, where: Path) -> list[Problem]:
+    problems = []
+    if "adaptive" not in evaluation.threat_models:
+        problems.append(Problem((*where, "kind"), "arc attacks the population as a whole: the "
+                                "evaluation's threat_models must include adaptive (got "
+                                f"{', '.join(evaluation.threat_models)})"))
+    if attack.candidates == "topk" and attack.topk is None:
+        problems.append(Problem((*where, "topk"), "candidates: topk needs topk, the number of "
+                                "largest logits searched (got null)"))
+    if attack.candidates == "all" and attack.topk is not None:
+        problems.append(Problem((*where, "topk"), f"topk is used with candidates: topk only "
+                                f"(got {attack.topk} with candidates: all)"))
     return problems
 
 

@@ -24,7 +24,7 @@ FRACTION = r"^\s*0*[1-9][0-9]*\s*/\s*0*[1-9][0-9]*\s*$"  # 8/255; never 0/n or n
 
 DATASETS = ("mnist-5k", "mnist", "cifar10", "fake-cifar10")
 ARCHITECTURES = ("lenet5", "resnet18")
-ATTACK_KINDS = ("fgsm", "pgd", "autoattack", "mifgsm", "eot-pgd")
+ATTACK_KINDS = ("fgsm", "pgd", "autoattack", "mifgsm", "eot-pgd", "arc")
 REGIME_KINDS = ("ulm", "clm", "ulm-adv", "clm-adv")
 THREAT_MODELS = ("paper", "transfer", "adaptive")
 # Default train/test sizes; mnist-5k is 5,000 digits split 4,000/1,000 (REFERENCE §5).
@@ -256,7 +256,35 @@ class EotPgd(AttackBase):
     random_start: bool = Field(True, description="uniform start in the ball")
 
 
-Attack = Annotated[Union[Fgsm, Pgd, AutoAttack, Mifgsm, EotPgd], Field(discriminator="kind")]
+class Arc(AttackBase):
+    """ARC (Dbouk & Shanbhag, ICML 2022; core.attacks.arc): the strongest known attack on a
+    random-dispatch population, on its exact expected accuracy.  Adaptive threat model only."""
+
+    kind: Literal["arc"] = Field(description="Dbouk & Shanbhag's ARC on the exact expected "
+                                 "accuracy of random dispatch (adaptive threat model only)")
+    steps: Count = Field(20, le=10_000, description="iterations, each visiting every submodel "
+                         "(their runs: 20)")
+    step_size: Step | None = Field(None, description="local L∞ radius eta of one move; null → "
+                                   "eps (their L∞ runs: eta = eps)")
+    candidates: Literal["all", "topk"] = Field("all", description="decision boundaries "
+                                               "searched per submodel: all classes (ARC) or "
+                                               "the topk largest logits (their ARC-lite)")
+    topk: int | None = Field(None, ge=2, le=1000, description="classes searched with "
+                             "candidates: topk (the predicted one included); null with all")
+    rho: float = Field(0.05, ge=0, le=1, allow_inf_nan=False, description="distance kept off "
+                       "a boundary, as a fraction of eps (their code: 0.05)")
+    start: Literal["pgd", "clean", "random"] = Field("pgd", description="pgd: start from the "
+                                                     "expected-loss PGD below and never end "
+                                                     "above it; clean: their code; random: a "
+                                                     "uniform point of the ball")
+    start_steps: Count = Field(40, le=100_000, description="iterations of the PGD start")
+    start_alpha: Step | None = Field(None, description="step of the PGD start; null → 0.01 "
+                                     "MNIST, 2/255 CIFAR-10")
+    start_random_start: bool = Field(True, description="the PGD start begins at a uniform "
+                                     "point of the ball")
+
+
+Attack = Annotated[Union[Fgsm, Pgd, AutoAttack, Mifgsm, EotPgd, Arc], Field(discriminator="kind")]
 
 
 class Evaluation(Strict):

@@ -79,7 +79,8 @@ def attack_records(job: Job, models, blob: dict, runtime) -> list[dict]:
     adversarial file's layout).  Each threat model's set covers the first N test images,
     N = its own sample size; ``n_samples`` records that N."""
     from clmrepro.core.attacks.kinds import check_perturbation
-    from clmrepro.core.metrics import per_submodel_accuracy, transfer_matrix, transfer_summary
+    from clmrepro.core.metrics import correctness, transfer_correctness, transfer_summary
+    from clmrepro.core.per_image import pack
 
     p = job["params"]
     attack = p["attack"]
@@ -107,17 +108,17 @@ def attack_records(job: Job, models, blob: dict, runtime) -> list[dict]:
         if threat == "transfer":
             for i in range(len(models)):
                 check_perturbation(x, x_adv[i], eps)
-            matrix = transfer_matrix(models, x_adv, y, batch_size=bs, device=device,
-                                     runtime=runtime)
-            summary = transfer_summary(matrix)
+            correct = transfer_correctness(models, x_adv, y, batch_size=bs, device=device,
+                                           runtime=runtime)
+            summary = transfer_summary(correct.double().mean(dim=-1))
             per = summary.pop("per_submodel")
             records.append(_score(per, **{**base, "transfer": summary}, threat_model=threat,
-                                  crafting="each",
+                                  crafting="each", correct=pack(correct),
                                   attack_params={**attack["params"], "eps": eps}))
             continue
         check_perturbation(x, x_adv, eps)
-        per = per_submodel_accuracy(models, x_adv, y, batch_size=bs, device=device,
-                                    runtime=runtime)
+        correct = correctness(models, x_adv, y, batch_size=bs, device=device, runtime=runtime)
+        per = correct.double().mean(dim=1)
         if threat == "paper":
             crafting = blob["paper"].get("crafting", p.get("crafting"))
             params = attack["params"]
@@ -125,22 +126,23 @@ def attack_records(job: Job, models, blob: dict, runtime) -> list[dict]:
             crafting = CRAFTING_BY_THREAT[threat]
             params = blob[threat].get("params", attack["params"])
         records.append(_score(per.tolist(), **base, threat_model=threat, crafting=crafting,
-                              attack_params={**params, "eps": eps}))
+                              correct=pack(correct), attack_params={**params, "eps": eps}))
     return records
 
 
 def benign_outputs(job: Job, models, runtime) -> tuple[dict, dict]:
     """Table 1's benign MRA record and the Fig. 6 analysis of one population."""
-    from clmrepro.core.metrics import per_submodel_accuracy
+    from clmrepro.core.metrics import correctness
+    from clmrepro.core.per_image import pack
     from clmrepro.core.saliency import conv1_std, pairwise_saliency_cosine
 
     p = job["params"]
     bs = int(p["batch_size"])
     x, y = load_test_set(p["dataset"], p["n_samples"])
-    per = per_submodel_accuracy(models, x, y, batch_size=bs, device=runtime.device,
-                                runtime=runtime)
-    record = _score(per.tolist(), **_base_record(job, len(models), len(y)), attack="benign",
-                    eps=0.0, threat_model="paper", crafting="each", attack_params=None)
+    correct = correctness(models, x, y, batch_size=bs, device=runtime.device, runtime=runtime)
+    record = _score(correct.double().mean(dim=1).tolist(), **_base_record(job, len(models),
+                    len(y)), attack="benign", eps=0.0, threat_model="paper", crafting="each",
+                    correct=pack(correct), attack_params=None)
     n_sal = int(p.get("saliency_samples") or 0)
     cosines = {}
     if n_sal > 0 and len(models) > 1:

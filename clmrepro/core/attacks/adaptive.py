@@ -13,7 +13,14 @@ n <= 10 submodels that expectation is exact, so no sampling is needed for gradie
   ``eot_iter`` gradients estimates the expectation by sampling (what EOT means).
 - ``autoattack`` -> AutoAttack ``rand`` (APGD-CE + APGD-DLR with ``eot_iter`` EOT draws)
   on :class:`RandomDispatch`, whatever ``version`` the job named for the other threat
-  models; :func:`adaptive_params` gives the effective parameters to record.
+  models, run as :class:`ExpectedAccuracyCascade`: a sub-attack's success on a point is
+  judged on the exact expected accuracy over all submodels, and each point keeps the
+  sub-attack result with the lowest one.  torchattacks' ``MultiAttack`` decides with one
+  forward pass of the random defence (one random submodel's answer) and then skips the later
+  sub-attacks for that point; :func:`adaptive_params` records the difference
+  (``success: expected-accuracy``) with the effective parameters.
+- ``arc`` -> :class:`core.attacks.arc.ARC` on the exact expected accuracy (Dbouk &
+  Shanbhag 2022), adaptive only.
 
 The adaptive set is scored as the expected accuracy over submodels: every submodel
 classifies it and the record's MRA is the mean (docs/architecture.md).
@@ -38,8 +45,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from clmrepro.core.attacks.arc import ARC, expected_accuracy_of
 from clmrepro.core.attacks.kinds import check_params
 from clmrepro.core.attacks.work import Unit, adaptive_units, assemble, chunked, craft_chunks
+from clmrepro.core.metrics import population_classifier
 from clmrepro.core.runtime import AttackRuntime
 from clmrepro.core.seeding import derive_seed, generator
 
@@ -142,14 +151,61 @@ class ExpectedLossPGD:
         return adv
 
 
+# How the adaptive AutoAttack decides that a sub-attack broke a point (recorded: it departs
+# from torchattacks' MultiAttack, which asks the random defence once).
+CASCADE_SUCCESS = "expected-accuracy"
+
+
 def adaptive_params(kind: str, eps: float, params: dict) -> dict:
     """The parameters the adaptive attack really runs with (for the record)."""
     check_params(kind, params)
     if kind == "fgsm":
         return {"alpha": float(eps), "steps": 1, "random_start": False}
     if kind == "autoattack":
-        return {**params, "version": "rand"}
+        return {**params, "version": "rand", "success": CASCADE_SUCCESS}
     return dict(params)
+
+
+class ExpectedAccuracyCascade:
+    """AutoAttack's cascade of sub-attacks, judged as we score (issue 18).
+
+    Each point starts as its clean image with its expected accuracy A (the share of
+    submodels right).  Sub-attack k runs on the points whose A is still above 0 (some
+    submodel still right: the random defence can still answer correctly) and a point takes
+    its result where that lowers A.  So the output per point is the sub-attack result with
+    the lowest A, and a point fooled by one lucky draw of the random defence still gets the
+    later sub-attacks."""
+
+    def __init__(self, attacks: Sequence, accuracy):
+        self.attacks, self.accuracy = list(attacks), accuracy
+
+    def __call__(self, x: Tensor, y: Tensor, seed: int) -> Tensor:
+        from clmrepro.core.attacks.sequential import seed_attack
+
+        best = x.clone()
+        best_acc = self.accuracy(x, y)
+        for attack in self.attacks:
+            todo = (best_acc > 0).nonzero().squeeze(1)
+            if len(todo) == 0:
+                break
+            seed_attack(attack, seed)
+            adv = attack(x[todo], y[todo]).detach()
+            acc = self.accuracy(adv, y[todo])
+            better = acc < best_acc[todo]
+            best[todo[better]] = adv[better]
+            best_acc[todo[better]] = acc[better]
+        return best
+
+
+def _arc(models, eps: float, p: dict, runtime: AttackRuntime) -> ARC:
+    start = ExpectedLossPGD(models, eps=eps, alpha=float(p["start_alpha"]),
+                            steps=int(p["start_steps"]),
+                            random_start=bool(p["start_random_start"]), runtime=runtime)
+    return ARC(models, eps=eps, steps=int(p["steps"]), step_size=float(p["step_size"]),
+               candidates=p["candidates"], topk=None if p["topk"] is None else int(p["topk"]),
+               rho_fraction=float(p["rho"]), start=p["start"],
+               accuracy=expected_accuracy_of(population_classifier(models, runtime)),
+               start_attack=start)
 
 
 class AdaptiveExecutor:
@@ -160,19 +216,28 @@ class AdaptiveExecutor:
         check_params(kind, params)
         self.x, self.y, self.runtime = x, y, runtime
         self.units_per_call = 1  # a unit (one batch) already attacks all n submodels
+        self.dispatch, self.cascade = None, None
         if kind in EXPECTED_LOSS_KINDS:
             p = adaptive_params(kind, eps, params)
             self.attack = ExpectedLossPGD(
                 models, eps=eps, alpha=p["alpha"], steps=p["steps"],
                 random_start=p.get("random_start", False),
                 decay=float(p["decay"]) if kind == "mifgsm" else None, runtime=runtime)
-            self.dispatch = None
+        elif kind == "arc":  # exact expected accuracy, deterministic but for its PGD start
+            self.attack = _arc(models, eps, params, runtime)
         else:  # sampled expectation on the deployed defence: torchattacks, sequential
-            from clmrepro.core.attacks.sequential import build_attack
+            from clmrepro.core.attacks.sequential import autoattack_components, build_attack
 
-            self.dispatch = RandomDispatch(models, generator(0))
-            self.attack = build_attack(kind, self.dispatch, eps,
-                                       adaptive_params(kind, eps, params))
+            # eval mode: torchattacks puts the model back in the mode it found it in, and the
+            # submodels are scored between sub-attacks
+            self.dispatch = RandomDispatch(models, generator(0)).eval()
+            p = adaptive_params(kind, eps, params)
+            if kind == "autoattack":
+                accuracy = expected_accuracy_of(population_classifier(models, runtime))
+                self.cascade = ExpectedAccuracyCascade(
+                    autoattack_components(self.dispatch, eps, p), accuracy)
+            else:
+                self.attack = build_attack(kind, self.dispatch, eps, p)
 
     def __call__(self, chunk: list[Unit]) -> list[Tensor]:
         out = []
@@ -186,8 +251,11 @@ class AdaptiveExecutor:
 
                 # every batch draws its dispatch afresh: independent of earlier batches
                 self.dispatch.gen = generator(derive_seed(unit.seed, "dispatch"))
-                seed_attack(self.attack, unit.seed)
-                adv = self.attack(xb, yb)
+                if self.cascade is not None:
+                    adv = self.cascade(xb, yb, unit.seed)
+                else:
+                    seed_attack(self.attack, unit.seed)
+                    adv = self.attack(xb, yb)
             out.append(adv.detach().cpu())
         return out
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-ATTACK_KINDS = ("fgsm", "pgd", "autoattack", "mifgsm", "eot-pgd")
+ATTACK_KINDS = ("fgsm", "pgd", "autoattack", "mifgsm", "eot-pgd", "arc")
+# Attacks on the population as a whole: only the adaptive threat model runs them.
+ADAPTIVE_ONLY_KINDS = ("arc",)
 
 REQUIRED_PARAMS: dict[str, frozenset[str]] = {
     "fgsm": frozenset(),
@@ -21,6 +23,10 @@ REQUIRED_PARAMS: dict[str, frozenset[str]] = {
     "autoattack": frozenset(
         {"version", "norm", "n_classes", "steps", "n_queries", "n_restarts", "eot_iter"}
     ),
+    # core.attacks.arc: iterations, local step eta, the classes searched, rho as a fraction
+    # of eps, and where it starts (with the expected-loss PGD it may start from)
+    "arc": frozenset({"steps", "step_size", "candidates", "topk", "rho", "start",
+                      "start_steps", "start_alpha", "start_random_start"}),
 }
 
 CRAFTING_MODES = ("per-batch", "per-sample")

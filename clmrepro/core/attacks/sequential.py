@@ -43,6 +43,7 @@ from torchattacks.attack import Attack
 from clmrepro.core.attacks.kinds import check_params, deterministic_attack
 from clmrepro.core.attacks.work import Unit
 
+TORCHATTACKS_KINDS = ("fgsm", "pgd", "autoattack", "mifgsm", "eot-pgd")
 # The seeds below are overwritten before every call (``seed_attack``); 0 is the original
 # AutoAttack's default and keeps a freshly built attack deterministic.
 _INITIAL_SUBATTACK_SEED = 0
@@ -51,6 +52,9 @@ _INITIAL_SUBATTACK_SEED = 0
 def build_attack(kind: str, model: nn.Module, eps: float, params: dict) -> Attack:
     """A torchattacks attack on ``model`` with every parameter taken from ``params``."""
     check_params(kind, params)
+    if kind not in TORCHATTACKS_KINDS:
+        raise ValueError(f"attack {kind!r} is not a torchattacks attack (it runs in "
+                         f"core.attacks.adaptive)")
     if not eps > 0:
         raise ValueError(f"attack {kind!r}: eps must be > 0 (got {eps})")
     eps = float(eps)
@@ -72,10 +76,14 @@ def build_attack(kind: str, model: nn.Module, eps: float, params: dict) -> Attac
             model, eps=eps, alpha=float(p["alpha"]), steps=int(p["steps"]),
             eot_iter=int(p["eot_iter"]), random_start=bool(p["random_start"]),
         )
-    return _build_autoattack(model, eps, p)
+    # MultiAttack runs the sub-attacks in order on the points still classified correctly
+    # and returns the clean image where all fail, as the original AutoAttack does.
+    return torchattacks.MultiAttack(autoattack_components(model, eps, p))
 
 
-def _build_autoattack(model: nn.Module, eps: float, p: dict) -> torchattacks.MultiAttack:
+def autoattack_components(model: nn.Module, eps: float, p: dict) -> list[Attack]:
+    """AutoAttack's sub-attacks in their order, every parameter explicit (``standard``:
+    APGD-CE, APGD-T, FAB-T, Square; ``rand``: APGD-CE and APGD-DLR with EOT)."""
     if p["norm"] != "Linf":
         # The paper attacks in L-infinity only, and check_perturbation checks that ball.
         raise ValueError(f"autoattack: norm must be 'Linf' (got {p['norm']!r})")
@@ -102,9 +110,7 @@ def _build_autoattack(model: nn.Module, eps: float, p: dict) -> torchattacks.Mul
         ]
     else:
         raise ValueError(f"autoattack: version must be 'standard' or 'rand' (got {p['version']!r})")
-    # MultiAttack runs the sub-attacks in order on the points still classified correctly
-    # and returns the clean image where all fail, as the original AutoAttack does.
-    return torchattacks.MultiAttack(attacks)
+    return attacks
 
 
 def seed_attack(attack: Attack, seed: int) -> None:

@@ -10,12 +10,14 @@ from torchattacks.attack import Attack
 
 from clmrepro.core.attacks.executors import craft_paper, craft_transfer
 from clmrepro.core.attacks.kinds import (
+    ADAPTIVE_ONLY_KINDS,
     ATTACK_KINDS,
     REQUIRED_PARAMS,
     PerturbationError,
+    check_params,
     check_perturbation,
 )
-from clmrepro.core.attacks.sequential import build_attack
+from clmrepro.core.attacks.sequential import TORCHATTACKS_KINDS, build_attack
 from clmrepro.core.attacks.work import assign_crafters
 from clmrepro.core.metrics import per_submodel_accuracy, transfer_matrix
 from clmrepro.core.models import build_model
@@ -92,7 +94,18 @@ def test_autoattack_rand_is_apgd_ce_and_dlr_with_eot():
     assert all((s.steps, s.n_restarts, s.eot_iter) == (13, 3, 4) for s in a.attacks)
 
 
-@pytest.mark.parametrize("kind", ATTACK_KINDS)
+def test_every_attack_kind_is_a_torchattacks_attack_or_adaptive_only():
+    assert set(ATTACK_KINDS) == set(TORCHATTACKS_KINDS) | set(ADAPTIVE_ONLY_KINDS)
+    arc = {"steps": 2, "step_size": 0.1, "candidates": "all", "topk": None, "rho": 0.05,
+           "start": "clean", "start_steps": 1, "start_alpha": 0.01, "start_random_start": False}
+    check_params("arc", arc)
+    with pytest.raises(ValueError, match="missing"):
+        check_params("arc", {k: v for k, v in arc.items() if k != "rho"})
+    with pytest.raises(ValueError, match="not a torchattacks attack"):
+        build_attack("arc", linear_population(1)[0], 0.1, arc)
+
+
+@pytest.mark.parametrize("kind", TORCHATTACKS_KINDS)
 def test_build_attack_rejects_missing_or_unknown_keys(kind):
     model = linear_population(1)[0]
     with pytest.raises(ValueError, match="unknown"):
@@ -126,7 +139,7 @@ def test_check_perturbation_catches_violations():
         check_perturbation(x, x * float("nan"), 0.1)
 
 
-@pytest.mark.parametrize("kind", ATTACK_KINDS)
+@pytest.mark.parametrize("kind", TORCHATTACKS_KINDS)  # ARC: tests/unit/core/attacks/test_arc.py
 def test_every_attack_stays_in_ball_and_range_on_lenet5(kind):
     torch.manual_seed(0)
     model = build_model("lenet5", in_channels=1).eval()
@@ -137,7 +150,7 @@ def test_every_attack_stays_in_ball_and_range_on_lenet5(kind):
     assert not torch.equal(adv, x)
 
 
-@pytest.mark.parametrize("kind", ATTACK_KINDS)
+@pytest.mark.parametrize("kind", TORCHATTACKS_KINDS)
 def test_every_attack_stays_in_ball_and_range_on_resnet18(kind):
     torch.manual_seed(0)
     model = build_model("resnet18", in_channels=3).eval()
