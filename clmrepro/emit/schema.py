@@ -17,8 +17,8 @@ from pydantic import BaseModel
 
 from clmrepro.plan.model import dumps
 from clmrepro.spec.checks import ARCHITECTURE_DATASETS
-from clmrepro.spec.models import (AutoAttack, Clm, ClmAdv, EotPgd, Fgsm, Mifgsm, Pgd, Population,
-                                  Spec, Ulm, UlmAdv)
+from clmrepro.spec.models import (Arc, AutoAttack, Clm, ClmAdv, EotPgd, Fgsm, Mifgsm, Pgd,
+                                  Population, Spec, Ulm, UlmAdv)
 from clmrepro.spec.sweeps import FORBIDDEN
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -35,9 +35,12 @@ def spec_schema() -> dict:
         for architecture, datasets in ARCHITECTURE_DATASETS.items()]
     _name_knobs(definitions["Population"], knob_paths([Population], "population",
                                                       regimes=[Ulm, Clm, UlmAdv, ClmAdv]))
-    attacks = [Fgsm, Pgd, AutoAttack, Mifgsm, EotPgd]
+    attacks = [Fgsm, Pgd, AutoAttack, Mifgsm, EotPgd, Arc]
     for model in attacks:
         _name_knobs(definitions[model.__name__], knob_paths(attacks, "attack"))
+    # `sanity: null` is the default; written out, snakemake.utils.validate would fill the
+    # checks' own defaults into that null (it sets defaults before it picks the anyOf member)
+    definitions["Evaluation"]["properties"]["sanity"].pop("default", None)
     return {"$schema": DRAFT, "title": "clmrepro spec", **schema}
 
 

@@ -20,7 +20,7 @@ from clmrepro.spec.models import Experiment, Population, Spec
 
 GPU_SLOT = "python -m clmrepro.steps.gpu_slot"
 STEP_MODULE = {"train": "train", "retrain": "train", "attack": "attack", "evaluate": "evaluate",
-               "report": "report"}
+               "sanity": "sanity", "report": "report"}
 # A ResNet18 job (CIFAR batches of 200) keeps a GPU busy on its own; LeNet5 jobs are too small
 # to, so several share one GPU (issue 10; `slots_per_gpu` in workflow/profiles/*/config.yaml).
 WHOLE_GPU_ARCHITECTURES = ("resnet18",)
@@ -138,12 +138,22 @@ def _evaluation_jobs(spec: Spec, experiment: Experiment, rep: Replicate,
                     "analysis": paths.analysis(name, exp, pop, at)},
                    {**base, "attack": None, "saliency_samples": evaluation.saliency_samples})
         jobs.append(_planned(spec, job))
+        sanity = defaults.sanity_block(experiment, pop)
+        if sanity is not None:
+            job = _job(spec, rep.job_id(f"sanity-{exp}-{pop}"), "sanity", exp,
+                       rep.seed(spec.seed, exp, pop, "sanity"), model,
+                       {"sanity": paths.sanity(name, exp, pop, at)},
+                       {**base, "sanity": sanity})
+            jobs.append(_planned(spec, job))
         for attack in evaluation.attacks:
             if attack.populations is not None and pop not in attack.populations:
                 continue
             label = attack.id or attack.kind
-            threats = ({**scoring, "threat_models": ["adaptive"]}, {"adaptive": samples["adaptive"]}
-                       ) if attack.kind in ADAPTIVE_ONLY else (scoring, samples)
+            threats = (scoring, samples)
+            if attack.kind in ADAPTIVE_ONLY:  # ARC: the adaptive threat model, maybe a subset
+                subset = getattr(attack, "samples", None) or samples["adaptive"]
+                adaptive = min(samples["adaptive"], subset)
+                threats = ({**scoring, "threat_models": ["adaptive"]}, {"adaptive": adaptive})
             for eps in attack.eps:
                 block = {"id": label, "kind": attack.kind, "eps": eps,
                          "params": defaults.attack_params(attack, eps, experiment)}
@@ -167,6 +177,7 @@ def _report_job(spec: Spec, spec_path: str, jobs: list[PlannedJob]) -> PlannedJo
               "records": [job.outputs["record"] for job in jobs
                           if job.stage in ("train", "retrain")],
               "analyses": [job.outputs["analysis"] for job in scored if "analysis" in job.outputs],
+              "sanity": [job.outputs["sanity"] for job in jobs if job.stage == "sanity"],
               "paper_tables": spec.paper_tables, "spec": spec_path}
     attacks = {}
     for job in jobs:

@@ -129,3 +129,29 @@ def execution_block(experiment: Experiment) -> dict[str, str]:
     """The spec's `execution:` block with every key present; `population: auto` is resolved by
     the step at run time (batched on CUDA, sequential on CPU)."""
     return experiment.execution.model_dump(mode="json")
+
+
+def sanity_block(experiment: Experiment, population_id: str) -> dict | None:
+    """The checks' job params (core.attacks.sanity): every knob resolved.  The PGD checked is
+    the grid's first PGD for this population (its steps, step and start) at the smallest of
+    its budgets, unless the spec names a budget."""
+    sanity = experiment.evaluation.sanity
+    if sanity is None:
+        return None
+    attacks = [a for a in experiment.evaluation.attacks
+               if a.populations is None or population_id in a.populations]
+    pgds = [a for a in attacks if a.kind == "pgd"]
+    if pgds:
+        pgd = pgds[0]
+        steps, alpha, start = pgd.steps, _pick(pgd.alpha, pgd_alpha(experiment)), pgd.random_start
+        eps = _pick(sanity.eps, min(pgd.eps))
+    else:  # no PGD in the grid: the authors' PGD (40 steps, random start)
+        steps, alpha, start = 40, pgd_alpha(experiment), True
+        eps = _pick(sanity.eps, min(attacks[0].eps) if attacks else 0.3)
+    threats = [t for t in sanity.threat_models if t in experiment.evaluation.threat_models]
+    return {"checks": list(sanity.checks), "threat_models": threats, "samples": sanity.samples,
+            "eps": eps, "pgd": {"alpha": alpha, "steps": steps, "random_start": start},
+            "restarts": sanity.restarts, "noise_draws": sanity.noise_draws,
+            "square_queries": sanity.square_queries, "square_p_init": sanity.square_p_init,
+            "unbounded": {"eps": 1.0, "alpha": sanity.unbounded_alpha,
+                          "steps": sanity.unbounded_steps, "random_start": True}}

@@ -377,6 +377,44 @@ def _evaluate_seconds(job: dict, u: _Units) -> float:
     return sum(_score_seconds(job, u, threat, images) for threat, images in samples_of(job).items())
 
 
+def _sanity_seconds(job: dict, u: _Units) -> float:
+    """The checks of core.attacks.sanity on N images, per threat model, with m the submodels
+    attacked (1 on the paper protocol, n adaptive): traced PGD (a gradient and a forward
+    per step and submodel), twice the steps, the restarts, the eps = 1 PGD (adaptive),
+    Square (its queries on the points it has not broken: priced with the share AutoAttack's
+    calibration found still correct after APGD-CE), the noise draws scored by all n, the
+    zero-gradient pass, and scoring every set on all n."""
+    p = job["params"]
+    s = p["sanity"]
+    n, checks = int(p["population"]["size"]), set(s["checks"])
+    images = int(s["samples"])
+    grad = u.grad("all" if u.batched else None)
+    forward = u.forward(int(p.get("batch_size", 100)), u.batched)
+    steps = int(s["pgd"]["steps"])
+    survival = _survival(job, u.autoattack()[1])["apgd_ce"]
+    total = 0.0
+    for threat in s["threat_models"]:
+        m = 1 if threat == "paper" else n
+        step = m * (grad + forward)
+        work, sets = steps * step, 1
+        if "convergence" in checks:
+            work += 2 * steps * step + int(s["restarts"]) * steps * step
+            sets += 2
+        if "unbounded" in checks and threat == "adaptive":
+            work += int(s["unbounded"]["steps"]) * step
+            sets += 1
+        if "square" in checks:
+            work += int(s["square_queries"]) * m * forward * survival
+            sets += 1
+        if "noise" in checks:
+            work += int(s["noise_draws"]) * n * forward
+            sets += 1
+        if "zero-gradient" in checks:
+            work += m * grad
+        total += images * (work + sets * n * forward)
+    return total
+
+
 def _report_seconds(job: dict, cal: dict) -> float:
     """A fixed part (paper tables, matplotlib, templates) and a part per input file: most of
     the per-input work is a figure per scores file.  The replicates of one file
@@ -393,12 +431,14 @@ def estimate_seconds(job: dict, calibration: dict | None = None) -> float:
     """Wall seconds of one job (start-up included) on the calibrated machine."""
     cal = calibration if calibration is not None else calibration_for(job)
     stage = job["stage"]
-    startup = float(cal["startup_s"]["train" if stage == "retrain" else stage])
+    # a retrain starts as a train job does, the checks as an attack job (same imports)
+    started_as = {"retrain": "train", "sanity": "attack"}.get(stage, stage)
+    startup = float(cal["startup_s"][started_as])
     if stage == "report":
         return startup + _report_seconds(job, cal)
     u = _Units(cal, job)
     work = {"train": _train_seconds, "retrain": _train_seconds, "attack": _attack_seconds,
-            "evaluate": _evaluate_seconds}[stage](job, u)
+            "evaluate": _evaluate_seconds, "sanity": _sanity_seconds}[stage](job, u)
     return startup + work
 
 

@@ -134,6 +134,11 @@ def analysis(spec: str, exp: str, pop: str, replicate: int | None = None) -> str
     return f"{population_dir(spec, exp, pop, replicate)}/analysis.json"
 
 
+def sanity(spec: str, exp: str, pop: str, replicate: int | None = None) -> str:
+    """The checks that catch a failed attack (docs/sanity.md), one file per population."""
+    return f"{population_dir(spec, exp, pop, replicate)}/sanity.json"
+
+
 def log(spec: str, job: str) -> str:
     return f"{RESULTS}/{spec}/logs/{job}.log"
 

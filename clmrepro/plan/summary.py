@@ -87,7 +87,10 @@ def subset_savings(plan: Plan) -> list[WhatIf]:
             full["params"]["samples"] = {model: n for model in samples}
             planned += estimate_seconds(job.job)
             alternative += estimate_seconds(full)
-            sizes = {model: count for model, count in samples.items() if count != n}
+            attack = job.job["params"].get("attack") or {}
+            for model, count in samples.items():
+                if count != n:  # ARC's own subset of the adaptive images is named apart
+                    sizes["ARC" if attack.get("kind") == "arc" else model] = count
             sizes["all"] = n
         if sizes:
             detail = ", ".join(f"{model} on {count}" for model, count in sizes.items()

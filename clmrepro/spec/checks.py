@@ -58,6 +58,7 @@ def _check_experiment(experiment: Experiment, at: Path) -> list[Problem]:
         problems.append(Problem((*at, "evaluation", "n_samples"), f"must be <= n_test = {n_test} "
                                 f"(got {chosen})"))
     problems += _check_subsets(experiment, n_test, (*at, "evaluation"))
+    problems += _check_sanity(experiment, n_test, (*at, "evaluation", "sanity"))
     populations = {p.id: p for p in experiment.populations}
     duplicates = _duplicates([p.id for p in experiment.populations], (*at, "populations"),
                              "population")
@@ -105,9 +106,30 @@ def _check_arc(attack, evaluation, where: Path) -> list[Problem]:
     if attack.candidates == "topk" and attack.topk is None:
         problems.append(Problem((*where, "topk"), "candidates: topk needs topk, the number of "
                                 "largest logits searched (got null)"))
+    adaptive = evaluation.adaptive_samples or evaluation.n_samples
+    if attack.samples is not None and adaptive is not None and attack.samples > adaptive:
+        problems.append(Problem((*where, "samples"), f"must be <= {adaptive}, the adaptive "
+                                f"threat model's test images (got {attack.samples})"))
     if attack.candidates == "all" and attack.topk is not None:
         problems.append(Problem((*where, "topk"), f"topk is used with candidates: topk only "
                                 f"(got {attack.topk} with candidates: all)"))
+    return problems
+
+
+def _check_sanity(experiment: Experiment, n_test: int, at: Path) -> list[Problem]:
+    sanity = experiment.evaluation.sanity
+    if sanity is None:
+        return []
+    problems = []
+    n_samples = experiment.evaluation.n_samples or n_test
+    if sanity.samples > n_samples:
+        problems.append(Problem((*at, "samples"), f"must be <= {n_samples}, the test images "
+                                f"the grid attacks (got {sanity.samples})"))
+    missing = [t for t in sanity.threat_models if t not in experiment.evaluation.threat_models]
+    if missing:
+        problems.append(Problem((*at, "threat_models"), f"the evaluation does not run "
+                                f"{', '.join(missing)}; allowed: "
+                                f"{', '.join(experiment.evaluation.threat_models)}"))
     return problems
 
 

@@ -282,9 +282,45 @@ class Arc(AttackBase):
                                      "MNIST, 2/255 CIFAR-10")
     start_random_start: bool = Field(True, description="the PGD start begins at a uniform "
                                      "point of the ball")
+    samples: Count | None = Field(None, description="test images ARC attacks: the first ones "
+                                  "of the adaptive threat model's; null → adaptive_samples. A "
+                                  "stated subset: ARC costs ~5x expected-loss PGD-40")
 
 
 Attack = Annotated[Union[Fgsm, Pgd, AutoAttack, Mifgsm, EotPgd, Arc], Field(discriminator="kind")]
+
+
+class Sanity(Strict):
+    """Checks that catch a failed attack (issue 18; rules and sources: docs/sanity.md).  The
+    checks read from the grid's records (PGD vs FGSM, eps grid, white-box vs transfer) always
+    run; these need a job of their own per population (core.attacks.sanity)."""
+
+    checks: list[Literal["convergence", "unbounded", "square", "zero-gradient",
+                         "silent-success", "noise"]] = Field(
+        default_factory=lambda: ["convergence", "unbounded", "square", "zero-gradient",
+                                 "silent-success", "noise"], min_length=1,
+        description="convergence: twice PGD's steps and `restarts` random restarts, and the "
+        "loss trace (Pintor et al.); unbounded: eps = 1 must reach ~0% (adaptive); square: "
+        "Square, gradient-free; zero-gradient: DLR input gradient exactly 0 (AutoAttack); "
+        "silent-success: a better point passed on PGD's path; noise: random points in the ball")
+    samples: Count = Field(100, description="the first test images the checks run on: a stated "
+                           "subset (the report's intervals show its precision)")
+    eps: Budget | None = Field(None, description="the budget checked; null → the smallest eps "
+                               "of the grid's PGD for the population (or the first attack's)")
+    threat_models: list[Literal["paper", "adaptive"]] = Field(
+        default_factory=lambda: ["paper", "adaptive"], min_length=1,
+        description="paper: each image attacked on its crafting submodel (eq. 6); adaptive: on "
+        "the whole population (only those the evaluation runs)")
+    restarts: int = Field(5, ge=2, le=100, description="random restarts of PGD")
+    noise_draws: int = Field(20, ge=1, le=10_000, description="uniform draws in the ball per "
+                             "image; the worst one counts")
+    square_queries: Count = Field(5000, le=1_000_000, description="Square's queries (AutoAttack: "
+                                  "5,000)")
+    square_p_init: float = Field(0.8, gt=0, le=1, description="Square's initial fraction of "
+                                 "pixels changed (AutoAttack: 0.8)")
+    unbounded_steps: Count = Field(100, le=100_000, description="steps of the eps = 1 PGD")
+    unbounded_alpha: Step = Field(0.05, description="step of the eps = 1 PGD (100 × 0.05 "
+                                  "crosses [0, 1] five times)")
 
 
 class Evaluation(Strict):
@@ -310,6 +346,9 @@ class Evaluation(Strict):
     adaptive_samples: Count | None = Field(None, description="test images of the adaptive "
                                            "threat model (the first ones of the paper "
                                            "protocol's); null → n_samples")
+    sanity: Sanity | None = Field(None, description="checks that catch a failed attack, one "
+                                  "job per population (docs/sanity.md); null → only the checks "
+                                  "read from the grid's records")
 
 
 class Execution(Strict):

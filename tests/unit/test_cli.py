@@ -49,7 +49,7 @@ def test_plan_shows_jobs_and_estimate(capsys, monkeypatch):
     assert main(["plan", "specs/smoke.yaml"]) == 0
     out = capsys.readouterr().out
     assert "attack-mnist-clm-adv-eot-pgd-0.3" in out
-    assert re.search(r"^total +29 ", out, re.M)
+    assert re.search(r"^total +33 ", out, re.M)  # 29 jobs, and ARC on 4 populations
     assert "replicates" not in out  # K = 1: nothing to say
 
 
@@ -66,13 +66,14 @@ def test_plan_shows_the_cost_of_replicates_and_the_hours_subsets_save(capsys, mo
     assert main(["plan", "specs/mnist5k.yaml", "--summary"]) == 0
     out = capsys.readouterr().out
     assert "attack-mnist" not in out                      # --summary: no job table
-    assert re.search(r"^attack +90 ", out, re.M)          # 3 replicates x 30 attack jobs
+    assert re.search(r"^attack +108 ", out, re.M)  # 3 replicates x (30 grid + 6 ARC) jobs
     assert re.search(r"^mnist: K = 3 replicates: x3 training, attacks and scoring = .* "
-                     r"\(one replicate .*: train .*, retrain .*, evaluate .*, attack .*\)$",
-                     out, re.M)
-    # 90 attack jobs of 1000 + 200 + 500 images instead of 3 x 1000: 90 x 1300 h saved
-    assert ("mnist: transfer on 200, adaptive on 500 of 1000 test images: saves 117000.0 h "
-            "(those attack jobs: 153000.0 h, 270000.0 h on every image)") in out
+                     r"\(one replicate .*: train .*, retrain .*, evaluate .*, sanity .*, "
+                     r"attack .*\)$", out, re.M)
+    # 90 grid attack jobs of 1000 + 200 + 500 images instead of 3 x 1000 (90 x 1300 h saved)
+    # and 18 ARC jobs of 200 adaptive images instead of 1000 (18 x 800 h saved)
+    assert ("mnist: transfer on 200, adaptive on 500, ARC on 200 of 1000 test images: saves "
+            "131400.0 h (those attack jobs: 156600.0 h, 288000.0 h on every image)") in out
 
 
 def test_schema_to_stdout(capsys):

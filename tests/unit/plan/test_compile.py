@@ -25,6 +25,8 @@ STAGE_PARAMS = {
                "n_samples", "batch_size", "samples", *RUNNING},
     "evaluate": {"dataset", "architecture", "population", "attack", "threat_models", "crafting",
                  "n_samples", "batch_size", "saliency_samples", *RUNNING},
+    "sanity": {"dataset", "architecture", "population", "threat_models", "crafting",
+               "n_samples", "batch_size", "sanity", *RUNNING},
 }
 EXECUTION_DEFAULTS = {"population": "auto", "memory_format": "contiguous", "precision": "fp32",
                       "clm_schedule": "sequential"}
@@ -32,7 +34,11 @@ ATTACK_PARAMS = {"fgsm": set(), "pgd": {"alpha", "steps", "random_start"},
                  "mifgsm": {"alpha", "steps", "decay"},
                  "eot-pgd": {"alpha", "steps", "eot_iter", "random_start"},
                  "autoattack": {"version", "norm", "n_classes", "steps", "n_queries",
-                                "n_restarts", "eot_iter"}}
+                                "n_restarts", "eot_iter"},
+                 "arc": {"steps", "step_size", "candidates", "topk", "rho", "start",
+                         "start_steps", "start_alpha", "start_random_start"}}
+SANITY_PARAMS = {"checks", "threat_models", "samples", "eps", "pgd", "restarts", "noise_draws",
+                 "square_queries", "square_p_init", "unbounded"}
 
 
 def plan_of(name: str):
@@ -46,15 +52,16 @@ def test_paper_jobs_per_stage_and_compile_time():
     plan = compile_spec(spec, "specs/paper.yaml")
     assert time.perf_counter() - start < 1.0
     # 2 experiments × (ULM, ULM-Adv trained; CLM, CLM-Adv retrained); attacks (crafting and
-    # scoring): 5 × 4 pops at the base eps + 5 × 2 adversarial pops at the larger eps = 30 per
-    # experiment; one benign evaluate job per population.
+    # scoring): 6 (the paper's five and ARC) × 4 pops at the base eps + 6 × 2 adversarial pops
+    # at the larger eps = 36 per experiment; one benign evaluate job and one sanity job per
+    # population.
     assert Counter(job.stage for job in plan.jobs) == {
-        "train": 4, "retrain": 4, "attack": 60, "evaluate": 8, "report": 1}
+        "train": 4, "retrain": 4, "attack": 72, "evaluate": 8, "sanity": 8, "report": 1}
 
 
 def test_smoke_and_tiny_jobs_per_stage():
     assert Counter(j.stage for j in plan_of("smoke").jobs) == {
-        "train": 2, "retrain": 2, "attack": 20, "evaluate": 4, "report": 1}
+        "train": 2, "retrain": 2, "attack": 24, "evaluate": 4, "report": 1}
     assert Counter(j.stage for j in plan_of("tiny").jobs) == {
         "train": 1, "retrain": 1, "attack": 4, "evaluate": 2, "report": 1}
 
@@ -66,7 +73,9 @@ def test_job_files_follow_the_contract(name):
         assert set(job.job) == COMMON_KEYS
         assert job.job_file == paths.job_file(plan.spec, job.id)
         if job.stage == "report":
-            assert set(job.inputs) == {"scores", "records", "analyses", "paper_tables", "spec"}
+            assert set(job.inputs) == {"scores", "records", "analyses", "sanity", "paper_tables",
+                                       "spec"}
+            assert job.inputs["sanity"] == [j.outputs["sanity"] for j in plan.stage("sanity")]
             assert set(job.outputs) == {"metrics", "report_md", "report_html", "mra_csv", "figures",
                                         "dvc_metrics", "mra_by_attack"}
             continue
@@ -76,11 +85,20 @@ def test_job_files_follow_the_contract(name):
         attack = params.get("attack")
         if attack:
             assert set(attack["params"]) == ATTACK_PARAMS[attack["kind"]]
-            assert all(value is not None for value in attack["params"].values())
+            # every knob resolved; ARC's topk is null by design with candidates: all
+            assert all(value is not None for key, value in attack["params"].items()
+                       if (attack["kind"], key) != ("arc", "topk"))
         if job.stage == "attack":
             assert set(job.outputs) == {"adversarial", "scores"}
             assert set(params["samples"]) == set(params["threat_models"])
-            assert set(params["samples"].values()) == {params["n_samples"]}
+            if attack["kind"] == "arc":  # the whole population only, on a stated subset
+                assert params["threat_models"] == ["adaptive"]
+                assert params["samples"]["adaptive"] <= params["n_samples"]
+            else:
+                assert set(params["samples"].values()) == {params["n_samples"]}
+        if job.stage == "sanity":
+            assert set(job.outputs) == {"sanity"} and set(job.inputs) == {"population"}
+            assert set(params["sanity"]) == SANITY_PARAMS
         if job.stage == "evaluate":
             assert params["attack"] is None and job.id.endswith("-benign")
             assert set(job.outputs) == {"scores", "analysis"}
@@ -136,7 +154,8 @@ def test_dependencies_flow_from_producers():
             if path.startswith("results/"):
                 assert order[produced[path]] < order[job.id]
     report = plan.by_id("report")
-    assert len(report.inputs["scores"]) == 24 and len(report.inputs["records"]) == 4
+    # 4 populations × (benign + the paper's five attacks + ARC)
+    assert len(report.inputs["scores"]) == 28 and len(report.inputs["records"]) == 4
     # the report's provenance: the spec's root seed and device setting
     spec = parse_spec((ROOT / "specs/smoke.yaml").read_text())
     assert (report.job["params"]["seed"], report.job["params"]["device"]) == (spec.seed, spec.device)

@@ -42,15 +42,21 @@ def test_k1_smoke_keeps_the_ids_paths_and_seeds_of_main():
     plan = plan_of("smoke")
     new = {job.id: job.job for job in plan.jobs}
     fused = {i for i in old if i.startswith("evaluate-") and not i.endswith("-benign")}
-    assert set(new) == set(old) - fused
+    arc = {i for i in new if "-arc-" in i}  # the demo runs ARC since issue 18
+    assert len(arc) == 4 and set(new) - arc == set(old) - fused
     for job_id, job in new.items():
+        if job_id in arc:
+            continue
         before = old[job_id]
         if job["stage"] == "attack":
             # the attack job now writes the scores its evaluate job wrote
             scorer = old[job_id.replace("attack-", "evaluate-", 1)]
             before = {**before, "outputs": {**before["outputs"], **scorer["outputs"]}}
         if job["stage"] == "report":
-            assert job["inputs"] == before["inputs"]
+            arc_scores = [p for p in job["inputs"]["scores"] if "/arc-" in p]
+            assert {**job["inputs"], "scores": [p for p in job["inputs"]["scores"]
+                                                if p not in arc_scores], "sanity": None} == {
+                **before["inputs"], "sanity": None}
             assert job["params"]["departures"] == before["params"]["departures"]
             continue
         assert without_added(job) == before, job_id
