@@ -1,8 +1,9 @@
 """The paper's claims as checks on 95% intervals (docs/statistics.md).
 
 Each row of a claim compares two cells through the interval of their difference
-(clmrepro.reporting.estimates: paired t over replicates when K >= 2, Newcombe's interval over
-test images when K = 1) and gets one of four outcomes:
+(clmrepro.reporting.estimates: paired t over replicates when K >= 2; when K = 1, t over the
+paired per-image differences where both sides carry per-image results, else Newcombe's
+interval over test images) and gets one of four outcomes:
 
 - ``>`` (left − right > 0): holds when the interval lies above 0, fails when it lies at or
   below 0, else inconclusive; ``<`` mirrors it.

@@ -49,9 +49,10 @@ INTERVALS_TEXT = (
     "narrow for that question. A cell is consistent with the paper when the paper's number "
     "lies inside its interval widened by {tolerance:g} points on each side (the paper's number "
     "is itself one run); otherwise the signed gap mean − paper is shown. Claims compare two "
-    "cells through the interval of their difference, paired by replicate (K ≥ 2) or by "
-    "Newcombe's interval for two proportions (K = 1), and say holds, fails or inconclusive; "
-    "docs/statistics.md gives the rules.")
+    "cells through the interval of their difference, paired by replicate (K ≥ 2), image by "
+    "image when one replicate carries per-image results (K = 1), or else by Newcombe's "
+    "interval for two proportions, and say holds, fails or inconclusive; docs/statistics.md "
+    "gives the rules.")
 ADAPTIVE_WHY = (
     "Why the adaptive attack matters: a random-dispatch defence only hides which submodel will "
     "answer. An attacker who knows the population (the paper's own white-box setting) need not "

@@ -89,3 +89,15 @@ def test_several_populations_of_one_unit_are_averaged_image_by_image():
     b = record(per_image=[0.5, 0.5, 0.5, 1.0])
     assert unit_images([a, b]) == [0.75, 0.25, 0.5]
     assert unit_images([a, record(0.5, n=3)]) is None
+
+
+def test_the_worked_example_of_docs_statistics():
+    """docs/statistics.md, "Worked example (K = 1, paired images)"."""
+    clm = [0.75, 0.5, 1.0, 0.5, 0.25, 0.75, 0.5, 1.0, 0.75, 0.5]
+    ulm = [0.5, 0.5, 0.75, 0.25, 0.25, 0.5, 0.5, 0.75, 0.5, 0.25]
+    paired = paired_difference([record(per_image=clm)], [record(per_image=ulm)])
+    assert [round(100 * v, 2) for v in (paired.interval.mean, paired.interval.low,
+                                        paired.interval.high)] == [17.5, 8.86, 26.14]
+    unpaired = paired_difference([record(0.65, n=10)], [record(0.475, n=10)])
+    assert [round(100 * v, 2) for v in (unpaired.interval.mean, unpaired.interval.low,
+                                        unpaired.interval.high)] == [17.5, -22.6, 50.82]

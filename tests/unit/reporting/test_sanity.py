@@ -71,7 +71,7 @@ FGSM8 = [0.25, 0.25, 0.25, 0.5, 0.5, 0.5, 0.25, 0.25]   # PGD − FGSM: .25 .5 .
 
 
 def test_pgd_weaker_than_fgsm_image_by_image_flags():
-    """Differences mean 0.28125, s = 0.1474, s/√8 = 0.0521, × t(7) → [+15.80, +40.45]."""
+    """Differences mean 0.28125, s = 0.1602, s/√8 = 0.0566, × t(7) 2.365 → [+14.73, +41.52]."""
     res = only("iterative-vs-single-step", "adaptive",
                [rec("pgd", PGD8, "adaptive"), rec("fgsm", FGSM8, "adaptive")])
     (m,) = res.evidence
