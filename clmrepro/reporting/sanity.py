@@ -255,7 +255,7 @@ def _budget(population: Population, threat: str) -> tuple[list[Measure], str]:
         interval = cell_interval(unbounded)
         if interval is not None:
             measures.append(Measure("PGD, ε = 1 (unbounded)", "accuracy", interval.mean,
-                                    interval, flags=interval.mean > UNBOUNDED_MRA))
+                                    interval, flags=interval.mean > UNBOUNDED_MRA + _ROUNDING))
     reason = "needs one attack at two ε or more in the grid"
     if threat == "adaptive":
         reason += ", or the check file's pgd-unbounded"
@@ -441,7 +441,10 @@ def _silent_success(population: Population, threat: str) -> tuple[list[Measure],
     mean, interval = _mean_with_interval(gaps)
     silent = sum(g > 0 for values in gaps for g in values)
     total = sum(len(values) for values in gaps)
-    return [Measure("final − best point on the path", "difference", mean, interval,
+    measured = sorted({str(t["measure"]) for t in traces if t.get("measure")})
+    label = "final − best point on the path" + (f" ({measured[0]})" if len(measured) == 1
+                                                 else "")
+    return [Measure(label, "difference", mean, interval,
                     flags=mean > SILENT_POINTS / 100.0 + _ROUNDING),
             Measure("images whose path held a better point than the one returned", "count",
                     silent, of=total)], ""

@@ -34,7 +34,7 @@ def make_job(root: Path, spec: str = "fixture", out: str = "reports") -> dict:
                                  if p.parent.name == "scores"),
                    "records": rel(results.rglob("training.json")),
                    "analyses": rel(results.rglob("analysis.json")),
-                   "sanity": rel(results.rglob("checks.json")),
+                   "sanity": rel(results.rglob("sanity.json")),
                    "paper_tables": "paper_tables.yaml", "spec": "spec.yaml"},
         "outputs": {"metrics": f"{report}/metrics.json", "mra_csv": f"{report}/mra.csv",
                     "report_md": f"{report}/report.md", "report_html": f"{report}/report.html",
