@@ -2,10 +2,12 @@
 DVC's views, and the rendered Markdown and HTML (the report step's work, ``steps.report``).
 
 metrics.json (schema version 2) holds one record per replicate, the cells with their 95%
-intervals, the claims with theirs, and the summary: only what the records say (no times, no
-paths), so two runs of one spec give byte-identical files; provenance that varies between
-machines goes to the rendered reports only. Version-1 scores files (no replicate) are read as
-replicate 0.
+intervals, the claims with theirs (and each robustness claim's reading under the strongest
+attack), the sanity checks (docs/sanity.md) and the summary: only what the records and check
+files say (no times, no paths), so two runs of one spec give byte-identical files; provenance
+that varies between machines goes to the rendered reports only. Version-1 scores files (no
+replicate) are read as replicate 0. Records with per-image values gain the derived
+"strongest (per image)" records (reporting.strongest).
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ from clmrepro.reporting.estimates import replicate
 from clmrepro.reporting.paper import load_paper_tables, paper_value
 from clmrepro.reporting.provenance import collect
 from clmrepro.reporting.render import ReportData, render_report, write_index
+from clmrepro.reporting.sanity import (CheckResult, FLAG, PASS, decode_check_file,
+                                       run_checks)
 from clmrepro.reporting.stats import Interval
+from clmrepro.reporting.strongest import STRONGEST, strongest_records
 from clmrepro.reporting.tables import Cell, paper_table_views, record_sort_key, summarise
 
 SCHEMA_VERSION = 2
@@ -103,6 +108,18 @@ def _place(path: Path, known: set[tuple[str, str]]) -> tuple[str, str, int]:
     return flat[0], flat[1], 0
 
 
+def read_check_files(paths: list[str]) -> list[dict]:
+    """The sanity job's check files, decoded (reporting.sanity.decode_check_file)."""
+    return [decode_check_file(_read_json(path), str(path)) for path in paths]
+
+
+def with_strongest(records: list[dict]) -> list[dict]:
+    """The records and the derived strongest-attack records (derived afresh), in report
+    order."""
+    measured = [r for r in records if r["attack"] != STRONGEST]
+    return sorted(measured + strongest_records(measured), key=record_sort_key)
+
+
 def _located(paths: list[str], known: set[tuple[str, str]] = frozenset()) -> list[dict]:
     """{"experiment", "population", "replicate", "record"} for each training/analysis file."""
     items = []
@@ -158,18 +175,47 @@ def cell_summaries(records: list[dict]) -> list[dict]:
     return out
 
 
+def _evidence_json(e) -> dict:
+    return {"label": e.label, "left": e.left_name, "right": e.right_name,
+            "relation": e.relation, "outcome": e.outcome, **_interval_json(e.interval)}
+
+
+def _strongest_json(result) -> dict | None:
+    """A claim's verdict under the strongest attack (adaptive), or None when it has none."""
+    if result.strongest is None:
+        return None
+    return {"verdict": result.strongest.outcome, "threat_model": "adaptive",
+            "evidence": [_evidence_json(result.strongest)]}
+
+
+def _measure_json(m) -> dict:
+    interval = None if m.interval is None else _interval_json(m.interval)
+    value = m.value if m.kind == "count" or m.value is None else _rounded(m.value)
+    return {"label": m.label, "kind": m.kind, "value": value, "interval": interval,
+            "of": m.of, "flags": m.flags}
+
+
+def sanity_json(results: list[CheckResult]) -> list[dict]:
+    return [{"check": r.check, "experiment": r.experiment, "population": r.population,
+             "regime": r.regime, "threat_model": r.threat_model, "verdict": r.verdict,
+             "rule": r.rule, "source": r.source,
+             "evidence": [_measure_json(m) for m in r.evidence], "reason": r.reason or None}
+            for r in results]
+
+
 def metrics_json(spec_name: str, description: str, records: list[dict], claims: list,
-                 tables: list) -> dict:
+                 tables: list, sanity: list[CheckResult] | None = None) -> dict:
     cells = summarise(paper_table_views(tables, records))
+    sanity = sanity or []
     return {
         "schema_version": SCHEMA_VERSION, "spec": spec_name, "description": description,
         "records": [{k: v for k, v in r.items() if k not in IN_MEMORY_ONLY} for r in records],
         "cells": cell_summaries(records),
         "claims": [{"id": c.claim.id, "verdict": c.verdict,
-                    "evidence": [{"label": e.label, "left": e.left_name, "right": e.right_name,
-                                  "relation": e.relation, "outcome": e.outcome,
-                                  **_interval_json(e.interval)} for e in c.evidence]}
+                    "evidence": [_evidence_json(e) for e in c.evidence],
+                    "strongest": _strongest_json(c)}
                    for c in claims],
+        "sanity": sanity_json(sanity),
         "summary": {"claims_hold": sum(c.verdict == HOLDS for c in claims),
                     "claims_fail": sum(c.verdict == FAILS for c in claims),
                     "claims_inconclusive": sum(c.verdict == INCONCLUSIVE for c in claims),
@@ -177,7 +223,10 @@ def metrics_json(spec_name: str, description: str, records: list[dict], claims: 
                     "claims_total": len(claims), "cells_compared": cells.compared,
                     "cells_consistent": cells.consistent,
                     "cells_inconsistent": cells.inconsistent, "cells_not_run": cells.not_run,
-                    "tolerance_points": cells.tolerance_points},
+                    "tolerance_points": cells.tolerance_points,
+                    "checks_flagged": sum(r.verdict == FLAG for r in sanity),
+                    "checks_passed": sum(r.verdict == PASS for r in sanity),
+                    "checks_not_run": sum(r.verdict == NOT_RUN for r in sanity)},
     }
 
 
@@ -186,7 +235,8 @@ def build_report(job: dict) -> None:
     params, inputs, outputs = job["params"], job["inputs"], job["outputs"]
     spec_name = params.get("spec_name") or job.get("spec", "")
     tables = load_paper_tables(inputs["paper_tables"])
-    records = merge_scores(_as_list(inputs.get("scores")), tables, params.get("attack_params"))
+    records = with_strongest(merge_scores(_as_list(inputs.get("scores")), tables,
+                                          params.get("attack_params")))
     known = {(r["experiment"], r["population"]) for r in records}
     trainings = _located(_as_list(inputs.get("records")), known)
     analyses = [{**item["record"], "experiment": item["experiment"],
@@ -194,8 +244,10 @@ def build_report(job: dict) -> None:
                  "replicate": item["replicate"]}
                 for item in _located(_as_list(inputs.get("analyses")), known)]
     claims = evaluate_claims(records, analyses)
+    # absent on plans written before the sanity job existed
+    sanity = run_checks(records, read_check_files(_as_list(inputs.get("sanity"))))
     description = params.get("description", "")
-    metrics = metrics_json(spec_name, description, records, claims, tables)
+    metrics = metrics_json(spec_name, description, records, claims, tables, sanity)
     atomic_write_json(outputs["metrics"], metrics)
     atomic_write_text(outputs["mra_csv"], mra_csv(records))
     # flat MRAs for `dvc metrics show/diff`, one row per cell for `dvc plots diff`
@@ -210,6 +262,7 @@ def build_report(job: dict) -> None:
                       departures=list(params.get("departures", [])), records=records,
                       trainings=trainings, analyses=analyses, tables=tables,
                       provenance=provenance, sweeps=list(params.get("sweeps") or []),
-                      precision_notes=list(params.get("precision_notes") or []))
+                      precision_notes=list(params.get("precision_notes") or []),
+                      sanity=sanity)
     render_report(data, outputs["report_md"], outputs["report_html"], outputs["figures"])
     write_index(Path(outputs["report_html"]).parent.parent)

@@ -1,8 +1,9 @@
 """The paper's claims as checks on 95% intervals (docs/statistics.md).
 
 Each row of a claim compares two cells through the interval of their difference
-(clmrepro.reporting.estimates: paired t over replicates when K >= 2, Newcombe's interval over
-test images when K = 1) and gets one of four outcomes:
+(clmrepro.reporting.estimates: paired t over replicates when K >= 2; when K = 1, t over the
+paired per-image differences where both sides carry per-image results, else Newcombe's
+interval over test images) and gets one of four outcomes:
 
 - ``>`` (left − right > 0): holds when the interval lies above 0, fails when it lies at or
   below 0, else inconclusive; ``<`` mirrors it.
@@ -17,6 +18,13 @@ A claim fails when any row fails, holds when every row holds, and is otherwise i
 (not run when any row is not run). "Holds" for all rows at once is an intersection-union
 test, so it needs no multiplicity correction; with many rows a single "fails" is more likely
 by chance than 2.5 % (docs/statistics.md says how much).
+
+Each claim that compares two regimes under attack has a second reading, under the strongest
+attack (issue 18): the same relation, one row, on the ``strongest`` records of the adaptive
+threat model (per image the worst case over every attack run against the defence itself, ARC
+included; reporting.strongest). It is shown beside the paper-protocol verdict and never
+counted in it. The ε = 0.4 split claim has none: it says which regime wins depends on the
+attack family, and a per-image minimum over all attacks has no family.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from typing import Callable
 from clmrepro.reporting.estimates import Difference, paired_difference, replicate, units
 from clmrepro.reporting.paper import ATTACKS, ATTACK_LABELS, REGIME_LABELS
 from clmrepro.reporting.stats import T_SAMPLES, Interval, paired_t_interval, t_interval
+from clmrepro.reporting.strongest import STRONGEST
 from clmrepro.reporting.tables import difference_text, matches, value_text
 
 HOLDS, FAILS, INCONCLUSIVE, NOT_RUN = "holds", "fails", "inconclusive", "not run"
@@ -88,6 +97,9 @@ class Claim:
     quote: str
     check: str                 # the exact test, with its tolerance
     evaluate: Callable[[list[dict], list[dict]], list[Evidence]]
+    # the same relation under the strongest attack (adaptive); None: no such reading, and why
+    strongest: Callable[[list[dict]], Evidence] | None = None
+    no_strongest: str = ""
 
 
 @dataclass
@@ -95,6 +107,7 @@ class ClaimResult:
     claim: Claim
     verdict: str
     evidence: list[Evidence]
+    strongest: Evidence | None = None   # its verdict is strongest.outcome
 
     @property
     def k_text(self) -> str:
@@ -164,6 +177,30 @@ def _all(relation: str) -> dict[str, str]:
     return {attack: relation for attack in ATTACKS}
 
 
+STRONGEST_THREAT_MODEL = "adaptive"
+STRONGEST_LABEL = f"{ATTACK_LABELS[STRONGEST]}, {STRONGEST_THREAT_MODEL}"
+
+
+def _strongest(family: str, eps: float, left: str, right: str, relation: str
+               ) -> Callable[[list[dict]], Evidence]:
+    """The claim's relation on the adaptive ``strongest`` records: one row."""
+    def evaluate(records: list[dict]) -> Evidence:
+        a = [r for r in records
+             if matches(r, family, left, STRONGEST, eps, STRONGEST_THREAT_MODEL)]
+        b = [r for r in records
+             if matches(r, family, right, STRONGEST, eps, STRONGEST_THREAT_MODEL)]
+        return _row(STRONGEST_LABEL, REGIME_LABELS[left], a, REGIME_LABELS[right], b,
+                    relation, paired_difference(a, b))
+    return evaluate
+
+
+NO_ATTACK = "a benign accuracy: no attack, so no strongest one"
+NO_FAMILY = ("the claim is that the winner depends on the attack family (FGSM-based vs "
+             "PGD-based); the per-image minimum over all attacks has no family, so it has "
+             "no reading under the strongest attack")
+NO_MRA = "a saliency statistic, not an accuracy under attack"
+
+
 # ---- the saliency claim (Fig. 6) ------------------------------------------------------------
 
 def per_sample_abs_cosine(analysis: dict) -> list[float]:
@@ -231,35 +268,39 @@ CLAIMS: list[Claim] = [
           "MI-FGSM attacks. It performed best under the EOT attack. (MNIST, ε = 0.3)",
           "the 95% interval of CLM − ULM MRA lies above 0 on MNIST at ε = 0.3, for all five "
           "attacks",
-          _pairwise("mnist", 0.3, "clm", "ulm", _all(">"))),
+          _pairwise("mnist", 0.3, "clm", "ulm", _all(">")),
+          _strongest("mnist", 0.3, "clm", "ulm", ">")),
     Claim("cifar10-clm-beats-ulm",
           "CLM performed better than ULM against all attacks. (CIFAR-10, ε = 8/255)",
           "the 95% interval of CLM − ULM MRA lies above 0 on CIFAR-10 at ε = 8/255, for all "
           "five attacks",
-          _pairwise("cifar10", CIFAR_8, "clm", "ulm", _all(">"))),
+          _pairwise("cifar10", CIFAR_8, "clm", "ulm", _all(">")),
+          _strongest("cifar10", CIFAR_8, "clm", "ulm", ">")),
     Claim("mnist-clm-benign-cost",
           "the noise α added to the submodels' weights in CLM during their training does not "
           "cause a noticeable accuracy drop.",
           f"the 95% interval of ULM − CLM benign MRA on MNIST lies below "
           f"{BENIGN_COST_POINTS:g} point",
-          _pairwise("mnist", 0.0, "ulm", "clm", {"benign": "cost<"})),
+          _pairwise("mnist", 0.0, "ulm", "clm", {"benign": "cost<"}), None, NO_ATTACK),
     Claim("cifar10-clm-benign-cost",
           "the noise α added to the submodels' weights in CLM during their training does not "
           "cause a noticeable accuracy drop.",
           f"the 95% interval of ULM − CLM benign MRA on CIFAR-10 lies below "
           f"{BENIGN_COST_POINTS:g} point",
-          _pairwise("cifar10", 0.0, "ulm", "clm", {"benign": "cost<"})),
+          _pairwise("cifar10", 0.0, "ulm", "clm", {"benign": "cost<"}), None, NO_ATTACK),
     Claim("mnist-adv-similar",
           "ULM-Adv and CLM-Adv performed similarly under all attacks variations. (MNIST, ε = 0.3)",
           f"the 95% interval of ULM-Adv − CLM-Adv lies within ±{SIMILAR_POINTS:g} point on "
           "MNIST at ε = 0.3, for all five attacks",
-          _pairwise("mnist", 0.3, "ulm-adv", "clm-adv", _all("≈"))),
+          _pairwise("mnist", 0.3, "ulm-adv", "clm-adv", _all("≈")),
+          _strongest("mnist", 0.3, "ulm-adv", "clm-adv", "≈")),
     Claim("cifar10-adv-similar",
           "Similar to the results above, ULM-Adv and CLM-Adv performed similarly against these "
           "attacks on this dataset. (CIFAR-10, ε = 8/255)",
           f"the 95% interval of ULM-Adv − CLM-Adv lies within ±{SIMILAR_POINTS:g} point on "
           "CIFAR-10 at ε = 8/255, for all five attacks",
-          _pairwise("cifar10", CIFAR_8, "ulm-adv", "clm-adv", _all("≈"))),
+          _pairwise("cifar10", CIFAR_8, "ulm-adv", "clm-adv", _all("≈")),
+          _strongest("cifar10", CIFAR_8, "ulm-adv", "clm-adv", "≈")),
     Claim("mnist-eps0.4-split",
           "On MNIST, CLM-Adv performed better against FGSM based attacks (FGSM and MI-FGSM) "
           "while ULM-Adv performed better against PGD based (PGD, AutoAttack, and PGD-EOT).",
@@ -267,17 +308,18 @@ CLAIMS: list[Claim] = [
           "MI-FGSM and below 0 for PGD, AutoAttack and PGD-EOT",
           _pairwise("mnist", 0.4, "clm-adv", "ulm-adv",
                     {"fgsm": ">", "mifgsm": ">", "pgd": "<", "autoattack": "<",
-                     "eot-pgd": "<"})),
+                     "eot-pgd": "<"}), None, NO_FAMILY),
     Claim("cifar10-eps16-clm-adv-better",
           "CLM-Adv performed slightly better against all attacks on CIFAR-10. (ε = 16/255)",
           "the 95% interval of CLM-Adv − ULM-Adv MRA lies above 0 on CIFAR-10 at ε = 16/255, "
           "for all five attacks",
-          _pairwise("cifar10", CIFAR_16, "clm-adv", "ulm-adv", _all(">"))),
+          _pairwise("cifar10", CIFAR_16, "clm-adv", "ulm-adv", _all(">")),
+          _strongest("cifar10", CIFAR_16, "clm-adv", "ulm-adv", ">")),
     Claim("saliency-more-orthogonal",
           "the medians of the similarities in the CLM ... got shifted more towards 0. (Fig. 6)",
           "the 95% interval of CLM − ULM mean |saliency cosine| (eq. 7, over all pairs and "
           "samples; Fig. 6 marks these means) lies below 0, in every experiment with both",
-          _saliency),
+          _saliency, None, NO_MRA),
 ]
 
 
@@ -286,5 +328,7 @@ def evaluate_claims(records: list[dict], analyses: list[dict],
     results = []
     for claim in CLAIMS if claims is None else claims:
         evidence = claim.evaluate(records, analyses)
-        results.append(ClaimResult(claim, combine([e.outcome for e in evidence]), evidence))
+        strongest = claim.strongest(records) if claim.strongest is not None else None
+        results.append(ClaimResult(claim, combine([e.outcome for e in evidence]), evidence,
+                                   strongest))
     return results

@@ -6,6 +6,12 @@ the smallest n_samples among them). Units are the replicates of the t intervals;
 unit the binomial intervals over its test images are used (clmrepro.reporting.stats).
 CLM replicate r is retrained from ULM replicate r of the same experiment, so differences pair
 units with equal keys.
+
+Records written since issue 18 carry ``per_image`` (each test image's expected accuracy under
+random dispatch, decoded by reporting.build). With one unit on each side and per-image values
+on the same images, a difference is a t interval over the paired per-image differences: both
+sides are scored on the same first N test images, and pairing removes what the images share
+(an easy or a hard image), which Newcombe's interval for independent samples cannot.
 """
 
 from __future__ import annotations
@@ -14,8 +20,8 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 
-from clmrepro.reporting.stats import (Interval, newcombe_interval, paired_t_interval,
-                                      t_interval, wilson_interval)
+from clmrepro.reporting.stats import (T_SAMPLES, Interval, newcombe_interval,
+                                      paired_t_interval, t_interval, wilson_interval)
 
 Unit = tuple[str, int]   # (experiment, replicate)
 
@@ -25,14 +31,43 @@ def replicate(record: dict) -> int:
     return int(record.get("replicate", 0))
 
 
-def units(records: list[dict]) -> dict[Unit, tuple[float, int]]:
-    """(experiment, replicate) -> (mean MRA, n_samples), in key order."""
+def _grouped(records: list[dict]) -> dict[Unit, list[dict]]:
     groups: dict[Unit, list[dict]] = defaultdict(list)
     for r in records:
         groups[(r["experiment"], replicate(r))].append(r)
-    return {key: (statistics.fmean(float(r["mra"]) for r in found),
-                  min(int(r["n_samples"]) for r in found))
-            for key, found in sorted(groups.items())}
+    return dict(sorted(groups.items()))
+
+
+def unit_images(records: list[dict], first: int | None = None) -> list[float] | None:
+    """One unit's per-image expected accuracies: the mean over its records, image by image,
+    on the first ``first`` images (default: the shortest record's); None when a record has
+    no per-image values or the unit has fewer images than asked for."""
+    tables = [r.get("per_image") for r in records]
+    if not tables or any(t is None for t in tables):
+        return None
+    length = min(len(t) for t in tables)
+    if first is not None:
+        if first > length:
+            return None
+        length = first
+    return [statistics.fmean(t[j] for t in tables) for j in range(length)]
+
+
+def units(records: list[dict], first: int | None = None) -> dict[Unit, tuple[float, int]]:
+    """(experiment, replicate) -> (mean MRA, n_samples), in key order.
+
+    With ``first``, a unit's mean is taken over its first ``first`` images from its per-image
+    values (two threat models compared on the images both scored); a unit without them keeps
+    its MRA."""
+    out = {}
+    for key, found in _grouped(records).items():
+        images = unit_images(found, first) if first is not None else None
+        if images:
+            out[key] = (statistics.fmean(images), len(images))
+        else:
+            out[key] = (statistics.fmean(float(r["mra"]) for r in found),
+                        min(int(r["n_samples"]) for r in found))
+    return out
 
 
 def cell_interval(records: list[dict]) -> Interval | None:
@@ -53,9 +88,15 @@ class Difference:
     interval: Interval     # of left − right
 
 
-def paired_difference(left: list[dict], right: list[dict]) -> Difference | None:
-    """left − right over the units both sides have; None when they share none."""
-    a, b = units(left), units(right)
+def paired_difference(left: list[dict], right: list[dict], first: int | None = None
+                      ) -> Difference | None:
+    """left − right over the units both sides have; None when they share none.
+
+    K >= 2 shared units: paired t over replicates. K = 1: the t interval over the paired
+    per-image differences when both sides carry per-image values on the same images (same
+    length, at least 2), else Newcombe's interval (version-1 scores files). ``first`` compares
+    both sides on their first ``first`` images only (see :func:`units`)."""
+    a, b = units(left, first), units(right, first)
     common = [key for key in a if key in b]
     if not common:
         return None
@@ -63,7 +104,14 @@ def paired_difference(left: list[dict], right: list[dict]) -> Difference | None:
     right_means = [b[key][0] for key in common]
     if len(common) >= 2:
         interval = paired_t_interval(left_means, right_means)
-    else:
-        (key,) = common
-        interval = newcombe_interval(a[key][0], a[key][1], b[key][0], b[key][1])
-    return Difference(statistics.fmean(left_means), statistics.fmean(right_means), interval)
+        return Difference(statistics.fmean(left_means), statistics.fmean(right_means),
+                          interval)
+    (key,) = common
+    images_a = unit_images(_grouped(left)[key], first)
+    images_b = unit_images(_grouped(right)[key], first)
+    if images_a and images_b and len(images_a) == len(images_b) >= 2:
+        diffs = [x - y for x, y in zip(images_a, images_b)]
+        return Difference(statistics.fmean(images_a), statistics.fmean(images_b),
+                          t_interval(diffs, T_SAMPLES, bounds=(-1.0, 1.0)))
+    interval = newcombe_interval(a[key][0], a[key][1], b[key][0], b[key][1])
+    return Difference(a[key][0], b[key][0], interval)

@@ -22,6 +22,9 @@ from clmrepro.reporting.claims import VERDICTS, evaluate_claims
 from clmrepro.reporting.paper import (ATTACK_LABELS, DATASET_LABELS, REGIME_LABELS, PaperTable,
                                       paper_dataset)
 from clmrepro.reporting.provenance import Provenance
+from clmrepro.reporting.sanity import (CHECK_TITLES, CHECK_VERDICTS, FLAG, CheckResult,
+                                       sanity_views)
+from clmrepro.reporting.strongest import STRONGEST
 from clmrepro.reporting.sweeps import sweep_figures
 
 THREAT_MODEL_TEXT = {
@@ -46,9 +49,10 @@ INTERVALS_TEXT = (
     "narrow for that question. A cell is consistent with the paper when the paper's number "
     "lies inside its interval widened by {tolerance:g} points on each side (the paper's number "
     "is itself one run); otherwise the signed gap mean − paper is shown. Claims compare two "
-    "cells through the interval of their difference, paired by replicate (K ≥ 2) or by "
-    "Newcombe's interval for two proportions (K = 1), and say holds, fails or inconclusive; "
-    "docs/statistics.md gives the rules.")
+    "cells through the interval of their difference, paired by replicate (K ≥ 2), image by "
+    "image when one replicate carries per-image results (K = 1), or else by Newcombe's "
+    "interval for two proportions, and say holds, fails or inconclusive; docs/statistics.md "
+    "gives the rules.")
 ADAPTIVE_WHY = (
     "Why the adaptive attack matters: a random-dispatch defence only hides which submodel will "
     "answer. An attacker who knows the population (the paper's own white-box setting) need not "
@@ -56,6 +60,31 @@ ADAPTIVE_WHY = (
     "paper's single-submodel protocol can overstate robustness (Dbouk & Shanbhag, ICML 2022, "
     "found randomized ensembles weaker than one adversarially trained model). The adaptive "
     "number is the one to trust.")
+
+
+SANITY_TEXT = (
+    "Checks that catch a failed attack (docs/sanity.md gives each rule, its source and what to "
+    "do): per population, each check under each threat model says flag, pass or not run, with "
+    "the numbers it compared (differences as points with their 95% interval, paired by "
+    "replicate for K ≥ 2 and image by image for K = 1). A flag means the attack behind a "
+    "robustness number may have failed, so that number is an upper bound; — marks a check that "
+    "does not apply to a threat model.")
+STRONGEST_TEXT = (
+    "Strongest (per image): for each test image the lowest expected accuracy over every attack "
+    "run under that threat model (Carlini et al. 2019: report the per-example minimum over all "
+    "attacks); its MRA is the mean over the images. It is a lower bound on what these attacks "
+    "leave, not one more attack.")
+SUCCESS_TEXT = {
+    "expected-accuracy": (
+        "success: expected-accuracy — each sub-attack's success on an image is judged on the "
+        "exact expected accuracy over all submodels, and each image keeps the sub-attack "
+        "result with the lowest one. This departs from torchattacks' MultiAttack, which judges "
+        "success with one random submodel's answer and then skips the later sub-attacks for "
+        "that image."),
+}
+
+
+THREAT_LABELS = {"paper": "paper protocol", "transfer": "transfer", "adaptive": "adaptive"}
 
 
 def markdown_text(text: object) -> str:
@@ -107,6 +136,35 @@ class ReportData:
     sweeps: list[dict] = field(default_factory=list)  # report job's `sweeps` (spec.sweeps)
     # stated choices of precision (replicates, transfer/adaptive subsets): not departures
     precision_notes: list[str] = field(default_factory=list)
+    sanity: list[CheckResult] = field(default_factory=list)   # reporting.sanity.run_checks
+
+
+def strongest_sources(records: list[dict]) -> list[str]:
+    """"mnist/clm adaptive ε = 0.3: ARC, PGD": what each strongest row is the minimum of."""
+    found: dict[tuple, set[str]] = {}
+    for r in records:
+        if r["attack"] == STRONGEST:
+            key = (r["experiment"], r["population"], r["threat_model"], float(r["eps"]))
+            found.setdefault(key, set()).update(r.get("derived_from") or [])
+    return [f"{e}/{p} {t} ε = {tab.eps_text(eps)}: "
+            + ", ".join(ATTACK_LABELS.get(a, a) for a in sorted(attacks))
+            for (e, p, t, eps), attacks in sorted(found.items())]
+
+
+def adaptive_params(records: list[dict]) -> list[tuple[str, str, list[str]]]:
+    """(attack label, effective parameters, notes) of every adaptive attack run."""
+    found: dict[str, set[str]] = {}
+    notes: dict[str, set[str]] = {}
+    for r in records:
+        if r["threat_model"] != "adaptive" or r["attack"] == STRONGEST:
+            continue
+        params = r.get("attack_params") or {}
+        found.setdefault(r["attack"], set()).add(tab.params_text(params))
+        success = params.get("success") if isinstance(params, dict) else None
+        if success in SUCCESS_TEXT:
+            notes.setdefault(r["attack"], set()).add(SUCCESS_TEXT[success])
+    return [(ATTACK_LABELS.get(a, a), " | ".join(sorted(found[a])), sorted(notes.get(a, ())))
+            for a in sorted(found)]
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
@@ -123,7 +181,13 @@ def _context(data: ReportData, figures_dir: Path) -> dict:
                + figs.saliency_figures(data.analyses, figures_dir)
                + figs.transfer_figures(data.records, figures_dir)
                + sweep_figures(data.records, data.sweeps, figures_dir))
+    sanity = sanity_views(data.sanity)
     return {
+        "sanity_views": sanity, "sanity_text": SANITY_TEXT,
+        "sanity_counts": {v: sum(r.verdict == v for r in data.sanity) for v in CHECK_VERDICTS},
+        "sanity_rules": _rules(data.sanity), "strongest_text": STRONGEST_TEXT,
+        "strongest_sources": strongest_sources(data.records),
+        "adaptive_params": adaptive_params(data.records),
         "data": data, "views": views, "claims": claims,
         "claim_counts": {v: sum(c.verdict == v for c in claims) for v in VERDICTS},
         "methods": [tab.methods_text(tab.view_cells(v)) for v in views],
@@ -135,9 +199,39 @@ def _context(data: ReportData, figures_dir: Path) -> dict:
     }
 
 
+def _rules(results: list[CheckResult]) -> list[tuple[str, str, str]]:
+    """(check title, rule, source), each distinct rule once, in check order; a check whose
+    rule differs between threat models names them ("budget (adaptive)")."""
+    order = list(CHECK_TITLES)
+    scopes: dict[tuple[str, str, str], set[str]] = {}
+    for r in results:
+        scopes.setdefault((r.check, r.rule, r.source), set()).add(r.threat_model)
+    out = []
+    for (check, rule, source), threats in sorted(scopes.items(),
+                                                 key=lambda item: order.index(item[0][0])):
+        title = CHECK_TITLES[check]
+        if sum(c == check for c, _, _ in scopes) > 1:
+            named = [THREAT_LABELS[t] for t in tab.THREAT_MODELS if t in threats]
+            title = f"{title} ({', '.join(named)})"
+        out.append((title, rule, source))
+    return out
+
+
+def sanity_cell_markdown(result: CheckResult | None) -> str:
+    """"**flag**: PGD − FGSM ...": the verdict as a word, then its key evidence."""
+    if result is None:
+        return "—"
+    word = f"**{result.verdict}**" if result.verdict == FLAG else result.verdict
+    return f"{word}: {markdown_text(result.key_text)}" if result.key_text else word
+
+
 def _markdown_tables(context: dict) -> dict:
     """Pre-rendered tabulate tables for the Markdown report."""
     md = {"views": [_md_table(*tab.markdown_rows(v)) for v in context["views"]]}
+    md["sanity"] = [_md_table(
+        ["check", "paper protocol", "transfer", "adaptive"],
+        [[title] + [sanity_cell_markdown(cells.get(t)) for t in tab.THREAT_MODELS]
+         for title, cells in view.rows]) for view in context["sanity_views"]]
     md["threat"] = _md_table(
         ["experiment", "population", "attack", "ε", "paper protocol", "transfer", "adaptive",
          "paper (its protocol)"],

@@ -64,6 +64,15 @@ def difference_text(interval: Interval | None, unit: str = "percent") -> str:
     return f"{interval.mean:+.3f} [{interval.low:+.3f}, {interval.high:+.3f}]"
 
 
+def count_text(count: int | None, total: int | None) -> str:
+    """"3 of 200 (1.50%)": a count of images out of those checked."""
+    if count is None:
+        return NOT_RUN
+    if not total:
+        return f"{int(count)}"
+    return f"{int(count)} of {int(total)} ({pct(count / total)})"
+
+
 def eps_text(eps: float) -> str:
     """0.3 -> "0.3"; 8/255 -> "8/255 (0.0314)": CIFAR budgets read as the paper writes them."""
     for denominator in (255,):

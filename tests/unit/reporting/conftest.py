@@ -1,5 +1,6 @@
-"""Shared report fixtures: the fixture run (4-submodel MNIST-5k with K = 3 replicates, plus a
-K = 1 FakeData run in version-1 files) rendered once per session."""
+"""Shared report fixtures: the fixture run (4-submodel MNIST-5k with K = 3 replicates and a
+check file per population and replicate, plus a K = 1 FakeData run in version-1 files)
+rendered once per session."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ def make_job(root: Path, spec: str = "fixture", out: str = "reports") -> dict:
                                  if p.parent.name == "scores"),
                    "records": rel(results.rglob("training.json")),
                    "analyses": rel(results.rglob("analysis.json")),
+                   "sanity": rel(results.rglob("sanity.json")),
                    "paper_tables": "paper_tables.yaml", "spec": "spec.yaml"},
         "outputs": {"metrics": f"{report}/metrics.json", "mra_csv": f"{report}/mra.csv",
                     "report_md": f"{report}/report.md", "report_html": f"{report}/report.html",
@@ -53,6 +55,36 @@ def run_in(root: Path, job: dict) -> None:
         os.chdir(cwd)
 
 
+def build_constructed(root: Path, records: list[dict], sanity: list[dict] | None = None
+                      ) -> dict:
+    """build_report on constructed scores records (one version-2 file) and check files, in
+    ``root``; returns the outputs' paths (every output a report job declares)."""
+    from clmrepro.reporting.build import build_report
+
+    (root / "scores.json").write_text(json.dumps({"schema_version": 2, "records": records}))
+    shutil.copy(REPO / "specs" / "paper_tables.yaml", root / "paper_tables.yaml")
+    outputs = {name: f"reports/t/{file}" for name, file in (
+        ("metrics", "metrics.json"), ("mra_csv", "mra.csv"), ("report_md", "report.md"),
+        ("report_html", "report.html"), ("figures", "figures"),
+        ("dvc_metrics", "dvc_metrics.json"), ("mra_by_attack", "mra_by_attack.csv"))}
+    inputs = {"scores": ["scores.json"], "records": [], "analyses": [],
+              "paper_tables": "paper_tables.yaml"}
+    if sanity is not None:
+        inputs["sanity"] = []
+        for k, check_file in enumerate(sanity):
+            (root / f"checks-{k}.json").write_text(json.dumps(check_file))
+            inputs["sanity"].append(f"checks-{k}.json")
+    job = {"id": "report", "stage": "report", "spec": "t", "inputs": inputs,
+           "outputs": outputs, "params": {"spec_name": "t", "description": "constructed"}}
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        build_report(job)
+    finally:
+        os.chdir(cwd)
+    return {name: root / path for name, path in outputs.items()}
+
+
 @pytest.fixture(scope="session")
 def rendered(tmp_path_factory) -> dict:
     """{root, job, metrics, html, md} of the fixture report."""
@@ -71,4 +103,5 @@ def rendered(tmp_path_factory) -> dict:
 @pytest.fixture(scope="session")
 def report_tools():
     """make_job and run_in for tests that render more than the session report."""
-    return {"make_job": make_job, "run_in": run_in, "description": DESCRIPTION}
+    return {"make_job": make_job, "run_in": run_in, "description": DESCRIPTION,
+            "build": build_constructed}

@@ -180,3 +180,88 @@ def test_saliency_claim_fails_when_clm_is_not_more_orthogonal():
     assert results["saliency-more-orthogonal"].verdict == FAILS  # |cos| is what counts
     assert by_id(evaluate_claims([], [saliency("ulm", 0.2)]))[
         "saliency-more-orthogonal"].verdict == NOT_RUN
+
+
+# ---- the robustness claims under the strongest attack (adaptive, per image) ----------------
+
+def adaptive(regime, attack, per_image, r=0, dataset="mnist-5k", eps=0.3):
+    out = record(dataset, regime, attack, eps, sum(per_image) / len(per_image),
+                 threat="adaptive", r=r, n=len(per_image))
+    out["experiment"] = "mnist"
+    out["per_image"] = per_image
+    return out
+
+
+ULM_PGD = [0.0, 0.0, 0.0, 0.25, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+ULM_ARC = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.25, 0.0]
+CLM_PGD = [0.5, 0.75, 0.5, 0.5, 0.25, 0.5, 0.75, 0.5, 0.5, 0.25]
+CLM_ARC = [0.0, 0.0, 0.25, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+T_975_DF9 = 2.2621571627409915
+
+
+def strongest_claims(records):
+    from clmrepro.reporting.strongest import strongest_records
+
+    return by_id(evaluate_claims(records + strongest_records(records), []))
+
+
+def test_clm_beats_ulm_under_adaptive_pgd_but_not_once_arc_joins():
+    """Adaptive PGD alone: CLM − ULM per image has mean +47.50 points, above 0. With ARC the
+    per-image worst cases are ULM 0 everywhere and CLM 0.25 on one image of 10: mean 2.5
+    points, s = 7.91, s/√10 = 2.5, × t(9) 2.262 → [−3.16, +8.16]: inconclusive."""
+    pgd_only = strongest_claims([adaptive("ulm", "pgd", ULM_PGD),
+                                 adaptive("clm", "pgd", CLM_PGD)])["mnist-clm-beats-ulm"]
+    assert pgd_only.verdict == NOT_RUN                  # no paper-protocol record at all
+    assert pgd_only.strongest.outcome == HOLDS
+    assert pgd_only.strongest.interval.mean == pytest.approx(0.475)
+    with_arc = strongest_claims([adaptive("ulm", "pgd", ULM_PGD),
+                                 adaptive("ulm", "arc", ULM_ARC),
+                                 adaptive("clm", "pgd", CLM_PGD),
+                                 adaptive("clm", "arc", CLM_ARC)])["mnist-clm-beats-ulm"]
+    row = with_arc.strongest
+    assert (row.outcome, row.interval.method, row.interval.n) == (INCONCLUSIVE, T_SAMPLES, 10)
+    assert (row.left, row.right) == pytest.approx((0.025, 0.0))
+    half = T_975_DF9 * 0.025
+    assert (row.interval.low, row.interval.high) == pytest.approx((0.025 - half,
+                                                                   0.025 + half))
+    assert (row.label, row.left_name, row.right_name, row.relation) == (
+        "strongest (per image), adaptive", "CLM", "ULM", ">")
+
+
+def test_the_strongest_reading_fails_and_pairs_replicates():
+    records = [adaptive("ulm", "pgd", [0.5] * 4, r=r) for r in (0, 1)] + \
+        [adaptive("clm", "arc", [0.0, 0.25, 0.0, 0.0], r=r) for r in (0, 1)] + \
+        [adaptive("clm", "pgd", [0.75] * 4, r=r) for r in (0, 1)]
+    row = strongest_claims(records)["mnist-clm-beats-ulm"].strongest
+    assert (row.outcome, row.interval.method, row.interval.k) == (FAILS, T_REPLICATES, 2)
+    assert row.interval.mean == pytest.approx(0.0625 - 0.5)
+
+
+def test_similarity_under_the_strongest_attack():
+    same = [0.5, 0.25, 0.75, 0.5]
+    records = [adaptive("ulm-adv", "pgd", same), adaptive("clm-adv", "arc", same)]
+    result = strongest_claims(records)
+    assert result["mnist-adv-similar"].strongest.outcome == HOLDS     # [0, 0]: within ±1
+    assert result["mnist-adv-similar"].strongest.relation == "≈"
+    assert result["cifar10-adv-similar"].strongest.outcome == NOT_RUN
+
+
+def test_which_claims_have_a_strongest_reading():
+    results = strongest_claims([])
+    with_reading = {k for k, r in results.items() if r.strongest is not None}
+    assert with_reading == {"mnist-clm-beats-ulm", "cifar10-clm-beats-ulm", "mnist-adv-similar",
+                            "cifar10-adv-similar", "cifar10-eps16-clm-adv-better"}
+    assert all(r.strongest.outcome == NOT_RUN for k, r in results.items() if k in with_reading)
+    assert "attack family" in results["mnist-eps0.4-split"].claim.no_strongest
+    for claim in CLAIMS:
+        assert (claim.strongest is None) == bool(claim.no_strongest), claim.id
+
+
+def test_strongest_rows_only_read_the_adaptive_threat_model():
+    """Paper-protocol strongest records do not count for the adaptive reading."""
+    from clmrepro.reporting.strongest import strongest_records
+
+    paper = [dict(r, threat_model="paper") for r in (adaptive("ulm", "pgd", ULM_PGD),
+                                                      adaptive("clm", "pgd", CLM_PGD))]
+    results = by_id(evaluate_claims(paper + strongest_records(paper), []))
+    assert results["mnist-clm-beats-ulm"].strongest.outcome == NOT_RUN

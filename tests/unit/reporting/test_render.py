@@ -295,3 +295,79 @@ def test_index_reads_version_1_metrics(tmp_path):
                     "cells_compared": 1, "cells_within": 1, "tolerance_points": 5.0}}))
     (entry,) = index_entries(tmp_path)
     assert (entry["within"], entry["compared"], entry["claims_hold"]) == (1, 1, 1)
+
+
+# ---- Is the robustness real? (the fixture's check files) ------------------------------------
+
+def sanity_result(metrics, population, check, threat):
+    (found,) = [r for r in metrics["sanity"] if (r["experiment"], r["population"], r["check"],
+                                                r["threat_model"]) ==
+                ("mnist", population, check, threat)]
+    return found
+
+
+def test_sanity_table_cells_equal_metrics(parsed, rendered):
+    """The fixture's CLM masks its gradients under the adaptive threat model: 3 of 20 images
+    per replicate with a zero DLR gradient, and Square below the PGD variants."""
+    metrics = rendered["metrics"]
+    table = parsed.tables["sanity-mnist-clm"]
+    assert [c[1] for c in table[0]] == ["check", "paper protocol", "transfer", "adaptive"]
+    rows = {row[0][1]: row[1:] for row in table[1:]}
+    assert list(rows) == ["iterative vs single-step", "budget", "convergence",
+                          "gradient-free vs gradient-based", "white-box vs transfer",
+                          "zero gradients", "silent success", "random noise"]
+    zero = sanity_result(metrics, "clm", "zero-gradients", "adaptive")
+    assert zero["verdict"] == "flag"
+    (measure,) = zero["evidence"]
+    assert (measure["value"], measure["of"]) == (9, 60)
+    cls, text = rows["zero gradients"][2]
+    assert cls == "check check-flag"
+    assert text == "flagimages with a zero DLR-loss gradient at the clean point: 9 of 60 (15.00%)"
+    square = sanity_result(metrics, "clm", "gradient-free", "adaptive")
+    difference = next(e for e in square["evidence"] if e["kind"] == "difference")
+    cls, text = rows["gradient-free vs gradient-based"][2]
+    assert cls == "check check-flag"
+    assert [float(x) for x in NUMBER.findall(text)] == [
+        round(100 * difference["interval"][k], 2) for k in ("mean", "low", "high")]
+    assert rows["gradient-free vs gradient-based"][1] == ["check check-none", "—"]
+    cls, text = rows["iterative vs single-step"][1]
+    assert (cls, text) == ("check check-not-run", "not run" + sanity_result(
+        metrics, "clm", "iterative-vs-single-step", "transfer")["reason"])
+    # every other population passes or is not run
+    others = [r for r in metrics["sanity"] if r["population"] != "clm"]
+    assert {r["verdict"] for r in others} == {"pass", "not run"}
+
+
+def test_sanity_summary_and_reading(rendered):
+    metrics, md = rendered["metrics"], rendered["md"]
+    summary = metrics["summary"]
+    total = len(metrics["sanity"])
+    assert (summary["checks_flagged"], summary["checks_passed"] + summary["checks_not_run"]) == (
+        2, total - 2)
+    assert (f"{summary['checks_flagged']} of {total} checks flag, {summary['checks_passed']} "
+            f"pass, {summary['checks_not_run']} not run.") in md
+    section = md.split("## Is the robustness real?")[1].split("## The paper's claims")[0]
+    clm = section.split("### mnist/clm (CLM)")[1].split("###")[0]
+    assert "| zero gradients                  |" in clm
+    assert ("2 of 18 checks flag, 12 pass, 4 not run. Flagged: gradient-free vs "
+            "gradient-based under adaptive (gradient attacks − with Square: ") in clm
+    assert "zero gradients under adaptive (images with a zero DLR-loss gradient at the " \
+           "clean point: 9 of 60 (15.00%))" in clm
+    assert "- **budget (adaptive)**: Flag when the 95% interval" in section
+
+
+def test_claims_show_the_strongest_reading(rendered, parsed):
+    md = rendered["md"].split("## The paper's claims")[1].split("## Threat models")[0]
+    beats = md.split("### mnist-clm-beats-ulm")[1].split("###")[0]
+    # the fixture's scores predate per-image tables: no strongest records to read
+    assert ("Under the strongest attack (adaptive; per image the worst of every attack run, "
+            "ARC included): **not run**.") in beats
+    split = md.split("### mnist-eps0.4-split")[1].split("###")[0]
+    assert "No reading under the strongest attack: the claim is that the winner depends on " \
+           "the attack family" in split
+    claims = {c["id"]: c for c in rendered["metrics"]["claims"]}
+    assert claims["mnist-eps0.4-split"]["strongest"] is None
+    strongest = claims["mnist-clm-beats-ulm"]["strongest"]
+    assert (strongest["verdict"], strongest["threat_model"]) == ("not run", "adaptive")
+    assert strongest["evidence"][0]["label"] == "strongest (per image), adaptive"
+    assert 'class="strongest-row"' in rendered["html"]

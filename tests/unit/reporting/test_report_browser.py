@@ -65,8 +65,10 @@ def test_report_in_headless_chromium(rendered, tmp_path):
 
     probe = html.with_name("probe.html")
     probe.write_text(rendered["html"].replace("</body>", PROBE))
+    # measured at the screenshot's width: a narrower window wraps more text, which would put
+    # the figures lower than they are in the screenshot
     dom = run_chromium(binary, tmp_path / "b", "--virtual-time-budget=5000", "--dump-dom",
-                       probe.as_uri())
+                       "--window-size=1280,4000", probe.as_uri())
     assert 'id="table-2-mnist"' in dom and 'class="paper-table"' in dom
     widths, figures_top, height = re.search(r'data-probe="([^"]*)"', dom).group(1).split(";")
     widths = [int(w) for w in widths.split(",")]
