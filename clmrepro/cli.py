@@ -260,6 +260,7 @@ def cmd_doctor(args) -> int:
 def cmd_run(args) -> int:
     """Compile one spec and run only it: other compiled specs are neither run nor recorded."""
     from clmrepro.emit import emit_all
+    from clmrepro.lab import release_linked_outputs
     from clmrepro.plan import paths
 
     # the whole run holds the checkout: compile, Snakemake, dvc commit, restore
@@ -274,6 +275,11 @@ def cmd_run(args) -> int:
                 return 1
         emit_all(plan, ".")
         _clear_stale_snakemake_lock(lock)
+        released = release_linked_outputs(plan)
+        if released:
+            print(f"[clmrepro] {len(released)} output(s) to rerun were read-only links into DVC's "
+                  "cache: removed them first, as Snakemake would (the cache keeps them)",
+                  file=sys.stderr, flush=True)
         command = [sys.executable, "-m", "snakemake", "--cores", str(args.cores)]
         if args.gpus is not None:
             command += ["--resources", f"gpu={args.gpus}"]

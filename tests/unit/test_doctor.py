@@ -155,6 +155,12 @@ def test_cache_type_is_read_as_dvc_writes_it(tmp_path):
     assert doctor.dvc_cache_types(tmp_path / "nothing") is None
 
 
+def test_this_checkout_links():
+    # .dvc/config: DVC takes the first link type the file system allows (docs/doctor.md)
+    assert doctor.dvc_cache_types(ROOT) == ["reflink", "hardlink", "symlink", "copy"]
+    assert doctor.cache_links(doctor.dvc_cache_types(ROOT))
+
+
 # --- data -----------------------------------------------------------------------------------
 
 def test_download_hosts_are_torchvisions():
