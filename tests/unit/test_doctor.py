@@ -334,9 +334,12 @@ def no_gpu_probe(monkeypatch):
     monkeypatch.setattr(doctor, "probe_torch", lambda: NO_GPU)
 
 
-def test_doctor_on_paper_exits_1_and_on_smoke_0(capsys, monkeypatch, no_gpu_probe):
+def test_doctor_on_paper_exits_1_and_on_smoke_0(capsys, monkeypatch, no_gpu_probe, tmp_path):
     monkeypatch.chdir(ROOT)
     monkeypatch.setattr(doctor, "reachable", unreachable)
+    # the run lock of a scratch folder: a `make demo` running in this checkout must not fail it
+    check_checkout = doctor.check_checkout
+    monkeypatch.setattr(doctor, "check_checkout", lambda root: check_checkout(tmp_path))
     assert main(["doctor", "specs/paper.yaml"]) == 1
     out = capsys.readouterr().out
     names = [line.split()[1] for line in out.splitlines() if line[:4] in ("ok  ", "note", "FAIL")]
