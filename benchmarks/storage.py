@@ -35,16 +35,18 @@ def measured_bytes(path: Path) -> int | None:
     return None
 
 
-def disk_usage(folder: Path) -> int:
-    """Bytes of the files under ``folder`` with each inode counted once (as `du -b`)."""
-    seen, total = set(), 0
+def disk_usage(folder: Path) -> tuple[int, int]:
+    """(bytes of the files under ``folder``, each inode once as `du -b` counts them; the part
+    in files that have another hard link, i.e. shared with the workspace)."""
+    seen, total, shared = set(), 0, 0
     for path in folder.rglob("*"):
         if path.is_file() and not path.is_symlink():
             info = path.stat()
             if (info.st_dev, info.st_ino) not in seen:
                 seen.add((info.st_dev, info.st_ino))
                 total += info.st_size
-    return total
+                shared += info.st_size if info.st_nlink > 1 else 0
+    return total, shared
 
 
 def compare(plan_path: Path, root: Path = Path(".")) -> tuple[list[dict], list[dict]]:
@@ -92,9 +94,10 @@ def cache_line(root: Path) -> str:
     if types is None:
         return "DVC: none in this checkout"
     cache = root / ".dvc" / "cache"
-    used = disk_usage(cache) if cache.is_dir() else 0
-    return (f"DVC cache {cache}: {used:,} bytes ({human(used)}); cache.type {','.join(types)} "
-            f"({'links' if cache_links(types) else 'copies'})")
+    used, shared = disk_usage(cache) if cache.is_dir() else (0, 0)
+    return (f"DVC cache {cache}: {used:,} bytes ({human(used)}), {shared:,} of them hard links "
+            f"shared with the workspace, {used - shared:,} its own; cache.type "
+            f"{','.join(types)} ({'links' if cache_links(types) else 'copies'})")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -429,17 +430,17 @@ def check_checkout(root: Path) -> Check:
 def run_checks(plan: Plan | None, root: Path = Path("."), profile: str = "default",
                probe: dict | None = None) -> list[Check]:
     root = Path(root)
-    probe = probe_torch() if probe is None else probe
-    checks = [check_python(), check_packages(root / "requirements.lock"), *check_torch(probe),
-              check_gpu(plan, probe)]
-    if plan is not None:
-        checks += [check_disk(plan, root), *check_data(plan, root)]
-    checks.append(check_dvc(root))
-    slurm = check_slurm(root, profile)
-    if slurm is not None:
-        checks.append(slurm)
-    checks.append(check_checkout(root))
-    return checks
+    # importing torch in the child takes seconds: let it run while the other checks do
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        asked = pool.submit(probe_torch) if probe is None else None
+        rest = [check_disk(plan, root), *check_data(plan, root)] if plan is not None else []
+        rest.append(check_dvc(root))
+        slurm = check_slurm(root, profile)
+        rest += [slurm] if slurm is not None else []
+        rest.append(check_checkout(root))
+        probe = asked.result() if asked is not None else probe
+    return [check_python(), check_packages(root / "requirements.lock"), *check_torch(probe),
+            check_gpu(plan, probe), *rest]
 
 
 def blocking(checks: list[Check]) -> list[Check]:

@@ -43,3 +43,17 @@ def test_planned_against_files_on_disk(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| train | 2 / 2 |" in out and "2.00 (outside 0.8–1.2)" in out
     assert "DVC: none in this checkout" in out
+
+
+def test_cache_line_counts_hard_links_shared_with_the_workspace(tmp_path):
+    import os
+
+    cache = tmp_path / ".dvc" / "cache" / "files" / "md5" / "ab"
+    cache.mkdir(parents=True)
+    (tmp_path / ".dvc" / "config").write_text("[cache]\n    type = \"hardlink,copy\"\n")
+    (cache / "shared").write_bytes(b"x" * 300)
+    os.link(cache / "shared", tmp_path / "output.pt")
+    (cache / "own").write_bytes(b"y" * 50)
+    line = bench.cache_line(tmp_path)
+    assert "350 bytes" in line and "300 of them hard links shared" in line and "50 its own" in line
+    assert "(links)" in line
