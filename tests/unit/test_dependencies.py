@@ -93,7 +93,7 @@ def test_every_torchattacks_attack_we_use_runs_on_a_tiny_model(tiny):
     fooled = {}
     for name, attack in built.items():
         torch.manual_seed(1)
-        x_adv = attack(x, y)
+        x_adv = attack(x, y).detach()
         assert x_adv.shape == x.shape and x_adv.dtype == x.dtype, name
         assert float(x_adv.min()) >= 0.0 and float(x_adv.max()) <= 1.0, name
         assert float((x_adv - x).abs().max()) <= eps + 1e-6, name

@@ -385,3 +385,11 @@ def test_run_stops_before_snakemake_when_a_check_fails(tmp_path, monkeypatch, ca
     monkeypatch.setattr(doctor, "run_checks", must_not_run)
     assert main(["run", "specs/tiny.yaml", "--no-dvc", "--no-doctor"]) == 0
     assert calls and calls[0][1:3] == ["-m", "snakemake"]
+
+
+def test_the_cli_doctor_and_storage_load_without_torch():
+    code = ("import sys\nimport clmrepro.cli, clmrepro.doctor, clmrepro.plan.storage, clmrepro.lab\n"
+            "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                          check=True)
+    assert done.stdout.strip() == "False"
