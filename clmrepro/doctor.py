@@ -286,8 +286,9 @@ def _missing_bytes(plan: Plan, root: Path) -> tuple[int, int, int]:
         dataset, prepared = datasets[data.name]
         if not dataset_place(dataset, root, prepared)[0]:
             fetch += data.raw
-        # core.data's decoded copy: <root>/cache/<name>-<key of the source files>.pt
-        if not any((root / dataset.get("root", "data") / "cache").glob(f"{data.name}-*.pt")):
+        # core.data's decoded copy: <root>/cache/<name>-<16 hex digits: the sources' key>.pt
+        # (not a bare `mnist-*`, which would take mnist-5k's cache for MNIST's)
+        if not any((root / dataset.get("root", "data") / "cache").glob(f"{data.name}-{'?' * 16}.pt")):
             fetch += data.decoded
     return outputs, state, fetch
 

@@ -144,6 +144,21 @@ def test_disk_counts_dvcs_copy_only_when_the_cache_copies(tmp_path):
     assert doctor.check_disk(plan, copying, usage=usage).status == FAIL
 
 
+def test_a_decoded_mnist5k_is_not_taken_for_mnist(tmp_path):
+    from clmrepro.plan.storage import dataset_bytes
+
+    plan = plan_of("paper")
+    cache = tmp_path / "data" / "cache"
+    cache.mkdir(parents=True)
+    (cache / "mnist-5k-0123456789abcdef.pt").write_bytes(b"")
+    _, _, fetch = doctor._missing_bytes(plan, tmp_path)
+    everything = sum(d.raw + d.decoded for d in (dataset_bytes({"name": "mnist"}),
+                                                 dataset_bytes({"name": "cifar10"})))
+    assert fetch == everything
+    (cache / "mnist-fedcba9876543210.pt").write_bytes(b"")
+    assert doctor._missing_bytes(plan, tmp_path)[2] == everything - dataset_bytes({"name": "mnist"}).decoded
+
+
 def test_cache_type_is_read_as_dvc_writes_it(tmp_path):
     subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
     assert doctor.dvc_cache_types(tmp_path) == ["reflink", "copy"]       # DVC's default
