@@ -1,5 +1,5 @@
 """clmrepro: validate | compile | plan | schema | restore | report-index | run | list | remove |
-calibrate.
+calibrate | doctor.
 
 A spec with problems exits with code 2 and one line per problem, never a traceback.
 """
@@ -87,25 +87,59 @@ def _estimate_note(plan, calibration) -> str:
     return "\n".join(lines)
 
 
+def _storage_note(plan, sizes) -> str:
+    """What the plan writes, with DVC's cache, the datasets and the resumable state."""
+    from clmrepro.doctor import cache_links, dvc_cache_types
+    from clmrepro.plan.storage import human
+
+    outputs = sizes.outputs
+    types = dvc_cache_types(Path("."))
+    links = cache_links(types)
+    lines = [f"Storage (decimal units; from shapes and dtypes, clmrepro/plan/storage.py): outputs "
+             f"{human(outputs)}; with DVC's cache {human(2 * outputs)} when it copies (DVC's "
+             f"default), {human(outputs)} when it links"
+             + (f" (this checkout: cache.type {','.join(types)}: "
+                f"{'links' if links else 'copies'})" if types is not None else "")]
+    for data in sizes.data:
+        what = (f"{human(data.raw)} downloaded + {human(data.decoded)} decoded" if data.raw
+                else f"{human(data.decoded)} decoded")
+        lines.append(f"Data {data.name} (outside the pipeline's outputs, {data.source}): {what}")
+    largest = sizes.largest_state
+    if largest is not None and largest.state:
+        lines.append(f"Resumable state while a job runs (.clmrepro-state/, deleted when it "
+                     f"ends): up to {human(largest.state)} (one {largest.stage} job)")
+    peak = outputs * (1 if links else 2) + sizes.data_outside + (largest.state if largest else 0)
+    lines.append(f"At most on disk: {human(peak)}" + ("" if links else
+                 f" ({human(outputs + sizes.data_outside + (largest.state if largest else 0))} "
+                 "with a linking DVC cache)"))
+    return "\n".join(lines)
+
+
 def cmd_plan(args) -> int:
     from tabulate import tabulate
 
     from clmrepro.plan.estimate import use_calibration
+    from clmrepro.plan.storage import human, plan_bytes
     from clmrepro.plan.summary import (authors_execution, replicate_costs, stage_totals,
                                        subset_savings)
 
     calibration = _calibration(args)
     with use_calibration(calibration):  # every figure below is estimated with it
         plan = _compile(args.spec)
+        sizes = plan_bytes(plan)
+        written = {job.id: job.total for job in sizes.jobs}
         rows = [[job.id, job.stage, "yes" if job.resources["gpu"] else "",
-                 job.resources["threads"], _duration(job.estimate_s)] for job in plan.jobs]
+                 job.resources["threads"], _duration(job.estimate_s), human(written[job.id])]
+                for job in plan.jobs]
         if not args.summary:
-            print(tabulate(rows, headers=["job", "stage", "gpu", "threads", "estimate"]))
+            print(tabulate(rows, headers=["job", "stage", "gpu", "threads", "estimate",
+                                          "writes"]))
             print()
-        summary = [[t.stage, t.jobs, _duration(t.seconds)] for t in stage_totals(plan)]
+        summary = [[t.stage, t.jobs, _duration(t.seconds), human(sizes.stages.get(t.stage, 0))]
+                   for t in stage_totals(plan)]
         summary.append(["total", len(plan.jobs),
-                        _duration(sum(j.estimate_s for j in plan.jobs))])
-        print(tabulate(summary, headers=["stage", "jobs", "estimate"]))
+                        _duration(sum(j.estimate_s for j in plan.jobs)), human(sizes.outputs)])
+        print(tabulate(summary, headers=["stage", "jobs", "estimate", "writes"]))
         notes = []
         for cost in replicate_costs(plan):
             one = sum(cost.one_replicate.values())
@@ -124,6 +158,7 @@ def cmd_plan(args) -> int:
         if notes:
             print()
             print("\n".join(notes))
+        print("\n" + _storage_note(plan, sizes))
         print("\n" + _estimate_note(plan, calibration))
     return 0
 
@@ -201,16 +236,50 @@ def _clear_stale_snakemake_lock(lock: RunLock) -> None:
         _call([sys.executable, "-m", "snakemake", "--unlock", "--quiet"], lock)
 
 
+def _doctor(plan, profile: str) -> int:
+    """Print every check, one line each; return how many block the run."""
+    from clmrepro.doctor import blocking, run_checks
+
+    checks = run_checks(plan, Path("."), profile=profile)
+    for check in checks:
+        print(check.line(), flush=True)
+    return len(blocking(checks))
+
+
+def cmd_doctor(args) -> int:
+    """Can this machine run SPEC?  Exit 1 when a check fails (docs/doctor.md)."""
+    plan = _compile(args.spec) if args.spec else None
+    failed = _doctor(plan, args.profile)
+    if failed:
+        print(f"\n{failed} check(s) failed: the run would not get through; fix what they say.")
+        return 1
+    print("\nNothing blocks " + (f"a run of {args.spec}." if args.spec else "a run here."))
+    return 0
+
+
 def cmd_run(args) -> int:
     """Compile one spec and run only it: other compiled specs are neither run nor recorded."""
     from clmrepro.emit import emit_all
+    from clmrepro.lab import release_linked_outputs
     from clmrepro.plan import paths
 
     # the whole run holds the checkout: compile, Snakemake, dvc commit, restore
     with hold("clmrepro run") as lock:
         plan = _compile(args.spec)
+        if not args.no_doctor:
+            print("[clmrepro] clmrepro doctor (skip with --no-doctor):", flush=True)
+            failed = _doctor(plan, "default")
+            if failed:
+                print(f"[clmrepro] clmrepro run: {failed} check(s) failed above; nothing was run. "
+                      "Fix them, or pass --no-doctor to run anyway.", file=sys.stderr)
+                return 1
         emit_all(plan, ".")
         _clear_stale_snakemake_lock(lock)
+        released = release_linked_outputs(plan)
+        if released:
+            print(f"[clmrepro] {len(released)} output(s) to rerun were read-only links into DVC's "
+                  "cache: removed them first, as Snakemake would (the cache keeps them)",
+                  file=sys.stderr, flush=True)
         command = [sys.executable, "-m", "snakemake", "--cores", str(args.cores)]
         if args.gpus is not None:
             command += ["--resources", f"gpu={args.gpus}"]
@@ -315,6 +384,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cores", "-j", type=int, default=2, help="parallel jobs (default 2)")
     p.add_argument("--gpus", type=int, default=None, help="GPU jobs at once (resources gpu=N)")
     p.add_argument("--no-dvc", action="store_true", help="skip `dvc commit` afterwards")
+    p.add_argument("--no-doctor", action="store_true", help="skip the `clmrepro doctor` checks "
+                   "run first")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("list", aliases=["status"], help="compiled specs: up to date for "
                        "Snakemake and DVC? where is the report?")
@@ -345,6 +416,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="fewer repeats (tests; rougher)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_calibrate)
+    p = sub.add_parser("doctor", help="check this machine for a run of SPEC: Python, torch, "
+                       "GPUs, disk, data, DVC remote, Slurm, the checkout; exit 1 if one fails")
+    p.add_argument("spec", metavar="SPEC", nargs="?", help="the spec to check for (without it: "
+                   "only what needs no plan)")
+    p.add_argument("--profile", default="default", metavar="NAME", help="the Snakemake profile "
+                   "the run will use (workflow/profiles/NAME; slurm: also ask `sinfo`)")
+    p.set_defaults(func=cmd_doctor)
     return top
 
 

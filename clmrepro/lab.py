@@ -8,6 +8,7 @@ Up to date means both tools agree: a Snakemake dry run of the spec plans no job,
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -123,3 +124,60 @@ def restore(names: list[str] | None = None, root: str | Path = ".",
                                 "--config", f"spec={','.join(ready)}")
     code = call(command) if call is not None else subprocess.call(command, cwd=root)
     return code, skipped
+
+
+def pending_outputs(name: str, root: str | Path = ".") -> set[str] | None:
+    """Outputs a run of this spec would (re)write: `snakemake --summary`, plan column
+    'update pending'.  None when Snakemake could not say."""
+    result = subprocess.run(snakemake_command("--summary", "--cores", "1", "--config",
+                                              f"spec={name}"),
+                            cwd=root, capture_output=True, text=True)
+    if result.returncode != 0:
+        return None
+    return parse_summary(result.stdout)
+
+
+def parse_summary(text: str) -> set[str]:
+    """The 'update pending' files of `snakemake --summary` (tab-separated, a header row)."""
+    pending = set()
+    for line in text.splitlines():
+        fields = line.split("\t")
+        if len(fields) >= 2 and fields[0] != "output_file" and fields[-1] == "update pending":
+            pending.add(fields[0])
+    return pending
+
+
+def read_only_links(plan: Plan, root: str | Path = ".") -> list[str]:
+    """Output files that DVC linked into its cache (a second hard link) and made read-only,
+    which this user cannot write (root can: it ignores the mode)."""
+    found = []
+    for job in plan.jobs:
+        for name, path in job.outputs.items():
+            full = Path(root) / path
+            if name in job.directories or full.is_symlink() or not full.is_file():
+                continue  # Snakemake never calls a folder or a symlink write-protected
+            if full.stat().st_nlink > 1 and not os.access(full, os.W_OK):
+                found.append(path)
+    return found
+
+
+def release_linked_outputs(plan: Plan, root: str | Path = ".",
+                           pending=pending_outputs) -> list[str]:
+    """Delete the read-only linked outputs that the run is about to rewrite.
+
+    With a linking DVC cache (.dvc/config cache.type) DVC makes every output a read-only link
+    into .dvc/cache, and Snakemake refuses to rerun a job whose old output a user cannot write
+    ("ProtectedOutputException: Write-protected output files").  Snakemake deletes a rerun
+    job's outputs anyway before running it, and DVC's cache keeps them, so this only does that
+    step first.  Returns the files deleted (none for root or a copying cache: no Snakemake
+    call then)."""
+    linked = read_only_links(plan, root)
+    if not linked:
+        return []
+    rerun = pending(plan.spec, root)
+    if rerun is None:
+        return []  # Snakemake itself will say what is wrong
+    doomed = [path for path in linked if path in rerun]
+    for path in doomed:
+        (Path(root) / path).unlink()
+    return doomed

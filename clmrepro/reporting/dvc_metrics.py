@@ -16,7 +16,6 @@ import csv
 import io
 import json
 from collections import defaultdict
-from pathlib import Path
 
 # `dvc plots` settings of mra_by_attack.csv (DVC's bar_horizontal template: one bar per cell,
 # revisions side by side in `dvc plots diff`).
@@ -73,9 +72,8 @@ def plot_csv(records: list[dict]) -> str:
 def write_dvc_views(records: list[dict], summary: dict | None, outputs: dict,
                     write_text=None) -> list[str]:
     """Write the views the job declares (``dvc_metrics``, ``mra_by_attack``); returns them."""
-    if write_text is None:
-        def write_text(path, text):
-            Path(path).write_text(text, encoding="utf-8")
+    if write_text is None:  # atomic: the old file may be a hardlink into DVC's cache
+        from clmrepro.core.checkpoints import atomic_write_text as write_text
     written = []
     if "dvc_metrics" in outputs:
         text = json.dumps(flat_metrics(records, summary), indent=2, sort_keys=True) + "\n"

@@ -7,6 +7,7 @@ reproduced-vs-paper MRA bars. Each function writes its files and returns what it
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import numpy as np  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from clmrepro.core.checkpoints import atomic_write_bytes  # noqa: E402
 from clmrepro.reporting.paper import ATTACK_LABELS, REGIME_LABELS  # noqa: E402
 from clmrepro.reporting.estimates import replicate  # noqa: E402
 from clmrepro.reporting.tables import (PaperTableView, eps_text, methods_text,  # noqa: E402
@@ -34,9 +36,18 @@ class FigureFile:
     caption: str
 
 
-def _save(fig: Figure, directory: Path, name: str) -> None:
+def save_png(fig: Figure, path: Path) -> None:
+    """Render in memory, then replace the file atomically like every other artifact: with a
+    linking DVC cache (.dvc/config cache.type) the old file may be a hardlink into the cache,
+    and writing into it in place (root ignores its read-only mode) would change the cache."""
     FigureCanvasAgg(fig)
-    fig.savefig(directory / name, dpi=80, metadata=_PNG_METADATA)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80, metadata=_PNG_METADATA)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _save(fig: Figure, directory: Path, name: str) -> None:
+    save_png(fig, directory / name)
 
 
 def _slug(*parts: object) -> str:

@@ -14,13 +14,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from clmrepro.reporting.dvc_metrics import cells  # noqa: E402
-from clmrepro.reporting.figures import FigureFile  # noqa: E402
+from clmrepro.reporting.figures import FigureFile, save_png  # noqa: E402
 
-_PNG_METADATA = {"Software": None}  # equal bytes on every rerun (as reporting.figures)
 _STYLE = {"paper": "-", "transfer": ":", "adaptive": "--"}
 
 
@@ -93,8 +91,7 @@ def sweep_figures(records: list[dict], sweeps: list[dict], directory: str | Path
         ax.set_title(title, fontsize=10)
         fig.tight_layout()
         name = f"sweep-{sweep['experiment']}-{sweep['id']}.png".replace("/", "_")
-        FigureCanvasAgg(fig)
-        fig.savefig(directory / name, dpi=80, metadata=_PNG_METADATA)
+        save_png(fig, directory / name)
         what = ("attack" if sweep["entry"] == "population" else "population") + \
             " and threat model (solid: the paper's protocol, dotted: transfer, dashed: adaptive)"
         out.append(FigureFile(name, title, f"One line per {what}; MRA averaged over replicates. "

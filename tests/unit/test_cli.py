@@ -53,6 +53,18 @@ def test_plan_shows_jobs_and_estimate(capsys, monkeypatch):
     assert "replicates" not in out  # K = 1: nothing to say
 
 
+def test_plan_shows_what_each_stage_writes(capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert main(["plan", "specs/smoke.yaml", "--summary"]) == 0
+    out = capsys.readouterr().out
+    # 20 attack jobs x (200 clean + 200 paper + 4 x 200 transfer + 200 adaptive images of
+    # 1x32x32 float32, + labels and crafters) = 115 MB (tests/unit/plan/test_storage.py)
+    assert re.search(r"^attack +20 +.+ +115 MB$", out, re.M)
+    assert re.search(r"^total +29 +.+ +121 MB$", out, re.M)
+    assert "with DVC's cache 241 MB when it copies (DVC's default), 121 MB when it links" in out
+    assert "Data mnist-5k (outside the pipeline's outputs" in out
+
+
 def test_plan_shows_the_cost_of_replicates_and_the_hours_subsets_save(capsys, monkeypatch):
     import clmrepro.plan.summary as summary
 

@@ -24,6 +24,9 @@ LAYERS = {
     "plan": 3,
     "reporting": 4, "compiled": 4,
     "emit": 5, "steps": 5, "lab": 5,
+    # doctor: checks a compiled plan (plan.storage for the disk, runlock for the checkout)
+    # against this machine; torch only in a child process, so the CLI may import it
+    "doctor": 5,
     "cli": 6,
 }
 CORE_SUBSYSTEMS = ("training", "attacks")
