@@ -59,6 +59,7 @@ for _spec, _plan in PLANS.items():
             _plan.final_outputs(),
 
 
+include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/retrain.smk"
 include: "workflow/rules/attack.smk"

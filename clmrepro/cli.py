@@ -204,7 +204,6 @@ def _clear_stale_snakemake_lock(lock: RunLock) -> None:
 def cmd_run(args) -> int:
     """Compile one spec and run only it: other compiled specs are neither run nor recorded."""
     from clmrepro.emit import emit_all
-    from clmrepro.plan import paths
 
     # the whole run holds the checkout: compile, Snakemake, dvc commit, restore
     with hold("clmrepro run") as lock:
@@ -216,8 +215,9 @@ def cmd_run(args) -> int:
             command += ["--resources", f"gpu={args.gpus}"]
         code = _call(command + ["--config", f"spec={plan.spec}"], lock)
         if code == 0 and Path(".dvc").is_dir() and not args.no_dvc:
+            # the spec's own stages and the shared data stages it reads
             code = _call([sys.executable, "-m", "dvc", "commit", "--force", "--quiet",
-                          paths.spec_dvc_yaml(plan.spec)], lock)
+                          *plan.dvc_files()], lock)
             if code == 0:
                 # dvc commit rewrites the outputs' files; without this Snakemake reruns everything
                 args.specs = [plan.spec]

@@ -41,7 +41,9 @@ def test_compile_writes_the_layout(tmp_path, monkeypatch):
     plan = json.loads((tmp_path / paths.plan_file("tiny")).read_text())
     assert plan["spec"] == "tiny" and plan["spec_path"] == "specs/tiny.yaml"
     assert (tmp_path / "dvc.yaml").read_text().startswith("# generated")
-    assert len(list((tmp_path / paths.jobs_dir("tiny")).glob("*.json"))) == len(plan["jobs"]) == 9
+    # 9 job files of the spec, and the shared one of its data job
+    assert len(list((tmp_path / paths.jobs_dir("tiny")).glob("*.json"))) == len(plan["jobs"]) - 1 == 9
+    assert (tmp_path / paths.data_job_file("mnist-5k", "data")).is_file()
 
 
 def test_plan_shows_jobs_and_estimate(capsys, monkeypatch):
@@ -49,7 +51,7 @@ def test_plan_shows_jobs_and_estimate(capsys, monkeypatch):
     assert main(["plan", "specs/smoke.yaml"]) == 0
     out = capsys.readouterr().out
     assert "attack-mnist-clm-adv-eot-pgd-0.3" in out
-    assert re.search(r"^total +29 ", out, re.M)
+    assert re.search(r"^total +30 ", out, re.M)   # 29 + the data job
     assert "replicates" not in out  # K = 1: nothing to say
 
 

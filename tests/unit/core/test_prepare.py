@@ -330,6 +330,13 @@ def test_mnist5k_is_checked_against_mlxtends_file(tmp_path, monkeypatch):
     assert not data_out.exists()
 
 
+def test_the_plan_prepares_exactly_the_datasets_core_can():
+    from clmrepro.core.prepare import PREPARABLE
+    from clmrepro.plan.compile import PREPARED_DATASETS
+
+    assert sorted(PREPARED_DATASETS) == sorted(PREPARABLE) == ["cifar10", "mnist", "mnist-5k"]
+
+
 def test_a_foreign_prepared_file_is_refused_in_one_line(tmp_path):
     path = tmp_path / "mnist.pt"
     torch.save({"x": torch.zeros(2, 1, 32, 32, dtype=torch.uint8), "y": torch.zeros(2, dtype=torch.long)},
