@@ -1,4 +1,4 @@
-"""Where a report's numbers came from: spec, code, environment, seeds, cost per job.
+"""Where a report's numbers came from: spec, code, environment, seeds, data, cost per job.
 
 None of this goes into metrics.json (it varies between machines); it is shown in the report.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import subprocess
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -24,6 +25,16 @@ class JobCost:
 
 
 @dataclass
+class DatasetSource:
+    """One prepared dataset the spec read: its manifest (written by the data job) and that
+    file's sha256, which pins the source files, the versions and the decoded bytes at once."""
+    dataset: str
+    manifest: str
+    manifest_sha256: str
+    data_sha256: str
+
+
+@dataclass
 class Provenance:
     spec_path: str
     spec_sha256: str
@@ -34,6 +45,7 @@ class Provenance:
     seed: str
     benchmarks_dir: str
     costs: list[JobCost] = field(default_factory=list)
+    datasets: list[DatasetSource] = field(default_factory=list)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -99,8 +111,21 @@ def job_costs(benchmarks_dir: str | Path) -> list[JobCost]:
     return [read_benchmark(p) for p in sorted(directory.glob("*.tsv"))]
 
 
+def dataset_source(manifest: str | Path) -> DatasetSource:
+    """What the report says of one data manifest (NOT_RECORDED for what cannot be read)."""
+    try:
+        content = json.loads(Path(manifest).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        content = {}
+    content = content if isinstance(content, dict) else {}
+    data = content.get("data") if isinstance(content.get("data"), dict) else {}
+    return DatasetSource(dataset=str(content.get("dataset", NOT_RECORDED)), manifest=str(manifest),
+                         manifest_sha256=sha256_file(manifest),
+                         data_sha256=str(data.get("sha256", NOT_RECORDED)))
+
+
 def collect(params: dict, spec_path: str | None, lock_path: str | Path, benchmarks_dir: str | Path,
-            repo_root: str | Path = ".") -> Provenance:
+            repo_root: str | Path = ".", manifests: list[str] | None = None) -> Provenance:
     spec_hash = sha256_file(spec_path) if spec_path else NOT_RECORDED
     if spec_hash == NOT_RECORDED and params.get("spec_sha256"):
         spec_hash = str(params["spec_sha256"])
@@ -114,4 +139,5 @@ def collect(params: dict, spec_path: str | None, lock_path: str | Path, benchmar
         seed=str(params.get("seed", NOT_RECORDED)),
         benchmarks_dir=str(benchmarks_dir),
         costs=job_costs(benchmarks_dir),
+        datasets=[dataset_source(path) for path in manifests or []],
     )
