@@ -162,3 +162,34 @@ def test_paper_dag_has_one_local_data_job_per_dataset_upstream_of_its_readers(tm
         # every job that reads the dataset, the report (its manifest), the target; no other
         assert fed == rules | {"job_paper__report", "all"}, name
         assert not {producer for producer, consumer in edges if consumer == f"data_{name}"}
+
+
+def test_a_rewritten_prepared_dataset_leaves_every_spec_current(tmp_path):
+    """`dvc commit`/`dvc pull` rewrite the shared prepared file in place; compared by time, one
+    spec's run would then put every other spec reading the dataset out of date."""
+    text = (ROOT / "specs/smoke.yaml").read_text()
+    plan = compile_spec(parse_spec(text), "specs/smoke.yaml")
+    where = workspace(tmp_path, plan, text)
+    stamp = 1_000_000_000
+    for job in plan.jobs:            # every output present, written in DAG order
+        stamp += 10
+        for path in job.output_paths():
+            target = where / path
+            if job.directories and path.endswith("figures"):
+                target.mkdir(parents=True, exist_ok=True)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(b"x")
+            os.utime(target, (stamp, stamp))
+    for source in [*(where / "workflow/compiled").rglob("*.json"), *(where / "specs").iterdir()]:
+        os.utime(source, (1_000_000_000, 1_000_000_000))   # job files and specs: older
+    assert "Nothing to be done" in dry_run(where)
+    prepared = where / "data/prepared/mnist-5k.pt"
+    os.utime(prepared, (stamp + 100, stamp + 100))
+    os.utime(prepared.with_name("mnist-5k.manifest.json"), (stamp + 100, stamp + 100))
+    assert "Nothing to be done" in dry_run(where)
+    # any other input still counts by time: a newer population reruns what reads it
+    population = where / "results/smoke/mnist/ulm/population.pt"
+    os.utime(population, (stamp + 100, stamp + 100))
+    counts = jobs_of(dry_run(where))
+    assert counts["job_smoke__retrain_mnist_clm"] == 1 and "data_mnist_5k" not in counts
