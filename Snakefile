@@ -26,6 +26,17 @@ onstart:
     hold_for_snakemake()
 
 
+def inputs_of(job):
+    """Declared inputs.  The prepared datasets and their manifests (inputs data, manifests) are
+    compared as `ancient`: every compiled spec reads them, and `dvc commit`/`dvc pull` rewrite
+    them in place, so their times say nothing of their bytes (checked against sha256s; DVC
+    compares bytes).  Compared by time, running or restoring one spec would make every other
+    spec's jobs look out of date."""
+    return {name: ([ancient(p) for p in path] if isinstance(path, list) else ancient(path))
+            if name in ("data", "manifests") else path
+            for name, path in job.inputs.items()}
+
+
 def outputs_of(job):
     """Declared outputs, with folders (the report's figures) marked as such."""
     return {name: directory(path) if name in job.directories else path
@@ -59,6 +70,7 @@ for _spec, _plan in PLANS.items():
             _plan.final_outputs(),
 
 
+include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/retrain.smk"
 include: "workflow/rules/attack.smk"

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from clmrepro.plan.model import load_plan
 
-STAGES = ("train", "retrain", "attack", "evaluate", "report")
+STAGES = ("data", "train", "retrain", "attack", "evaluate", "report")
 GOAL = (0.7, 1.3)
 
 

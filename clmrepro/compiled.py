@@ -56,17 +56,30 @@ def spec_rule_name(spec: str) -> str:
 
 
 class SpecJob(PlannedJob):
-    """A planned job whose Snakemake rule name carries its spec (job_smoke__train_mnist_ulm)."""
+    """A planned job whose Snakemake rule name carries its spec (job_smoke__train_mnist_ulm);
+    a data job's carries its shared pipeline instead (data_mnist_5k), as every spec that
+    reads the dataset plans the very same job."""
 
     @property
     def rule_name(self) -> str:
+        if self.stage == "data":
+            dataset = self.job["params"]["dataset"]
+            return "data_" + _identifier(paths.data_key(dataset["name"], dataset["root"]))
         return "job_" + _identifier(f"{self.job['spec']}__{self.id}")
 
 
 def snakemake_plan(plans: dict[str, Plan]) -> Plan:
-    """Every job of the chosen plans in one Plan for the rules in workflow/rules/."""
-    jobs = [SpecJob(**{name: getattr(job, name) for name in PlannedJob.__dataclass_fields__})
-            for plan in plans.values() for job in plan.jobs]
+    """Every job of the chosen plans in one Plan for the rules in workflow/rules/; a data job
+    that several specs plan (one job file, workflow/compiled/_data/) is one rule."""
+    jobs, shared = [], set()
+    for plan in plans.values():
+        for job in plan.jobs:
+            if job.stage == "data":
+                if job.job_file in shared:
+                    continue
+                shared.add(job.job_file)
+            jobs.append(SpecJob(**{name: getattr(job, name)
+                                   for name in PlannedJob.__dataclass_fields__}))
     seen: dict[str, str] = {}
     for job in jobs:
         if job.rule_name in seen:
@@ -74,6 +87,21 @@ def snakemake_plan(plans: dict[str, Plan]) -> Plan:
                               f"get the same Snakemake rule name {job.rule_name}; rename a spec")
         seen[job.rule_name] = f"{job.job['spec']}/{job.id}"
     return Plan(spec="+".join(plans), spec_path="", spec_sha256="", jobs=jobs)
+
+
+def _remove_unused_data_pipelines(root: Path) -> list[str]:
+    """Shared data pipelines (workflow/compiled/_data/<key>/) that no compiled spec plans any
+    more; the prepared files stay (other checkouts may share the data folder)."""
+    used = {job.job_file.rsplit("/", 1)[0] for plan in load_plans(ALL, root).values()
+            for job in plan.stage("data")}
+    removed = []
+    shared = root / paths.DATA_PIPELINES
+    for folder in sorted(shared.iterdir() if shared.is_dir() else []):
+        relative = f"{paths.DATA_PIPELINES}/{folder.name}"
+        if folder.is_dir() and relative not in used:
+            shutil.rmtree(folder)
+            removed.append(relative)
+    return removed
 
 
 def remove_spec(name: str, root: str | Path = ".", outputs: bool = False) -> list[str]:
@@ -84,6 +112,7 @@ def remove_spec(name: str, root: str | Path = ".", outputs: bool = False) -> lis
     root = Path(root)
     removed = [paths.compiled_dir(name)]
     shutil.rmtree(root / paths.compiled_dir(name))
+    removed += _remove_unused_data_pipelines(root)
     if outputs:
         for folder in (paths.spec_results_dir(name), paths.report_dir(name),
                        paths.spec_state_dir(name)):

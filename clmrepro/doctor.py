@@ -275,7 +275,8 @@ def check_data(plan: Plan, root: Path,
 
 def _missing_bytes(plan: Plan, root: Path) -> tuple[int, int, int]:
     """(outputs not on disk yet, the largest job's resumable state, dataset bytes to download
-    or decode)."""
+    or decode).  A data job's decoded file is one of the plan's outputs; a dataset without one
+    (fake-cifar10) is decoded into core.data's cache."""
     sizes = plan_bytes(plan)
     outputs = sum(size for job in sizes.jobs for name, size in job.outputs.items()
                   if not (root / job.paths[name]).exists())
@@ -288,7 +289,7 @@ def _missing_bytes(plan: Plan, root: Path) -> tuple[int, int, int]:
             fetch += data.raw
         # core.data's decoded copy: <root>/cache/<name>-<16 hex digits: the sources' key>.pt
         # (not a bare `mnist-*`, which would take mnist-5k's cache for MNIST's)
-        if not any((root / dataset.get("root", "data") / "cache").glob(f"{data.name}-{'?' * 16}.pt")):
+        if prepared is None and not any((root / dataset.get("root", "data") / "cache").glob(f"{data.name}-{'?' * 16}.pt")):
             fetch += data.decoded
     return outputs, state, fetch
 

@@ -68,12 +68,13 @@ def snakemake_pending(name: str, root: str | Path = ".") -> int | None:
     return int(match.group(1)) - 1  # the table counts the `all` target as a job
 
 
-def dvc_changed(name: str, root: str | Path = ".") -> int | None:
-    """Stages of this spec's dvc.yaml that `dvc status` reports as changed; None without DVC."""
+def dvc_changed(name: str, root: str | Path = ".", files: list[str] | None = None) -> int | None:
+    """Stages that `dvc status` reports as changed in this spec's dvc.yaml and in ``files``
+    (``Plan.dvc_files``: with the shared data stages it reads); None without DVC."""
     if not (Path(root) / ".dvc").is_dir():
         return None
-    result = subprocess.run(dvc_command("status", "--json", paths.spec_dvc_yaml(name)), cwd=root,
-                            capture_output=True, text=True)
+    result = subprocess.run(dvc_command("status", "--json", *(files or [paths.spec_dvc_yaml(name)])),
+                            cwd=root, capture_output=True, text=True)
     try:
         return len(json.loads(result.stdout or "{}"))
     except json.JSONDecodeError:
@@ -89,7 +90,7 @@ def statuses(root: str | Path = ".", check_tools: bool = True) -> list[SpecStatu
             name=name, spec_path=plan.spec_path, jobs=len(plan.jobs), outputs_present=present,
             outputs_total=total,
             snakemake_pending=snakemake_pending(name, root) if check_tools else None,
-            dvc_changed=dvc_changed(name, root) if check_tools else None,
+            dvc_changed=dvc_changed(name, root, plan.dvc_files()) if check_tools else None,
             report=report if (Path(root) / report).is_file() else None))
     return out
 

@@ -10,7 +10,10 @@ import neither subsystem, and the two subsystems do not import each other.
 Shared pieces:
 
 ``models``      LeNet5, ResNet18, the counter-linked layer
-``data``        MNIST, CIFAR-10, the bundled MNIST-5k; the decoded-dataset cache
+``data``        MNIST, CIFAR-10, the bundled MNIST-5k; the decoded-dataset cache; the split
+``fetch``       one HTTP download into a temporary file, its length and md5 checked, renamed
+``sources``     each dataset's source files: torchvision's URLs and checksums, their layout
+``prepare``     the data stage: sources checked once (under a lock), decoded, with a manifest
 ``stacked``     ``StackedPopulation``: n submodels as one batched computation
 ``runtime``     how attack and scoring forward passes run (batched, precision, memory format)
 ``metrics``     per-submodel accuracy, MRA (eq. 6), the transfer matrix

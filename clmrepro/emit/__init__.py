@@ -1,11 +1,12 @@
-"""Emitters: a Plan becomes workflow/compiled/<spec>/ (plan, job files, its dvc.yaml), the
-shared config.yaml and top-level dvc.yaml, and the spec's JSON Schema."""
+"""Emitters: a Plan becomes workflow/compiled/<spec>/ (plan, job files, its dvc.yaml), the shared
+data pipelines workflow/compiled/_data/<key>/ (job file, dvc.yaml), the shared config.yaml and
+top-level dvc.yaml, and the spec's JSON Schema."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from clmrepro.emit.dvc import render_dvc_yaml, render_top_dvc_yaml
+from clmrepro.emit.dvc import render_data_dvc_yaml, render_dvc_yaml, render_top_dvc_yaml
 from clmrepro.emit.files import write_if_changed
 from clmrepro.emit.schema import render_schema
 from clmrepro.emit.snakemake import emit_compiled
@@ -18,7 +19,10 @@ def emit_all(plan: Plan, root: str | Path = ".") -> list[str]:
     Other compiled specs' files are never touched."""
     root = Path(root)
     written = emit_compiled(plan, root)
-    for relative, text in [(paths.spec_dvc_yaml(plan.spec), render_dvc_yaml(plan)),
+    data = [(paths.data_dvc_yaml(job.job["params"]["dataset"]["name"],
+                                 job.job["params"]["dataset"]["root"]), render_data_dvc_yaml(job))
+            for job in plan.stage("data")]
+    for relative, text in [*data, (paths.spec_dvc_yaml(plan.spec), render_dvc_yaml(plan)),
                            (paths.DVC_YAML, render_top_dvc_yaml()),
                            (paths.SCHEMA, render_schema())]:
         if write_if_changed(root / relative, text):
@@ -26,5 +30,5 @@ def emit_all(plan: Plan, root: str | Path = ".") -> list[str]:
     return written
 
 
-__all__ = ["emit_all", "render_dvc_yaml", "render_schema", "render_top_dvc_yaml",
+__all__ = ["emit_all", "render_data_dvc_yaml", "render_dvc_yaml", "render_schema", "render_top_dvc_yaml",
            "write_if_changed"]

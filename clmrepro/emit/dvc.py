@@ -6,6 +6,11 @@ project, so `dvc repro`, `dvc status`, `dvc metrics`, `dvc params` and `dvc plot
 take every compiled spec, and removing a spec is removing its folder (docs/lab.md says why this
 layout and not one file with prefixed stage names).
 
+Data stages are shared: each prepared dataset has its own ``workflow/compiled/_data/<key>/
+dvc.yaml`` (``render_data_dvc_yaml``), written by every spec that reads it in the same bytes,
+because one output declared by two stages makes DVC refuse the whole project.  The spec's
+stages depend on the prepared file, so DVC orders them after it.
+
 Snakemake executes; DVC records (`dvc commit -f`) and can still `dvc repro` alone
 (REFERENCE §4: parallel `dvc repro`s collide on DVC's lock, Snakemake does not).
 """
@@ -45,6 +50,10 @@ def _is_table_or_prose(value: object) -> bool:
         for item in value)
 
 
+def _wdir(folder: str) -> str:
+    return os.path.relpath(".", folder).replace(os.sep, "/")
+
+
 def _stage(job: PlannedJob, wdir: str) -> dict:
     outputs = dict(job.outputs)
     # wdir: paths in the stage (and in its dvc.lock) are the repository-relative paths that
@@ -65,12 +74,28 @@ def _stage(job: PlannedJob, wdir: str) -> dict:
 
 
 def render_dvc_yaml(plan: Plan) -> str:
-    """The spec's workflow/compiled/<spec>/dvc.yaml."""
-    wdir = os.path.relpath(".", paths.compiled_dir(plan.spec)).replace(os.sep, "/")
-    stages = {job.id: _stage(job, wdir) for job in plan.jobs}
+    """The spec's workflow/compiled/<spec>/dvc.yaml (every stage but the shared data ones)."""
+    wdir = _wdir(paths.compiled_dir(plan.spec))
+    stages = {job.id: _stage(job, wdir) for job in plan.jobs if job.stage != "data"}
     header = "# " + HEADER.format(source=plan.spec_path) + "\n"
-    body = yaml.safe_dump({"stages": stages}, sort_keys=False, width=1000, allow_unicode=True)
-    return header + body
+    return header + _dump(stages)
+
+
+def render_data_dvc_yaml(job: PlannedJob) -> str:
+    """One data job's shared workflow/compiled/_data/<key>/dvc.yaml.  Its outputs are cached,
+    so `dvc push` / `dvc pull` carry the prepared bytes to a machine without network; a dataset
+    root outside the checkout is recorded by hash only (DVC 3 caches nothing outside it)."""
+    dataset = job.job["params"]["dataset"]
+    stage = _stage(job, _wdir(paths.data_pipeline_dir(dataset["name"], dataset["root"])))
+    if not paths.inside_repository(dataset["root"]):
+        stage["outs"] = [{path: {"cache": False}} for path in stage["outs"]]
+    return (f"# {SHARED_HEADER}\n# The data stage of every compiled spec that reads "
+            f"{dataset['name']} from {dataset['root']} (docs/data.md).\n"
+            + _dump({job.id: stage}))
+
+
+def _dump(stages: dict) -> str:
+    return yaml.safe_dump({"stages": stages}, sort_keys=False, width=1000, allow_unicode=True)
 
 
 def render_top_dvc_yaml() -> str:

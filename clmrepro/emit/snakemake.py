@@ -27,12 +27,13 @@ def emit_compiled(plan: Plan, root: Path) -> list[str]:
             written.append(relative)
     wanted = set()
     for job in plan.jobs:
-        wanted.add(Path(job.job_file).name)
+        wanted.add(job.job_file)
+        # a data job's file is shared (workflow/compiled/_data/): the same bytes from every spec
         if write_if_changed(root / job.job_file, dumps(job.job)):
             written.append(job.job_file)
     jobs_dir = root / paths.jobs_dir(plan.spec)
     for stale in sorted(jobs_dir.glob("*.json")):
-        if stale.name not in wanted:
+        if f"{paths.jobs_dir(plan.spec)}/{stale.name}" not in wanted:
             stale.unlink()
             written.append(f"{paths.jobs_dir(plan.spec)}/{stale.name} (removed)")
     return written

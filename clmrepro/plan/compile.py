@@ -1,7 +1,9 @@
 """compile_spec(spec) -> Plan: a pure function; the job list that Snakemake and DVC both run.
 
-Per population and replicate: one train (or retrain) job, one benign evaluate job, and one
-attack job per (attack, eps) that crafts and scores (docs/architecture.md, "Job file").
+One data job per dataset the spec reads from files (``data-<name>``: fetch, check, decode once;
+every job of that dataset takes its prepared file as ``inputs.data``).  Per population and
+replicate: one train (or retrain) job, one benign evaluate job, and one attack job per (attack,
+eps) that crafts and scores (docs/architecture.md, "Job file").  Then the report job.
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ from clmrepro.spec.checks import population_order
 from clmrepro.spec.models import Experiment, Population, Spec
 
 GPU_SLOT = "python -m clmrepro.steps.gpu_slot"
-STEP_MODULE = {"train": "train", "retrain": "train", "attack": "attack", "evaluate": "evaluate",
-               "sanity": "sanity", "report": "report"}
+STEP_MODULE = {"data": "data", "train": "train", "retrain": "train", "attack": "attack",
+               "evaluate": "evaluate", "sanity": "sanity", "report": "report"}
+# The datasets with a data job (core.prepare.PREPARABLE, which imports torch): fake-cifar10 is
+# generated at load time from its sizes and split_seed, so it has no file to fetch or check.
+PREPARED_DATASETS = ("mnist", "cifar10", "mnist-5k")
 # A ResNet18 job (CIFAR batches of 200) keeps a GPU busy on its own; LeNet5 jobs are too small
 # to, so several share one GPU (issue 10; `slots_per_gpu` in workflow/profiles/*/config.yaml).
 WHOLE_GPU_ARCHITECTURES = ("resnet18",)
@@ -54,12 +59,43 @@ class Replicate:
 
 
 def compile_spec(spec: Spec, spec_path: str) -> Plan:
-    jobs: list[PlannedJob] = []
+    jobs: list[PlannedJob] = _data_jobs(spec)
     for experiment in spec.experiments:
         for index in range(experiment.replicates):
             jobs += _replicate_jobs(spec, experiment, Replicate(index, experiment.replicates))
     jobs.append(_report_job(spec, spec_path, jobs))
     return Plan(spec=spec.name, spec_path=spec_path, spec_sha256=spec_sha256(spec), jobs=jobs)
+
+
+def _data_jobs(spec: Spec) -> list[PlannedJob]:
+    """One per dataset read from files (a spec reads each from one root, spec.checks), in the
+    order of first use.  Its job file, log and DVC stage are shared by every compiled spec that
+    reads the dataset (plan.paths), so the job holds nothing of the spec: the same bytes
+    whichever spec wrote it (the root, too, is written one way: ``data/`` is ``data``)."""
+    jobs = {}
+    for experiment in spec.experiments:
+        name, root = experiment.dataset.name, paths.data_root(experiment.dataset.root)
+        if name not in PREPARED_DATASETS or paths.data_key(name, root) in jobs:
+            continue
+        job = {"id": paths.data_job_id(name), "stage": "data", "spec": "", "experiment": "",
+               "threads": 1, "device": "cpu", "gpu": False, "inputs": {},
+               "outputs": paths.data_outputs(name, root),
+               "params": {"dataset": {"name": name, "root": root}}}
+        job_file = paths.data_job_file(name, root)
+        seconds = estimate_seconds(job)
+        resources = {"gpu": 0, "gpu_whole": False, "mem_mb": memory_mb("", "data"),
+                     "runtime": runtime_minutes(seconds), "threads": 1}
+        jobs[paths.data_key(name, root)] = PlannedJob(
+            job=job, job_file=job_file, cmd=f"python -m clmrepro.steps.data {job_file}",
+            log=paths.data_log(name, root), benchmark=paths.data_benchmark(name, root),
+            resources=resources, estimate_s=round(seconds, 3))
+    return list(jobs.values())
+
+
+def _data_input(experiment: Experiment) -> dict:
+    """``{"data": prepared file}`` for the jobs of an experiment whose dataset has a data job."""
+    name, root = experiment.dataset.name, experiment.dataset.root
+    return {"data": paths.prepared_data(name, root)} if name in PREPARED_DATASETS else {}
 
 
 def _planned(spec: Spec, job: dict, directories: list[str] | None = None) -> PlannedJob:
@@ -108,6 +144,7 @@ def _replicate_jobs(spec: Spec, experiment: Experiment, rep: Replicate) -> list[
                   "adversarial": defaults.adversarial_block(population, experiment), **running}
         # Replicate r retrains its parent's replicate r, so ULM/CLM pairs stay paired.
         inputs = {"init": paths.population(name, exp, source, at)} if source else {}
+        inputs.update(_data_input(experiment))
         outputs = {"population": paths.population(name, exp, pop_id, at),
                    "record": paths.training_record(name, exp, pop_id, at)}
         job = _job(spec, rep.job_id(f"{stage}-{exp}-{pop_id}"), stage, exp,
@@ -130,7 +167,7 @@ def _evaluation_jobs(spec: Spec, experiment: Experiment, rep: Replicate,
         if population.id not in chosen:
             continue
         pop = population.id
-        model = {"population": paths.population(name, exp, pop, at)}
+        model = {"population": paths.population(name, exp, pop, at), **_data_input(experiment)}
         base = {**common, "population": _population_block(population), **scoring}
         job = _job(spec, rep.job_id(f"evaluate-{exp}-{pop}-benign"), "evaluate", exp,
                    rep.seed(spec.seed, exp, pop, "evaluate", "benign"), model,
@@ -178,6 +215,8 @@ def _report_job(spec: Spec, spec_path: str, jobs: list[PlannedJob]) -> PlannedJo
                           if job.stage in ("train", "retrain")],
               "analyses": [job.outputs["analysis"] for job in scored if "analysis" in job.outputs],
               "sanity": [job.outputs["sanity"] for job in jobs if job.stage == "sanity"],
+              # the report names each dataset's manifest (reporting.provenance)
+              "manifests": [job.outputs["manifest"] for job in jobs if job.stage == "data"],
               "paper_tables": spec.paper_tables, "spec": spec_path}
     attacks = {}
     for job in jobs:

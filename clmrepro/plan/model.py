@@ -6,6 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from clmrepro.plan import paths
+
 # 2: fused attack jobs (craft + score), replicates, resources.gpu_whole
 SCHEMA_VERSION = 2
 
@@ -70,6 +72,14 @@ class Plan:
 
     def final_outputs(self) -> list[str]:
         return [path for job in self.jobs for path in job.output_paths()]
+
+    def dvc_files(self) -> list[str]:
+        """The DVC pipelines that hold this spec's stages: its own dvc.yaml and the shared one
+        of each dataset it prepares (`dvc status` / `dvc commit` of the spec take them all)."""
+        data = [paths.data_dvc_yaml(job.job["params"]["dataset"]["name"],
+                                    job.job["params"]["dataset"]["root"])
+                for job in self.stage("data")]
+        return [paths.spec_dvc_yaml(self.spec), *data]
 
     def to_dict(self) -> dict:
         return asdict(self)

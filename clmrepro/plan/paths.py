@@ -8,6 +8,7 @@ and an int for the replicate layout; ``layout_replicate(r, K)`` picks between th
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import re
 
@@ -17,6 +18,12 @@ SCHEMA = "workflow/schemas/spec.schema.json"
 DVC_YAML = "dvc.yaml"
 RESULTS = "results"
 STATE = ".clmrepro-state"
+# The data pipelines every compiled spec shares: one folder per prepared dataset, named so no
+# spec can own it (spec names start with a letter or digit).  A spec's own dvc.yaml cannot hold
+# the data stage: two compiled specs using one dataset would then declare the same output
+# twice, and DVC refuses every command of such a project ("output ... is specified in ...").
+DATA_PIPELINES = f"{COMPILED}/_data"
+DEFAULT_DATA_ROOT = "data"
 
 
 def format_eps(eps: float) -> str:
@@ -145,6 +152,65 @@ def log(spec: str, job: str) -> str:
 
 def benchmark(spec: str, job: str) -> str:
     return f"{RESULTS}/{spec}/benchmarks/{job}.tsv"
+
+
+def data_root(root: str) -> str:
+    """A dataset root as the shared data job writes it: ``data/`` and ``./data`` are ``data``."""
+    return posixpath.normpath(root)
+
+
+def data_key(name: str, root: str) -> str:
+    """The shared data pipeline of dataset ``name`` under ``root``: the name for the default
+    root, else the name and 8 hex digits of the root (two roots never share a pipeline)."""
+    root = data_root(root)  # data/ and ./data are data: one prepared file, one job
+    if root == DEFAULT_DATA_ROOT:
+        return name
+    return f"{name}-{hashlib.sha256(root.encode()).hexdigest()[:8]}"
+
+
+def data_job_id(name: str) -> str:
+    return f"data-{name}"
+
+
+def data_pipeline_dir(name: str, root: str) -> str:
+    """The job file, dvc.yaml and dvc.lock of one dataset's data stage."""
+    return f"{DATA_PIPELINES}/{data_key(name, root)}"
+
+
+def data_job_file(name: str, root: str) -> str:
+    return f"{data_pipeline_dir(name, root)}/job.json"
+
+
+def data_dvc_yaml(name: str, root: str) -> str:
+    return f"{data_pipeline_dir(name, root)}/dvc.yaml"
+
+
+def data_log(name: str, root: str) -> str:
+    return f"{RESULTS}/_data/logs/{data_key(name, root)}.log"
+
+
+def data_benchmark(name: str, root: str) -> str:
+    return f"{RESULTS}/_data/benchmarks/{data_key(name, root)}.tsv"
+
+
+def prepared_data(name: str, root: str) -> str:
+    """The decoded dataset every job of the spec reads (written by the data job)."""
+    return posixpath.normpath(posixpath.join(root, "prepared", f"{name}.pt"))
+
+
+def prepared_manifest(name: str, root: str) -> str:
+    """Where the prepared data came from: source files, versions, its own sha256."""
+    return posixpath.normpath(posixpath.join(root, "prepared", f"{name}.manifest.json"))
+
+
+def data_outputs(name: str, root: str) -> dict[str, str]:
+    return {"data": prepared_data(name, root), "manifest": prepared_manifest(name, root)}
+
+
+def inside_repository(path: str) -> bool:
+    """A relative path that stays inside the checkout (DVC 3 caches nothing outside it)."""
+    normal = posixpath.normpath(path)
+    return not posixpath.isabs(normal) and normal != ".." and not normal.startswith("../")
 
 
 def report_dir(spec: str) -> str:

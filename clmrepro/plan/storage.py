@@ -52,6 +52,7 @@ F32_CHARS, F64_CHARS = 20, 18
 TORCH_SAVE_OVERHEAD = {"lenet5": (786, 6694), "resnet18": (39, 36060)}
 # a torch.save of a few tensors and a small dict (adversarial.pt, a chunk, a decoded dataset)
 SMALL_SAVE_OVERHEAD = 3_000
+PACKED_FORMAT = "packbits-base64"  # core.per_image.FORMAT
 GENERATOR_STATE = 5_056  # torch.Generator().get_state() on the CPU (mt19937 + extras)
 
 
@@ -193,14 +194,22 @@ def adversarial_bytes(job: dict) -> int:
     return total + SMALL_SAVE_OVERHEAD
 
 
+def packed_table(shape: tuple[int, ...]) -> dict:
+    """``core.per_image.pack`` of a boolean table: its bits packed 8 to a byte, in base64."""
+    return {"shape": list(shape), "format": PACKED_FORMAT,
+            "bits": "A" * _base64(math.ceil(math.prod(shape) / 8))}
+
+
 def _record(job: dict, n_images: int, **fields) -> dict:
-    """A scores record (docs/architecture.md, "Scores file") with ``n_images`` scored."""
+    """A scores record (docs/architecture.md, "Scores file") with ``n_images`` scored; its
+    per-image table (``correct``) is (n, N), or (n, n, N) for transfer (pass ``correct``)."""
     p, n = job["params"], _size(job)
     return {"experiment": job.get("experiment"), "dataset": p["dataset"]["name"],
             "architecture": p["architecture"], "population": p["population"]["id"],
             "regime": p["population"]["regime"], "replicate": int(p.get("replicate", 0)),
             "n_submodels": n, "n_samples": n_images, "paper": None, "transfer": None,
-            "mra": F64, "per_submodel": Repeat(_accuracy(n_images), n), **fields}
+            "mra": F64, "per_submodel": Repeat(_accuracy(n_images), n),
+            "correct": packed_table((n, n_images)), **fields}
 
 
 def attack_records(job: dict) -> list[dict]:
@@ -220,6 +229,7 @@ def attack_records(job: dict) -> list[dict]:
                                   "off_diagonal_mean": F64, "best_pair": [0, 1, acc],
                                   "worst_pair": [0, 1, acc]}
             fields["per_submodel"] = Repeat(F64, n)        # means over n - 1 crafters
+            fields["correct"] = packed_table((n, n, count))
         out.append(_record(job, count, **fields))
     return out
 
@@ -229,6 +239,50 @@ def benign_record(job: dict) -> dict:
                    int(job["params"]["dataset"]["n_test"]))
     return _record(job, n_images, attack="benign", eps=0.0, threat_model="paper",
                    crafting="each", attack_params=None)
+
+
+def sanity_file(job: dict) -> dict:
+    """The sanity job's check file (``steps.sanity``, ``core.attacks.sanity.check_threat``):
+    per threat model, each checking attack's parameters and per-image table, the traced PGD's
+    three per-image series (6 decimals), the zero-gradient count; the crafters drawn."""
+    p, n = job["params"], _size(job)
+    s = p["sanity"]
+    count = min(int(s["samples"]), int(p["dataset"]["n_test"]))
+    checks = set(s["checks"])
+    pgd = {"eps": float(s["eps"]), **s["pgd"]}
+    rounded = Num(8)  # round(v, 6) of a value in [0, 1]: "0.333333"
+    threats = {}
+    for threat in s["threat_models"]:
+        params = {"pgd": pgd}
+        if "convergence" in checks:
+            params["pgd-2x-steps"] = {**pgd, "steps": 2 * int(pgd["steps"])}
+            params["pgd-restarts"] = {**pgd, "random_start": True, "restarts": s["restarts"]}
+        if "unbounded" in checks and threat == "adaptive":
+            params["pgd-unbounded"] = s["unbounded"]
+        if "square" in checks:
+            params["square"] = {"eps": pgd["eps"], "n_queries": s["square_queries"],
+                                "p_init": s["square_p_init"], "loss": "margin",
+                                "resc_schedule": False,
+                                "target": "mean predicted probability of the population"}
+        if "noise" in checks:
+            params["noise"] = {"eps": pgd["eps"], "draws": s["noise_draws"]}
+        out: dict = {"attacks": {name: {"params": value, "correct": packed_table((n, count))}
+                                 for name, value in params.items()}}
+        if checks & {"convergence", "silent-success"}:
+            out["trace"] = {"objective": "expected cross-entropy over the submodels",
+                            "measure": "expected accuracy of random dispatch",
+                            "steps": pgd["steps"], "window": 10,
+                            "span_last10": Repeat(rounded, count),
+                            "path_best": Repeat(rounded, count), "final": Repeat(rounded, count)}
+        if "zero-gradient" in checks:
+            out["zero_gradient"] = {"loss": "dlr", "images": Num(len(str(count))), "of": count}
+        threats[threat] = out
+    population = p["population"]
+    return {"schema_version": 1, "experiment": job.get("experiment"),
+            "population": population["id"], "regime": population["regime"],
+            "replicate": int(p.get("replicate", 0)), "n_submodels": n, "eps": pgd["eps"],
+            "n_samples": count, "checks": list(s["checks"]),
+            "crafter": Repeat(Num(len(str(max(n - 1, 0)))), count), "threat_models": threats}
 
 
 def scores_file(records: list) -> dict:
@@ -325,11 +379,13 @@ def report_bytes(job: dict, jobs: list[dict]) -> dict[str, int]:
     for j, r in records:
         key = (j.get("experiment"), r["population"], r["attack"], r["eps"], r["threat_model"])
         cells.setdefault(key, _cell(j, r))
-    metrics = {"cells": list(cells.values()), "records": [r for _, r in records], "claims": [],
+    # metrics.json leaves the per-image tables out (reporting.build decodes and drops them)
+    public = [{k: v for k, v in r.items() if k != "correct"} for _, r in records]
+    metrics = {"cells": list(cells.values()), "records": public, "claims": [],
                "spec": job["params"].get("spec_name", ""), "schema_version": 2, "summary": {},
                "description": job["params"].get("description", "")}
     # figures show replicate 0 (reporting.figures.first_replicate)
-    first = [j for j in jobs if j["stage"] != "report" and int(j["params"].get("replicate") or 0) == 0]
+    first = [j for j in jobs if j["stage"] not in ("report", "data") and int(j["params"].get("replicate") or 0) == 0]
     figures, pairs = FIGURE_SPREAD, defaultdict(int)
     for j in first:
         n = _size(j)
@@ -452,6 +508,8 @@ def job_output_bytes(job: dict, jobs: list[dict] | None = None) -> dict[str, int
                  "analysis": file_bytes(analysis_file(job))}
     elif stage == "evaluate":
         sizes = {"scores": file_bytes(scores_file(attack_records(job)))}
+    elif stage == "sanity":
+        sizes = {"sanity": file_bytes(sanity_file(job))}
     elif stage == "report":
         sizes = report_bytes(job, jobs or [])
     elif stage == "data":
@@ -478,7 +536,9 @@ class JobBytes:
 @dataclass(frozen=True)
 class PlanBytes:
     jobs: list[JobBytes]
-    data: list[DataBytes]           # datasets the plan reads that no data job prepares
+    # what the datasets take outside the jobs' outputs: the downloads, and the decoded copy of
+    # a dataset no data job prepares (a data job's decoded file is its output)
+    data: list[DataBytes]
     stages: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -506,8 +566,11 @@ def plan_bytes(plan: Plan) -> PlanBytes:
     datasets = {}
     for job in plan.jobs:
         dataset = job.job["params"].get("dataset")
-        if dataset and dataset["name"] not in prepared:
-            datasets.setdefault(dataset["name"], dataset_bytes(dataset))
+        if dataset and dataset["name"] not in datasets:
+            found = dataset_bytes(dataset)
+            if dataset["name"] in prepared:
+                found = DataBytes(found.name, found.raw, 0, found.source)
+            datasets[dataset["name"]] = found
     return PlanBytes(jobs, list(datasets.values()), dict(stages))
 
 

@@ -257,7 +257,8 @@ def build_report(job: dict) -> None:
     # Snakemake's benchmark files, when present (clmrepro.plan.paths spells their place)
     benchmarks = Path(paths.benchmark(spec_name, "any")).parent
     provenance = collect(params, spec_path, "requirements.lock", benchmarks,
-                         trainings=[item["record"] for item in trainings])
+                         trainings=[item["record"] for item in trainings],
+                         manifests=_as_list(inputs.get("manifests")))
     data = ReportData(spec_name=spec_name, description=description,
                       departures=list(params.get("departures", [])), records=records,
                       trainings=trainings, analyses=analyses, tables=tables,

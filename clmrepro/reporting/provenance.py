@@ -1,4 +1,4 @@
-"""Where a report's numbers came from: spec, code, environment, seeds, cost per job.
+"""Where a report's numbers came from: spec, code, environment, seeds, data, cost per job.
 
 None of this goes into metrics.json (it varies between machines); it is shown in the report.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import subprocess
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -24,6 +25,16 @@ class JobCost:
 
 
 @dataclass
+class DatasetSource:
+    """One prepared dataset the spec read: its manifest (written by the data job) and that
+    file's sha256, which pins the source files, the versions and the decoded bytes at once."""
+    dataset: str
+    manifest: str
+    manifest_sha256: str
+    data_sha256: str
+
+
+@dataclass
 class Provenance:
     spec_path: str
     spec_sha256: str
@@ -36,6 +47,7 @@ class Provenance:
     costs: list[JobCost] = field(default_factory=list)
     machine: str = NOT_RECORDED            # CPU capability of the report job's machine
     training_machines: str = NOT_RECORDED  # the same, per training job (training.json)
+    datasets: list[DatasetSource] = field(default_factory=list)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -122,8 +134,22 @@ def this_machine() -> str:
     return describe_machine(machine())
 
 
+def dataset_source(manifest: str | Path) -> DatasetSource:
+    """What the report says of one data manifest (NOT_RECORDED for what cannot be read)."""
+    try:
+        content = json.loads(Path(manifest).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        content = {}
+    content = content if isinstance(content, dict) else {}
+    data = content.get("data") if isinstance(content.get("data"), dict) else {}
+    return DatasetSource(dataset=str(content.get("dataset", NOT_RECORDED)), manifest=str(manifest),
+                         manifest_sha256=sha256_file(manifest),
+                         data_sha256=str(data.get("sha256", NOT_RECORDED)))
+
+
 def collect(params: dict, spec_path: str | None, lock_path: str | Path, benchmarks_dir: str | Path,
-            repo_root: str | Path = ".", trainings: list[dict] | None = None) -> Provenance:
+            repo_root: str | Path = ".", trainings: list[dict] | None = None,
+            manifests: list[str] | None = None) -> Provenance:
     spec_hash = sha256_file(spec_path) if spec_path else NOT_RECORDED
     if spec_hash == NOT_RECORDED and params.get("spec_sha256"):
         spec_hash = str(params["spec_sha256"])
@@ -139,4 +165,5 @@ def collect(params: dict, spec_path: str | None, lock_path: str | Path, benchmar
         costs=job_costs(benchmarks_dir),
         machine=this_machine(),
         training_machines=training_machines(trainings or []),
+        datasets=[dataset_source(path) for path in manifests or []],
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass
 
 from clmrepro.spec.models import DATASET_SIZES, Experiment, Spec
@@ -24,6 +25,25 @@ def check_spec(spec: Spec) -> list[Problem]:
     problems += _duplicates([e.id for e in spec.experiments], ("experiments",), "experiment")
     for index, experiment in enumerate(spec.experiments):
         problems += _check_experiment(experiment, ("experiments", index))
+    problems += _dataset_roots(spec)
+    return problems
+
+
+def _dataset_roots(spec: Spec) -> list[Problem]:
+    """A spec prepares each dataset once (one data job, ``data-<name>``), so every experiment
+    reads it from the same folder."""
+    first: dict[str, tuple[str, str]] = {}
+    problems = []
+    for index, experiment in enumerate(spec.experiments):
+        data = experiment.dataset
+        if data.name not in first:
+            first[data.name] = (data.root, experiment.id)
+        elif posixpath.normpath(first[data.name][0]) != posixpath.normpath(data.root):
+            root, other = first[data.name]
+            problems.append(Problem(("experiments", index, "dataset", "root"),
+                                    f"experiment '{other}' reads {data.name} from '{root}'; one "
+                                    f"spec reads each dataset from one folder (got "
+                                    f"'{data.root}')"))
     return problems
 
 

@@ -96,7 +96,7 @@ def run_attack(job: Job, should_stop: StopCheck | None = None) -> None:
     _, models = load_population(population_path, device)
     models = runtime.prepare(models)
     largest = None if None in sizes.values() else max(sizes.values(), default=0)
-    x, y = load_test_set(p["dataset"], largest)
+    x, y = load_test_set(p["dataset"], largest, job["inputs"].get("data"))
     state_dir = attack_state_dir(job)
     store = ChunkStore(state_dir, _fingerprint(job, runtime, population_path, x, y))
     saved = store.names()

@@ -38,11 +38,13 @@ def sample_sizes(params: dict) -> dict[str, int | None]:
     return sizes
 
 
-def load_test_set(dataset: dict, n_samples: int | None):
-    """The first ``n_samples`` test images in [0, 1] and their labels (core.data)."""
-    from clmrepro.core.data import load_dataset, test_tensors
+def load_test_set(dataset: dict, n_samples: int | None, prepared: str | None = None):
+    """The first ``n_samples`` test images in [0, 1] and their labels, from the data job's
+    prepared file when the job has one (``steps.data.load_job_dataset``)."""
+    from clmrepro.core.data import test_tensors
+    from clmrepro.steps.data import load_job_dataset
 
-    return test_tensors(load_dataset(**dataset), n_samples)
+    return test_tensors(load_job_dataset(dataset, prepared), n_samples)
 
 
 def runtime_for(job: Job, device):
@@ -138,7 +140,7 @@ def benign_outputs(job: Job, models, runtime) -> tuple[dict, dict]:
 
     p = job["params"]
     bs = int(p["batch_size"])
-    x, y = load_test_set(p["dataset"], p["n_samples"])
+    x, y = load_test_set(p["dataset"], p["n_samples"], job["inputs"].get("data"))
     correct = correctness(models, x, y, batch_size=bs, device=runtime.device, runtime=runtime)
     record = _score(correct.double().mean(dim=1).tolist(), **_base_record(job, len(models),
                     len(y)), attack="benign", eps=0.0, threat_model="paper", crafting="each",
@@ -148,7 +150,7 @@ def benign_outputs(job: Job, models, runtime) -> tuple[dict, dict]:
     if n_sal > 0 and len(models) > 1:
         xs, ys = x[:n_sal], y[:n_sal]
         if len(ys) < n_sal:
-            xs, ys = load_test_set(p["dataset"], n_sal)
+            xs, ys = load_test_set(p["dataset"], n_sal, job["inputs"].get("data"))
         cosines = pairwise_saliency_cosine(models, xs, ys, batch_size=bs, runtime=runtime)
     analysis = {
         "schema_version": SCHEMA_VERSION,

@@ -24,6 +24,7 @@ Job = dict[str, Any]
 COMPILE = "regenerate it with `clmrepro compile SPEC` (job files are written by the compiler)"
 JOB_KEYS = {"id": str, "stage": str, "inputs": dict, "outputs": dict, "params": dict}
 STAGE_PARAMS = {
+    "data": ("dataset",),
     "train": ("dataset", "architecture", "population", "training"),
     "retrain": ("dataset", "architecture", "population", "training"),
     "attack": ("dataset", "architecture", "population", "attack"),

@@ -32,7 +32,7 @@ def run_sanity(job: Job) -> None:
     runtime = runtime_for(job, device)
     _, models = load_population(job["inputs"]["population"], device)
     models = runtime.prepare(models)
-    x, y = load_test_set(p["dataset"], int(s["samples"]))
+    x, y = load_test_set(p["dataset"], int(s["samples"]), job["inputs"].get("data"))
     eps = float(s["eps"])
     settings = SanitySettings(
         checks=tuple(s["checks"]), threat_models=tuple(s["threat_models"]),

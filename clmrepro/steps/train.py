@@ -56,7 +56,6 @@ def run_train(job: Job, should_stop=None) -> None:
     """Train (or retrain) the job's population and write its outputs.  ``should_stop``: see
     core.interrupt (default: ``default_stop_check()``)."""
     from clmrepro.core.checkpoints import atomic_write_json, save_population
-    from clmrepro.core.data import load_dataset
     from clmrepro.core.devices import machine
     from clmrepro.core.training.config import (
         AdversarialConfig,
@@ -65,13 +64,13 @@ def run_train(job: Job, should_stop=None) -> None:
         TrainConfig,
     )
     from clmrepro.core.training.loop import init_population, train_population
+    from clmrepro.steps.data import load_job_dataset
     from clmrepro.steps.population import load_population
 
     device = prepare_torch(job)
     params = job["params"]
     ds, pop, arch = params["dataset"], params["population"], params["architecture"]
-    data = load_dataset(ds["name"], ds.get("root", "data"), n_train=ds.get("n_train"),
-                        n_test=ds.get("n_test"), split_seed=int(ds.get("split_seed", 0)))
+    data = load_job_dataset(ds, job["inputs"].get("data"))
     if job["stage"] == "retrain":
         meta, models = load_population(job["inputs"]["init"], device)
         if meta["architecture"] != arch or len(models) != int(pop["size"]):

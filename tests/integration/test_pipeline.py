@@ -66,7 +66,7 @@ def planned_jobs(output: str) -> dict[str, int]:
     """Job counts of a Snakemake dry run ("job  count" table)."""
     counts = {}
     for line in output.splitlines():
-        match = re.match(r"^(job_\S+|all|total)\s+(\d+)$", line.strip())
+        match = re.match(r"^(job_\S+|data_\S+|all|total)\s+(\d+)$", line.strip())
         if match:
             counts[match.group(1)] = int(match.group(2))
     return counts
@@ -185,13 +185,14 @@ def test_paper_dag_dry_runs(tmp_path):
     repo = _paper_copy(tmp_path)
     counts = planned_jobs(snakemake(repo, "-n").stdout)
     plan = load_plan(repo / paths.plan_file("paper"))
-    # 4 trains + 4 retrains + 72 fused attack-and-score jobs (60 for the paper's grid: 2
-    # datasets x 2 families x 15 attack points; 12 ARC) + 8 evaluates + 8 sanity checks (one per
-    # population) + 1 report, and Snakemake's `all`.
+    # 2 data jobs (mnist, cifar10) + 4 trains + 4 retrains + 72 fused attack-and-score jobs (60
+    # for the paper's grid: 2 datasets x 2 families x 15 attack points; 12 ARC) + 8 evaluates + 8
+    # sanity checks (one per population) + 1 report, and Snakemake's `all`.
     kinds = Counter(job.job["id"].split("-")[0] for job in plan.jobs)
-    assert kinds == {"train": 4, "retrain": 4, "attack": 72, "evaluate": 8, "sanity": 8,
-                     "report": 1}
-    assert counts["total"] == len(plan.jobs) + 1 == 98
+    assert kinds == {"data": 2, "train": 4, "retrain": 4, "attack": 72, "evaluate": 8,
+                     "sanity": 8, "report": 1}
+    assert counts["total"] == len(plan.jobs) + 1 == 100
+    assert counts["data_mnist"] == counts["data_cifar10"] == 1
     assert counts["job_paper__report"] == 1 and counts["job_paper__train_cifar10_ulm"] == 1
 
 

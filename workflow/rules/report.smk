@@ -7,7 +7,7 @@ for job in PLAN.stage("report"):
             job.rule_name
         input:
             job=job.job_file,
-            **job.inputs,
+            **inputs_of(job),
         output:
             **outputs_of(job),
         log:

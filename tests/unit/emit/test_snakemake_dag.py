@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from clmrepro.compiled import snakemake_plan
 from clmrepro.emit import emit_all
 from clmrepro.plan.compile import compile_spec
 from clmrepro.spec import load_spec, parse_spec
@@ -100,3 +101,95 @@ def test_replicated_dag_and_gpu_slots(tmp_path):
     assert "CLMREPRO_SLOTS_PER_GPU=1 " in dry_run(where)
     output = dry_run(where, "--workflow-profile", "workflow/profiles/default")
     assert "CLMREPRO_SLOTS_PER_GPU=3 " in output and re.search(r"\bgpu=3\b", output)
+
+
+def dag_edges(where: Path) -> tuple[dict[str, str], set[tuple[str, str]]]:
+    """`snakemake --dag`: node labels by id, and the edges (producer, consumer) by label."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--dag", "--cores", "1"],
+                            cwd=where, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    labels = dict(re.findall(r'^\s*(\d+)\[label = "([^"]+)"', result.stdout, re.M))
+    edges = {(labels[a], labels[b]) for a, b in re.findall(r"^\s*(\d+) -> (\d+)", result.stdout, re.M)}
+    return labels, edges
+
+
+LOCAL_RULES = """
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import OutputSettings, ResourceSettings
+with SnakemakeApi(OutputSettings()) as api:
+    workflow = api.workflow(resource_settings=ResourceSettings(), snakefile=Path("Snakefile"),
+                            workdir=Path("."))._workflow
+    print(" ".join(sorted(workflow._localrules)))
+"""
+
+
+def local_rules(where: Path) -> list[str]:
+    """The rules the Snakefile declares local (`localrule: True` or `localrules:`)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", LOCAL_RULES], cwd=where, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.split()
+
+
+def test_paper_dag_has_one_local_data_job_per_dataset_upstream_of_its_readers(tmp_path):
+    """Issue 17: mnist and cifar10 are fetched by one local job each, before any job reads them."""
+    text = (ROOT / "specs/paper.yaml").read_text()
+    plan = compile_spec(parse_spec(text), "specs/paper.yaml")
+    where = workspace(tmp_path, plan, text)
+    output = dry_run(where)
+    counts = jobs_of(output)
+    assert {name: n for name, n in counts.items() if name.startswith("data_")} == {
+        "data_mnist": 1, "data_cifar10": 1}
+    assert counts["total"] == len(plan.jobs) + 1 == 80
+    assert re.search(r"^rule data_mnist:\n\s+input: workflow/compiled/_data/mnist/job.json\n"
+                     r"\s+output: data/prepared/mnist.pt, data/prepared/mnist.manifest.json",
+                     output, re.M)
+    # local rules: on a cluster they run on the submit host, the one with network (Snakemake 9
+    # no longer prints "localrule" in a dry run, so ask its API)
+    assert local_rules(where) == ["data_cifar10", "data_mnist"]
+    labels, edges = dag_edges(where)
+    readers = {"mnist": set(), "cifar10": set()}
+    for job in snakemake_plan({"paper": plan}).jobs:
+        if job.stage in ("train", "retrain", "attack", "evaluate"):
+            readers[job.job["params"]["dataset"]["name"]].add(job.rule_name)
+    assert len(readers["mnist"]) == len(readers["cifar10"]) == 38
+    assert "job_paper__retrain_cifar10_clm" in readers["cifar10"]
+    for name, rules in readers.items():
+        fed = {consumer for producer, consumer in edges if producer == f"data_{name}"}
+        # every job that reads the dataset, the report (its manifest), the target; no other
+        assert fed == rules | {"job_paper__report", "all"}, name
+        assert not {producer for producer, consumer in edges if consumer == f"data_{name}"}
+
+
+def test_a_rewritten_prepared_dataset_leaves_every_spec_current(tmp_path):
+    """`dvc commit`/`dvc pull` rewrite the shared prepared file in place; compared by time, one
+    spec's run would then put every other spec reading the dataset out of date."""
+    text = (ROOT / "specs/smoke.yaml").read_text()
+    plan = compile_spec(parse_spec(text), "specs/smoke.yaml")
+    where = workspace(tmp_path, plan, text)
+    stamp = 1_000_000_000
+    for job in plan.jobs:            # every output present, written in DAG order
+        stamp += 10
+        for path in job.output_paths():
+            target = where / path
+            if job.directories and path.endswith("figures"):
+                target.mkdir(parents=True, exist_ok=True)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(b"x")
+            os.utime(target, (stamp, stamp))
+    for source in [*(where / "workflow/compiled").rglob("*.json"), *(where / "specs").iterdir()]:
+        os.utime(source, (1_000_000_000, 1_000_000_000))   # job files and specs: older
+    assert "Nothing to be done" in dry_run(where)
+    prepared = where / "data/prepared/mnist-5k.pt"
+    os.utime(prepared, (stamp + 100, stamp + 100))
+    os.utime(prepared.with_name("mnist-5k.manifest.json"), (stamp + 100, stamp + 100))
+    assert "Nothing to be done" in dry_run(where)
+    # any other input still counts by time: a newer population reruns what reads it
+    population = where / "results/smoke/mnist/ulm/population.pt"
+    os.utime(population, (stamp + 100, stamp + 100))
+    counts = jobs_of(dry_run(where))
+    assert counts["job_smoke__retrain_mnist_clm"] == 1 and "data_mnist_5k" not in counts

@@ -37,11 +37,13 @@ def test_selection(two_specs):
 def test_snakemake_rule_names_carry_the_spec(two_specs):
     plans = load_plans("all", two_specs)
     merged = snakemake_plan(plans)
-    assert len(merged.jobs) == sum(len(p.jobs) for p in plans.values())
+    # both specs plan data-mnist-5k: one shared job (one job file, one rule)
+    assert len(merged.jobs) == sum(len(p.jobs) for p in plans.values()) - 1
     names = [job.rule_name for job in merged.jobs]
     assert len(set(names)) == len(names)
     assert "job_tiny__train_mnist_ulm" in names and "job_smoke__train_mnist_ulm" in names
-    assert merged.final_outputs() == [p for plan in plans.values() for p in plan.final_outputs()]
+    assert names.count("data_mnist_5k") == 1
+    assert set(merged.final_outputs()) == {p for plan in plans.values() for p in plan.final_outputs()}
     assert spec_rule_name("slurm-tiny") == "spec_slurm_tiny"
 
 
@@ -56,6 +58,19 @@ def test_remove_one_spec_leaves_the_other(two_specs):
     assert (two_specs / paths.DVC_YAML).is_file() and (two_specs / paths.CONFIG).is_file()
     with pytest.raises(UnknownSpec):
         remove_spec("tiny", two_specs)
+
+
+def test_shared_data_pipeline_goes_with_the_last_spec_that_reads_it(two_specs):
+    shared = two_specs / paths.data_pipeline_dir("mnist-5k", "data")
+    assert (shared / "job.json").is_file() and (shared / "dvc.yaml").is_file()
+    (two_specs / "data/prepared").mkdir(parents=True)
+    (two_specs / "data/prepared/mnist-5k.pt").write_bytes(b"prepared")
+    remove_spec("tiny", two_specs)
+    assert (shared / "dvc.yaml").is_file()           # smoke still reads mnist-5k
+    assert remove_spec("smoke", two_specs) == [paths.compiled_dir("smoke"),
+                                               paths.data_pipeline_dir("mnist-5k", "data")]
+    assert not shared.exists()
+    assert (two_specs / "data/prepared/mnist-5k.pt").read_bytes() == b"prepared"  # data stays
 
 
 def test_remove_with_outputs(two_specs):

@@ -47,6 +47,7 @@ CANNOT_EXPRESS = {
                                      "whose default depends on the dataset)",
     "sweep_bad_value": "a swept value is checked against the knob it names (the schema only "
                        "knows it is a number)",
+    "dataset_two_roots": "comparison across experiments (one root per dataset name)",
 }
 
 

@@ -54,33 +54,46 @@ def test_paper_jobs_per_stage_and_compile_time():
     # 2 experiments × (ULM, ULM-Adv trained; CLM, CLM-Adv retrained); attacks (crafting and
     # scoring): 6 (the paper's five and ARC) × 4 pops at the base eps + 6 × 2 adversarial pops
     # at the larger eps = 36 per experiment; one benign evaluate job and one sanity job per
-    # population.
+    # population; one data job per dataset (mnist, cifar10).
     assert Counter(job.stage for job in plan.jobs) == {
-        "train": 4, "retrain": 4, "attack": 72, "evaluate": 8, "sanity": 8, "report": 1}
+        "data": 2, "train": 4, "retrain": 4, "attack": 72, "evaluate": 8, "sanity": 8,
+        "report": 1}
 
 
 def test_smoke_and_tiny_jobs_per_stage():
     assert Counter(j.stage for j in plan_of("smoke").jobs) == {
-        "train": 2, "retrain": 2, "attack": 24, "evaluate": 4, "report": 1}
+        "data": 1, "train": 2, "retrain": 2, "attack": 24, "evaluate": 4, "report": 1}
     assert Counter(j.stage for j in plan_of("tiny").jobs) == {
-        "train": 1, "retrain": 1, "attack": 4, "evaluate": 2, "report": 1}
+        "data": 1, "train": 1, "retrain": 1, "attack": 4, "evaluate": 2, "report": 1}
 
 
 @pytest.mark.parametrize("name", ["paper", "smoke"])
 def test_job_files_follow_the_contract(name):
     plan = plan_of(name)
     for job in plan.jobs:
+        if job.stage == "data":  # shared by every spec that reads the dataset: no spec, no seed
+            dataset = job.job["params"]["dataset"]
+            assert set(job.job) == COMMON_KEYS - {"seed"}
+            assert job.job["spec"] == "" and job.job["gpu"] is False and job.inputs == {}
+            assert job.id == f"data-{dataset['name']}" and set(dataset) == {"name", "root"}
+            assert job.outputs == {"data": f"data/prepared/{dataset['name']}.pt",
+                                   "manifest": f"data/prepared/{dataset['name']}.manifest.json"}
+            assert job.job_file == f"workflow/compiled/_data/{dataset['name']}/job.json"
+            continue
         assert set(job.job) == COMMON_KEYS
         assert job.job_file == paths.job_file(plan.spec, job.id)
         if job.stage == "report":
-            assert set(job.inputs) == {"scores", "records", "analyses", "sanity", "paper_tables",
-                                       "spec"}
+            assert set(job.inputs) == {"scores", "records", "analyses", "sanity", "manifests",
+                                       "paper_tables", "spec"}
             assert job.inputs["sanity"] == [j.outputs["sanity"] for j in plan.stage("sanity")]
+            assert job.inputs["manifests"] == [j.outputs["manifest"] for j in plan.stage("data")]
             assert set(job.outputs) == {"metrics", "report_md", "report_html", "mra_csv", "figures",
                                         "dvc_metrics", "mra_by_attack"}
             continue
         params = job.job["params"]
         assert set(params) == STAGE_PARAMS[job.stage]
+        # every job that reads images reads the data job's prepared file
+        assert job.inputs["data"] == f"data/prepared/{params['dataset']['name']}.pt"
         assert params["execution"] == EXECUTION_DEFAULTS and params["replicate"] == 0
         attack = params.get("attack")
         if attack:
@@ -97,7 +110,7 @@ def test_job_files_follow_the_contract(name):
             else:
                 assert set(params["samples"].values()) == {params["n_samples"]}
         if job.stage == "sanity":
-            assert set(job.outputs) == {"sanity"} and set(job.inputs) == {"population"}
+            assert set(job.outputs) == {"sanity"} and set(job.inputs) == {"population", "data"}
             assert set(params["sanity"]) == SANITY_PARAMS
         if job.stage == "evaluate":
             assert params["attack"] is None and job.id.endswith("-benign")
@@ -105,7 +118,7 @@ def test_job_files_follow_the_contract(name):
         if job.stage in ("train", "retrain"):
             assert None not in job.job["params"]["training"].values()
             assert set(job.outputs) == {"population", "record"}
-            assert set(job.inputs) == ({"init"} if job.stage == "retrain" else set())
+            assert set(job.inputs) == ({"init", "data"} if job.stage == "retrain" else {"data"})
 
 
 def test_ids_are_unique_and_safe_as_file_names():
@@ -151,8 +164,9 @@ def test_dependencies_flow_from_producers():
     order = {job.id: index for index, job in enumerate(plan.jobs)}
     for job in plan.jobs:
         for path in job.input_paths():
-            if path.startswith("results/"):
+            if path.startswith(("results/", "data/")):
                 assert order[produced[path]] < order[job.id]
+    assert sum(job.inputs.get("data") == "data/prepared/mnist-5k.pt" for job in plan.jobs) == 32
     report = plan.by_id("report")
     # 4 populations × (benign + the paper's five attacks + ARC)
     assert len(report.inputs["scores"]) == 28 and len(report.inputs["records"]) == 4
@@ -211,7 +225,7 @@ def test_execution_block_reaches_every_population_job_and_departures():
     fast = text.replace("    architecture: lenet5\n", "    architecture: lenet5\n" + FAST)
     plan = compile_spec(parse_spec(fast), "specs/tiny.yaml")
     for job in plan.jobs:
-        if job.stage == "report":
+        if job.stage in ("report", "data"):
             assert "execution" not in job.job["params"]
         else:
             assert job.job["params"]["execution"] == {

@@ -2,7 +2,9 @@
 
 K = 1 must keep every job id, artifact path and seed of the plan before this change (the job
 files of specs/smoke.yaml on main at commit 919d7c8, kept in golden/), so existing results stay
-valid; K >= 2 adds a replicate to ids, folders and seeds.
+valid; K >= 2 adds a replicate to ids, folders and seeds.  Since then (issue 17) a data job per
+dataset was added, and every job that reads images takes its prepared file as ``inputs.data``
+(the report: the manifests); nothing else of the golden jobs changed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from clmrepro.spec import load_spec, parse_spec
 ROOT = Path(__file__).resolve().parents[3]
 GOLDEN = Path(__file__).parent / "golden" / "smoke-jobs-919d7c8.json"
 ADDED = {"execution", "replicate", "samples"}
+ADDED_INPUTS = {"data", "manifests", "sanity"}  # issue 17: the data job's outputs; issue 18
+DATA_JOBS = {"data-mnist-5k"}
 
 
 def plan_of(name: str):
@@ -34,7 +38,8 @@ def tiny(replicates: int, extra: str = ""):
 
 
 def without_added(job: dict) -> dict:
-    return {**job, "params": {k: v for k, v in job["params"].items() if k not in ADDED}}
+    return {**job, "params": {k: v for k, v in job["params"].items() if k not in ADDED},
+            "inputs": {k: v for k, v in job["inputs"].items() if k not in ADDED_INPUTS}}
 
 
 def test_k1_smoke_keeps_the_ids_paths_and_seeds_of_main():
@@ -43,9 +48,9 @@ def test_k1_smoke_keeps_the_ids_paths_and_seeds_of_main():
     new = {job.id: job.job for job in plan.jobs}
     fused = {i for i in old if i.startswith("evaluate-") and not i.endswith("-benign")}
     arc = {i for i in new if "-arc-" in i}  # the demo runs ARC since issue 18
-    assert len(arc) == 4 and set(new) - arc == set(old) - fused
+    assert len(arc) == 4 and set(new) - arc == (set(old) - fused) | DATA_JOBS
     for job_id, job in new.items():
-        if job_id in arc:
+        if job_id in DATA_JOBS or job_id in arc:
             continue
         before = old[job_id]
         if job["stage"] == "attack":
@@ -53,19 +58,21 @@ def test_k1_smoke_keeps_the_ids_paths_and_seeds_of_main():
             scorer = old[job_id.replace("attack-", "evaluate-", 1)]
             before = {**before, "outputs": {**before["outputs"], **scorer["outputs"]}}
         if job["stage"] == "report":
-            arc_scores = [p for p in job["inputs"]["scores"] if "/arc-" in p]
-            assert {**job["inputs"], "scores": [p for p in job["inputs"]["scores"]
-                                                if p not in arc_scores], "sanity": None} == {
-                **before["inputs"], "sanity": None}
+            inputs = without_added(job)["inputs"]
+            assert {**inputs, "scores": [p for p in inputs["scores"] if "/arc-" not in p]} == (
+                before["inputs"])
+            assert job["inputs"]["manifests"] == ["data/prepared/mnist-5k.manifest.json"]
+            assert job["inputs"]["sanity"] == []  # the demo runs no sanity job
             assert job["params"]["departures"] == before["params"]["departures"]
             continue
         assert without_added(job) == before, job_id
+        assert job["inputs"]["data"] == "data/prepared/mnist-5k.pt", job_id
 
 
 def test_k1_has_replicate_zero_and_no_replicate_in_names():
     plan = plan_of("smoke")
     for job in plan.jobs:
-        if job.stage != "report":
+        if job.stage not in ("report", "data"):
             assert job.job["params"]["replicate"] == 0
         assert "/r0/" not in job.job_file and not job.id.endswith("-r0")
         assert all("/r0/" not in path for path in job.output_paths())
@@ -77,10 +84,11 @@ def test_replicate_ids_folders_and_state():
     for r in range(3):
         assert {f"train-mnist-ulm-r{r}", f"retrain-mnist-clm-r{r}",
                 f"evaluate-mnist-ulm-benign-r{r}", f"attack-mnist-clm-pgd-0.3-r{r}"} <= ids
-    assert len(plan.jobs) == 3 * 8 + 1
+    assert len(plan.jobs) == 1 + 3 * 8 + 1        # one data job, whatever K
     job = plan.by_id("attack-mnist-clm-pgd-0.3-r2").job
     assert job["params"]["replicate"] == 2
-    assert job["inputs"] == {"population": "results/tiny/mnist/clm/r2/population.pt"}
+    assert job["inputs"] == {"population": "results/tiny/mnist/clm/r2/population.pt",
+                             "data": "data/prepared/mnist-5k.pt"}
     assert job["outputs"] == {
         "adversarial": "results/tiny/mnist/clm/r2/attacks/pgd-eps0.3/adversarial.pt",
         "scores": "results/tiny/mnist/clm/r2/scores/pgd-eps0.3.json"}
@@ -102,16 +110,17 @@ def test_retrained_replicate_starts_from_its_parents_same_replicate():
     plan = tiny(3)
     for r in range(3):
         retrain = plan.by_id(f"retrain-mnist-clm-r{r}")
-        assert retrain.inputs == {"init": plan.by_id(f"train-mnist-ulm-r{r}").outputs["population"]}
+        assert retrain.inputs == {"init": plan.by_id(f"train-mnist-ulm-r{r}").outputs["population"],
+                                  "data": plan.by_id("data-mnist-5k").outputs["data"]}
 
 
 def test_replicate_seeds_differ_and_are_stable():
     single, triple = tiny(1), tiny(3)
     # replicate 0 of K = 3 is the K = 1 run
     for job in single.jobs:
-        if job.stage != "report":
+        if job.stage not in ("report", "data"):
             assert triple.by_id(f"{job.id}-r0").job["seed"] == job.job["seed"]
-    seeds = [job.job["seed"] for job in triple.jobs]
+    seeds = [job.job["seed"] for job in triple.jobs if job.stage != "data"]
     assert len(seeds) == len(set(seeds))
     # pinned: the formula is derive_seed(root, *names, "replicate", r) for r >= 1
     assert triple.by_id("train-mnist-ulm-r1").job["seed"] == 4653179310093501554

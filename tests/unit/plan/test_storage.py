@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import json
 import random
 from pathlib import Path
@@ -118,7 +119,11 @@ def test_paper_plan_sizes_by_hand():
     expected = 10_000 * (image + 8) + 10_000 * (image + 8) + 10 * 10_000 * image + 10_000 * image
     assert by_id["attack-mnist-ulm-pgd-0.3"].outputs["adversarial"] == \
         pytest.approx(expected, abs=storage.SMALL_SAVE_OVERHEAD)
-    assert set(sizes.stages) == {"train", "retrain", "evaluate", "attack", "report"}
+    assert set(sizes.stages) == {"data", "train", "retrain", "evaluate", "attack", "sanity",
+                                 "report"}
+    # a record's per-image table: 10 submodels x 10,000 images, 8 bits a byte, in base64
+    scores = by_id["evaluate-mnist-ulm-benign"].outputs["scores"]
+    assert scores > 4 * math.ceil(10 * 10_000 / 8 / 3)
     assert {d.name for d in sizes.data} == {"mnist", "cifar10"}
 
 

@@ -86,7 +86,7 @@ def test_bad_job_files_are_one_line(tmp_path, capsys):
     assert lines(capsys) == [
         f"[clmrepro] {path}: job file must hold a JSON object (got list); regenerate it with "
         f"`clmrepro compile SPEC` (job files are written by the compiler)",
-        f"[clmrepro] {path}: unknown stage 'deploy' (allowed: train, retrain, attack, evaluate, "
+        f"[clmrepro] {path}: unknown stage 'deploy' (allowed: data, train, retrain, attack, evaluate, "
         f"report); regenerate it with `clmrepro compile SPEC` (job files are written by the "
         f"compiler)",
         f"[clmrepro] {path}: job field 'inputs' must be a JSON object (got list); regenerate it "

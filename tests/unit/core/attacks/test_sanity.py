@@ -166,3 +166,9 @@ def test_the_sanity_step_writes_its_file(tmp_path):
     assert set(blob["threat_models"]["paper"]["attacks"]) == {"pgd", "pgd-2x-steps",
                                                               "pgd-restarts", "noise"}
     assert len(blob["crafter"]) == 6 and len(set(blob["crafter"][:4])) == 1  # per batch of 4
+    # clmrepro plan sizes this file from the job alone (plan.storage.sanity_file)
+    from clmrepro.plan.jsonsize import file_bytes
+    from clmrepro.plan.storage import sanity_file
+
+    written = (tmp_path / "sanity.json").stat().st_size
+    assert abs(file_bytes(sanity_file(job)) - written) < 0.05 * written
