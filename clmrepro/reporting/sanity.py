@@ -288,13 +288,22 @@ def _convergence(population: Population, threat: str) -> tuple[list[Measure], st
             label = f"PGD with {'/'.join(str(r) for r in sorted(restarts))} restarts − PGD"
         moved = abs(d.interval.mean) >= MOVE_POINTS / 100.0 - _ROUNDING
         measures.append(Measure(label, "difference", d.interval.mean, d.interval, flags=moved))
-    spans = [s["trace"]["span_last10"] for _, s in sections
-             if (s.get("trace") or {}).get("span_last10") is not None]
+    # Pintor et al. look for incomplete optimisation where the attack failed: an image the
+    # attack broke (final measure 0) may keep raising an unbounded cross-entropy, which is
+    # no sign of failure.  Older check files without `final` count every image.
+    spans = []
+    for _, s in sections:
+        trace = s.get("trace") or {}
+        if trace.get("span_last10") is None:
+            continue
+        final = trace.get("final") or [1.0] * len(trace["span_last10"])
+        spans.append([span for span, left in zip(trace["span_last10"], final) if left > 0])
     if spans:
         incomplete = sum(span > TRACE_SPAN for values in spans for span in values)
         total = sum(len(values) for values in spans)
-        measures.append(Measure("images with an incomplete loss trace", "count", incomplete,
-                                of=total, flags=incomplete > TRACE_SHARE * total + _ROUNDING))
+        measures.append(Measure("images the attack did not break with an incomplete loss trace",
+                                "count", incomplete, of=total,
+                                flags=incomplete > TRACE_SHARE * total + _ROUNDING))
     return measures, (f"the check files' {threat} sections have no pgd-2x-steps or "
                       "pgd-restarts beside pgd, and no loss trace")
 
@@ -482,8 +491,8 @@ CHECKS: tuple[Check, ...] = (
           None,
           lambda t: (f"Flag when doubling PGD's steps or 5 random restarts move the MRA by "
                      f"{MOVE_POINTS:g} point or more, or when more than {TRACE_SHARE:.0%} of "
-                     f"the images have an incomplete loss trace (span of the last 10 "
-                     f"normalised running-best values > {TRACE_SPAN:g})."),
+                     f"the images PGD did not break have an incomplete loss trace (span of "
+                     f"the last 10 normalised running-best values > {TRACE_SPAN:g})."),
           _convergence),
     Check("gradient-free", "gradient-free vs gradient-based",
           f"{AUTOATTACK}, check_square_sr, alpha = 0.002)", None,

@@ -173,6 +173,23 @@ def test_incomplete_loss_traces_on_more_than_5_percent_flag(incomplete, verdict)
     assert (res.verdict, m.value, m.of) == (verdict, incomplete, 20)
 
 
+def test_a_rising_loss_on_images_the_attack_broke_is_no_incomplete_trace():
+    # cross-entropy keeps rising once an image is broken; only the 10 unbroken images count
+    spans = [0.9] * 10 + [0.06] + [0.01] * 9
+    final = [0.0] * 10 + [0.5] * 10
+    res = only("convergence", "adaptive",
+               files=[check_file(adaptive=section(trace={"span_last10": spans, "final": final,
+                                                         "path_best": final}))])
+    (m,) = res.evidence
+    assert (res.verdict, m.value, m.of) == (FLAG, 1, 10)   # 1 of 10 > 5%
+    final[10] = 0.0                                       # that image broken too
+    res = only("convergence", "adaptive",
+               files=[check_file(adaptive=section(trace={"span_last10": spans, "final": final,
+                                                         "path_best": final}))])
+    (m,) = res.evidence
+    assert (res.verdict, m.value, m.of) == (PASS, 0, 9)
+
+
 def test_convergence_pools_replicates():
     files = [check_file(r=r, paper=section({"pgd": PGD25, "pgd-2x-steps": moved(cells)}))
              for r, cells in enumerate((1, 1, 2))]
