@@ -29,10 +29,11 @@ STAGE_PARAMS = {
     "retrain": ("dataset", "architecture", "population", "training"),
     "attack": ("dataset", "architecture", "population", "attack"),
     "evaluate": ("dataset", "architecture", "population", "attack"),
+    "sanity": ("dataset", "architecture", "population", "sanity"),
     "report": (),
 }
 STAGE_INPUTS = {"retrain": ("init",), "attack": ("population",), "evaluate": ("population",),
-                "report": ("paper_tables",)}
+                "sanity": ("population",), "report": ("paper_tables",)}
 POPULATION_INPUTS = ("population", "init")
 # Input channels of each dataset's images (all 32×32 after loading, core.data).
 CHANNELS = {"mnist": 1, "mnist-5k": 1, "cifar10": 3, "fake-cifar10": 3}
@@ -74,9 +75,9 @@ def read_job(path: str | Path) -> Job:
                            f"{', '.join(STAGE_PARAMS)}); {COMPILE}")
     missing = [f"params.{key}" for key in STAGE_PARAMS[stage] if key not in job["params"]]
     missing += [f"inputs.{key}" for key in STAGE_INPUTS.get(stage, ()) if key not in job["inputs"]]
-    if stage in ("train", "retrain", "attack") and "seed" not in job:
+    if stage in ("train", "retrain", "attack", "sanity") and "seed" not in job:
         missing.append("seed")
-    if stage in ("train", "retrain", "attack", "evaluate") and "population" in job["params"] \
+    if stage in ("train", "retrain", "attack", "evaluate", "sanity") and "population" in job["params"] \
             and not isinstance(job["params"]["population"], dict):
         missing.append("params.population (an object)")
     if missing:

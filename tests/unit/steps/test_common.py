@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -87,7 +88,7 @@ def test_bad_job_files_are_one_line(tmp_path, capsys):
         f"[clmrepro] {path}: job file must hold a JSON object (got list); regenerate it with "
         f"`clmrepro compile SPEC` (job files are written by the compiler)",
         f"[clmrepro] {path}: unknown stage 'deploy' (allowed: data, train, retrain, attack, evaluate, "
-        f"report); regenerate it with `clmrepro compile SPEC` (job files are written by the "
+        f"sanity, report); regenerate it with `clmrepro compile SPEC` (job files are written by the "
         f"compiler)",
         f"[clmrepro] {path}: job field 'inputs' must be a JSON object (got list); regenerate it "
         f"with `clmrepro compile SPEC` (job files are written by the compiler)"]
@@ -169,3 +170,22 @@ def test_check_adversarial_set_names_what_is_wrong(broken, expected):
     with pytest.raises(ArtifactError, match=r"^adv\.pt: ") as caught:
         check_adversarial_set(data, adversarial_job(), "adv.pt")
     assert expected in str(caught.value)
+
+
+@pytest.mark.parametrize("spec", ["paper", "mnist5k"])
+def test_every_compiled_job_file_passes_the_steps_job_check(tmp_path, spec):
+    # a stage the compiler writes but the steps' check does not know fails every such job
+    # (the sanity stage did, in a real run)
+    from clmrepro.plan.compile import compile_spec
+    from clmrepro.spec import load_spec
+    from clmrepro.steps.inputs import read_job
+
+    root = Path(__file__).resolve().parents[3]
+    plan = compile_spec(load_spec(root / f"specs/{spec}.yaml"), f"specs/{spec}.yaml")
+    stages = set()
+    for job in plan.jobs:
+        path = tmp_path / f"{job.id}.json"
+        path.write_text(json.dumps(job.job))
+        assert read_job(path)["id"] == job.id
+        stages.add(job.stage)
+    assert {"data", "sanity", "attack", "report"} <= stages
