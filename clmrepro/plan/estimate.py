@@ -280,12 +280,17 @@ def _autoattack_image(job: dict, u: _Units, params: dict, gradient: float | None
     p = _survival(job, survival)
     steps, restarts = int(params["steps"]), int(params.get("n_restarts", 1))
     if params.get("version") == "rand" or gradient is not None:
-        # APGD-CE then APGD-DLR on its survivors; a step is APGD's own work (its measured
-        # step less one gradient) plus eot_iter gradients of the model or the dispatch
+        # APGD-CE then APGD-DLR; a step is APGD's own work (its measured step less one
+        # gradient) plus eot_iter gradients of the model or the dispatch.  On a population
+        # (gradient given) APGD-DLR runs on every point APGD-CE left with any submodel right
+        # (core.attacks.adaptive.ExpectedAccuracyCascade), priced as every point correct on
+        # clean images (an upper bound: with 10 submodels few points are wrong on all of
+        # them); on one model, on APGD-CE's survivors.
         one = u.grad()
         draw = gradient if gradient is not None else one
         per_step = max(units["apgd_ce"] - one, 0.0) + int(params.get("eot_iter", 1)) * draw
-        return restarts * steps * per_step * (p["clean"] + p["apgd_ce"])
+        dlr = p["clean"] if gradient is not None else p["apgd_ce"]
+        return restarts * steps * per_step * (p["clean"] + dlr)
     return restarts * (p["clean"] * steps * units["apgd_ce"] + p["apgd_ce"] * steps * units["apgd_t"]
                        + p["apgd_t"] * steps * units["fab_t"]
                        + p["fab_t"] * int(params["n_queries"]) * units["square"])
