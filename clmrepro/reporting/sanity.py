@@ -584,9 +584,12 @@ def reading(results: list[CheckResult]) -> str:
             f"{counts[NOT_RUN]} not run.")
     flagged = [r for r in results if r.verdict == FLAG]
     if not flagged:
-        tail = (" No check flags: nothing here suggests a failed attack." if counts[PASS]
-                else " No check could run: the robustness numbers are unchecked.")
-        return head + tail
+        if not counts[PASS]:
+            return head + " No check could run: the robustness numbers are unchecked."
+        if counts[NOT_RUN]:
+            return head + (f" No check that ran flags, but {counts[NOT_RUN]} could not run: "
+                           "the attacks are checked only as far as those that ran go.")
+        return head + " No check flags: nothing here suggests a failed attack."
     parts = [f"{r.title} under {r.threat_model} ({r.key_text})" for r in flagged]
     text = head + " Flagged: " + "; ".join(parts) + "."
     iterative = {r.threat_model: r for r in results if r.check == "iterative-vs-single-step"}
