@@ -22,6 +22,8 @@ Shared pieces:
 ``seeding``     seeds derived from the spec's seed; private generators
 ``devices``     device choice and the process settings every job shares
 ``interrupt``   the stop request long loops ask and the exception they raise
+``per_image``   per-image correctness tables, packed into scores records and decoded
+``packages``    installed package versions (data manifests, report provenance)
 
 core imports nothing of specs, plans, Snakemake, DVC, steps or reports (docs/architecture.md).
 """

@@ -21,13 +21,13 @@ import hashlib
 import io
 import json
 from contextlib import contextmanager
-from importlib import metadata
 from pathlib import Path
 from typing import Iterator
 
 from clmrepro.core.checkpoints import atomic_write_bytes, atomic_write_json
 from clmrepro.core.data import DatasetUnavailable, decoded, prepared_fields
 from clmrepro.core.fetch import file_digest
+from clmrepro.core.packages import installed_versions
 from clmrepro.core.sources import SOURCES, Say
 
 MANIFEST_VERSION = 1
@@ -58,16 +58,6 @@ def dataset_lock(data_out: Path, say: Say) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _versions(name: str) -> dict[str, str]:
-    found = {}
-    for package in VERSIONED[name]:
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            found[package] = "not installed"
-    return found
 
 
 def _serialized(blob: dict) -> bytes:
@@ -114,7 +104,7 @@ def prepare_dataset(name: str, root: str | Path, data_out: str | Path, manifest_
         expected = {"schema_version": MANIFEST_VERSION, "dataset": name,
                     "prepared_version": PREPARED_VERSION,
                     "sources": [source.entry() for source in sources],
-                    "versions": _versions(name)}
+                    "versions": installed_versions(VERSIONED[name])}
         current = _current(expected, data_out, manifest_out)
         if current is not None:
             say(f"{data_out}: already prepared from these sources; nothing to do")

@@ -10,8 +10,9 @@ import hashlib
 import json
 import subprocess
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
+
+from clmrepro.core.packages import installed_versions
 
 PACKAGES = ("torch", "torchattacks", "snakemake", "dvc")
 NOT_RECORDED = "not recorded"
@@ -70,13 +71,7 @@ def git_commit(cwd: str | Path = ".") -> str:
 
 
 def versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str]:
-    found = {}
-    for name in packages:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    return found
+    return installed_versions(packages)
 
 
 def read_benchmark(path: Path) -> JobCost:
