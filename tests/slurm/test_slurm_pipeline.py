@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from clmrepro.compiled import SpecJob
+
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -82,11 +84,17 @@ def test_slurm_run_gives_the_local_run_metrics(slurm_cluster, tmp_path, fresh_re
     slurm_logs = sorted(path for path in (cluster / ".snakemake/slurm_logs").rglob("*.log"))
     submitted_rules = {path.relative_to(cluster / ".snakemake/slurm_logs").parts[0]
                        for path in slurm_logs}
-    # rule names carry the spec (clmrepro.compiled.SpecJob)
-    expected_rules = {"rule_job_" + "".join(c if c.isalnum() else "_"
-                                            for c in f"{plan['spec']}__{job['job']['id']}")
-                      for job in plan["jobs"]}
+    # Rule names come from clmrepro.compiled.SpecJob. Data jobs are local rules
+    # (workflow/rules/data.smk): they fetch on the submit host, which has the network, so
+    # they must not reach sbatch; every other job must.
+    rules = {job["job"]["id"]: SpecJob(**job).rule_name for job in plan["jobs"]}
+    data_ids = [job["job"]["id"] for job in plan["jobs"] if job["job"]["stage"] == "data"]
+    assert data_ids, f"{SPEC} plans no data job; this test checks that data jobs stay local"
+    expected_rules = {"rule_" + rule for job_id, rule in rules.items() if job_id not in data_ids}
     assert submitted_rules == expected_rules, slurm_log[-4000:]
+    for job_id in data_ids:
+        assert f"localrule {rules[job_id]}:" in slurm_log, (
+            f"data job {job_id} did not run on the submit host:\n{slurm_log[-4000:]}")
 
     metrics = metrics_path(plan)
     local_bytes = (local / metrics).read_bytes()
