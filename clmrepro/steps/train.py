@@ -59,6 +59,7 @@ def run_train(job: Job, should_stop=None) -> None:
     from clmrepro.core.devices import machine
     from clmrepro.core.training.config import (
         AdversarialConfig,
+        DiversityConfig,
         ExecutionConfig,
         LinkingConfig,
         TrainConfig,
@@ -95,11 +96,13 @@ def run_train(job: Job, should_stop=None) -> None:
         seed=int(job["seed"]), device=device, state_dir=state_dir, progress=show_progress(),
         execution=execution, should_stop=stop_requested if should_stop is None else should_stop,
         state_every_s=state_every_s(),
+        diversity=DiversityConfig.from_block(params["diversity"]) if params.get("diversity") else None,
         on_resume=lambda where: print(
             f"[clmrepro] {job['id']}: resuming from {state_dir}: epoch {where.epoch + 1}, "
             f"submodel {where.submodel}, {where.batch} minibatch(es) done", file=sys.stderr, flush=True))
     # the CPU kernels that rounded these weights: identical numbers need the same ones
-    record.update(regime=pop["regime"], size=len(models), machine=machine(device))
+    record.update({"regime": pop["regime"], "size": len(models), "from": pop.get("from"),
+                   "machine": machine(device)})
     meta = {"architecture": arch, "regime": pop["regime"], "size": len(models),
             "in_channels": data.in_channels, "num_classes": data.num_classes, "dataset": ds["name"]}
     save_population(job["outputs"]["population"], models, meta)

@@ -48,6 +48,20 @@ class AdversarialConfig:
     random_start: bool = True
 
 
+@dataclass
+class DiversityConfig:
+    """A baseline's joint-training loss (core.training.diversity): ``method`` adp | gal | trs |
+    dverge and its knobs (``params`` as the job file gives them, e.g. {"alpha": 2.0, ...})."""
+
+    method: str
+    params: dict
+
+    @classmethod
+    def from_block(cls, block: dict) -> "DiversityConfig":
+        params = {k: v for k, v in block.items() if k != "method"}
+        return cls(method=block["method"], params=params)
+
+
 POPULATION_MODES = ("auto", "sequential", "batched")
 MEMORY_FORMATS = ("contiguous", "channels_last")
 PRECISIONS = ("fp32", "bf16")

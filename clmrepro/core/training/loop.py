@@ -21,6 +21,7 @@ same device).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -34,10 +35,12 @@ from clmrepro.core.models import build_model, counter_linked_layer
 from clmrepro.core.seeding import derive_seed, generator
 from clmrepro.core.training.config import (
     AdversarialConfig,
+    DiversityConfig,
     ExecutionConfig,
     LinkingConfig,
     TrainConfig,
 )
+from clmrepro.core.training.joint import run_joint
 from clmrepro.core.training.linking import make_mask
 from clmrepro.core.training.schedules import Run, run_lockstep, run_sequential
 from clmrepro.core.training.state import Checkpoint, Progress, fingerprint
@@ -70,7 +73,9 @@ def monitored_index(mask: torch.Tensor, weight_shape: tuple[int, ...]) -> list[i
     return [int(v) for v in hits[0]] if len(hits) else None
 
 
-def _regime(linking, adversarial) -> str:
+def _regime(linking, adversarial, diversity=None) -> str:
+    if diversity is not None:
+        return diversity.method
     return ("clm" if linking else "ulm") + ("-adv" if adversarial else "")
 
 
@@ -90,17 +95,23 @@ def train_population(
     should_stop: StopCheck | None = None,
     state_every_s: float = STATE_EVERY_S,
     on_resume: Callable[[Progress], None] | None = None,
+    diversity: DiversityConfig | None = None,
 ) -> dict:
     """Train ``models`` in place and return the training record (docs/architecture.md).
 
     ``on_epoch_end(epoch)`` is called after each epoch's state is saved.  ``should_stop()``
     is asked after every minibatch; when true the state is saved and ``Interrupted`` raised
     (core.interrupt).  ``state_every_s``: seconds between saves inside an epoch (0: after
-    every minibatch).  ``on_resume(progress)`` is called when a saved state is resumed."""
+    every minibatch).  ``on_resume(progress)`` is called when a saved state is resumed.
+    ``diversity``: train the members jointly under a baseline's loss (core.training.joint)."""
     n = len(models)
     if linking is not None and linking.layer != "conv1":
         raise ValueError(f"linking.layer must be 'conv1' (got {linking.layer!r})")
+    if diversity is not None and (linking is not None or adversarial is not None):
+        raise ValueError("a diversity baseline trains without counter-linking or PGD training")
     resolved = (execution or ExecutionConfig()).resolve(device, linked=linking is not None)
+    if diversity is not None:  # one shared pass per epoch; each member on its own kernels
+        resolved = replace(resolved, schedule="joint", stacked=False)
     models = [m.to(device) for m in models]
     shape = tuple(counter_linked_layer(models[0]).weight.shape)
     mask = make_mask(shape, linking.mask, generator(derive_seed(seed, "mask"))) if linking else None
@@ -108,21 +119,27 @@ def train_population(
     gens = {f"order{i}": generator(derive_seed(seed, "order", i)) for i in range(n)}
     gens.update({f"augment{i}": generator(derive_seed(seed, "augment", i)) for i in range(n)})
     gens["partner"] = generator(derive_seed(seed, "partner"))
+    if diversity is not None:
+        gens["target"] = generator(derive_seed(seed, "target"))
+        gens["diversity"] = generator(derive_seed(seed, "diversity"))
     record = {
-        "schema_version": 1, "regime": _regime(linking, adversarial), "size": n, "seed": int(seed),
+        "schema_version": 1, "regime": _regime(linking, adversarial, diversity), "size": n,
+        "seed": int(seed),
         "history": [],
         "prse": None if linking is None else {
             "examinations": [], "mask": mask.tolist(), "monitored_index": monitor, "monitored": []},
         "conv1": [], "test_accuracy": [], "wall_seconds": 0.0,
     }
-    key = fingerprint(models, data, training, linking, adversarial, seed, resolved)
+    if diversity is not None:
+        record["diversity"] = {"method": diversity.method, "params": diversity.params, "terms": []}
+    key = fingerprint(models, data, training, linking, adversarial, seed, resolved, diversity)
     trainees = ([StackedTrainee(models, range(n), training, resolved)] if resolved.stacked else
                 [SingleTrainee(m, i, training, resolved) for i, m in enumerate(models)])
     tensors = {name: getattr(data, name).to(device) for name in ("x_train", "y_train", "x_test", "y_test")}
     run = Run(models=models, trainees=trainees, data=tensors, training=training, linking=linking,
               adversarial=adversarial, execution=resolved, seed=seed, gens=gens, mask=mask,
               monitor=monitor, record=record, progress=Progress(exams=[0] * n), bar=None,
-              on_epoch_end=on_epoch_end)
+              on_epoch_end=on_epoch_end, diversity=diversity)
     run.checkpoint = Checkpoint(state_dir, key, every_s=state_every_s, should_stop=should_stop,
                                 snapshot=run.snapshot)
     state = run.checkpoint.load(device)
@@ -133,7 +150,8 @@ def train_population(
     done = run.progress.epoch * n + (run.progress.submodel if resolved.schedule == "sequential" else 0)
     run.bar = tqdm(total=max(training.epochs * n - done, 0), disable=not progress,
                    desc=run.record["regime"], unit="pass")
-    (run_lockstep if resolved.schedule == "lockstep" else run_sequential)(run)
+    schedules = {"lockstep": run_lockstep, "sequential": run_sequential, "joint": run_joint}
+    schedules[resolved.schedule](run)
     run.bar.close()
     return _finish(run)
 

@@ -27,7 +27,8 @@ from torch import Tensor, nn
 
 from clmrepro.core.data import augment_batch
 from clmrepro.core.seeding import derive_seed
-from clmrepro.core.training.config import AdversarialConfig, Execution, LinkingConfig, TrainConfig
+from clmrepro.core.training.config import (AdversarialConfig, DiversityConfig, Execution,
+                                           LinkingConfig, TrainConfig)
 from clmrepro.core.training.linking import choose_partner, prse
 from clmrepro.core.training.state import Checkpoint, Progress
 from clmrepro.core.training.step import accuracy, input_batch, train_step
@@ -55,6 +56,7 @@ class Run:
     elapsed: float = 0.0  # wall seconds of earlier sessions of this run
     started: float = field(default_factory=time.perf_counter)
     checkpoint: Checkpoint | None = None
+    diversity: DiversityConfig | None = None  # joint training (core.training.joint)
 
     @property
     def n(self) -> int:

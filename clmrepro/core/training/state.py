@@ -38,7 +38,8 @@ class Progress:
     ``batch``: minibatches of that pass already taken; ``orders``: the data order of each
     submodel in the pass (empty until the pass starts); ``loss_sum`` / ``correct``: per
     submodel, this pass; ``exams``: PRSEs per submodel this epoch; ``watched``: monitored
-    weights after each PRSE, not yet in the record."""
+    weights after each PRSE, not yet in the record; ``terms``: joint training's loss terms summed
+    over this pass (core.training.joint)."""
 
     epoch: int = 0
     submodel: int = 0
@@ -48,6 +49,7 @@ class Progress:
     correct: Tensor | None = None
     exams: list[int] = field(default_factory=list)
     watched: list[Tensor] = field(default_factory=list)
+    terms: dict[str, float] = field(default_factory=dict)  # joint training: loss terms this pass
 
     def as_dict(self) -> dict:
         return dict(vars(self))  # shallow: tensors are saved as they are
@@ -62,7 +64,8 @@ def _weights_digest(models: list[nn.Module]) -> str:
     return digest.hexdigest()
 
 
-def fingerprint(models, data, training, linking, adversarial, seed, execution) -> dict:
+def fingerprint(models, data, training, linking, adversarial, seed, execution,
+                diversity=None) -> dict:
     """Everything that must match for a saved state to be resumed; ``epochs`` may grow.
 
     The initial weights and the data count too (a retrain whose starting population
@@ -77,7 +80,8 @@ def fingerprint(models, data, training, linking, adversarial, seed, execution) -
             "linking": repr(linking and sorted(asdict(linking).items())),
             "adversarial": repr(adversarial and sorted(asdict(adversarial).items())),
             "execution": repr(sorted(asdict(execution).items())),
-            "model": type(models[0]).__name__}
+            "model": type(models[0]).__name__,
+            **({"diversity": repr(sorted(asdict(diversity).items()))} if diversity else {})}
 
 
 class Checkpoint:

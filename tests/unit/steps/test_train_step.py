@@ -194,3 +194,29 @@ def test_sigkill_mid_epoch_then_rerun_gives_the_uninterrupted_population(tmp_pat
     assert identical(population_tensors(reference["outputs"]["population"]),
                      population_tensors(killed["outputs"]["population"]))
     assert record_without_time(reference["outputs"]["record"]) == record_without_time(killed["outputs"]["record"])
+
+
+def test_a_baseline_job_trains_jointly_and_dverge_starts_from_the_population_it_names(
+        tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    adp = job(tmp_path, "train", {"id": "adp", "regime": "adp", "size": 2, "from": None},
+              diversity={"method": "adp", "alpha": 2.0, "beta": 0.5, "log_offset": 1e-20,
+                         "det_offset": 1e-6})
+    assert main(write(tmp_path, adp)) == 0
+    record = json.loads(open(adp["outputs"]["record"]).read())
+    assert record["regime"] == "adp" and record["from"] is None
+    assert set(record["diversity"]["terms"][0]) >= {"ce"} and len(record["history"]) == 2
+    meta, _ = load_population(adp["outputs"]["population"], "cpu")
+    assert meta["regime"] == "adp"
+
+    dverge = job(tmp_path, "retrain", {"id": "dverge", "regime": "dverge", "size": 2, "from": "adp"},
+                 inputs={"init": adp["outputs"]["population"]},
+                 diversity={"method": "dverge", "eps": 0.3, "step_size": 0.03, "steps": 2,
+                            "layers": ["bn2"]})
+    assert main(write(tmp_path, dverge)) == 0
+    record = json.loads(open(dverge["outputs"]["record"]).read())
+    assert record["regime"] == "dverge" and record["from"] == "adp"
+    _, start = load_population_states(adp["outputs"]["population"])
+    _, trained = load_population_states(dverge["outputs"]["population"])
+    moved = (trained[0]["conv1.weight"] - start[0]["conv1.weight"]).abs().max()
+    assert 0 < moved < 0.5  # it moved from the ADP population, not from a fresh init
