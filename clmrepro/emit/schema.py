@@ -17,8 +17,8 @@ from pydantic import BaseModel
 
 from clmrepro.plan.model import dumps
 from clmrepro.spec.checks import ARCHITECTURE_DATASETS
-from clmrepro.spec.models import (Arc, AutoAttack, Clm, ClmAdv, EotPgd, Fgsm, Mifgsm, Pgd,
-                                  Population, Spec, Ulm, UlmAdv)
+from clmrepro.spec.models import (REGIME_MODELS, Arc, AutoAttack, EotPgd, Fgsm, Mifgsm, Pgd,
+                                  Population, Spec)
 from clmrepro.spec.sweeps import FORBIDDEN
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -34,7 +34,7 @@ def spec_schema() -> dict:
          "then": {"properties": {"dataset": {"properties": {"name": {"enum": list(datasets)}}}}}}
         for architecture, datasets in ARCHITECTURE_DATASETS.items()]
     _name_knobs(definitions["Population"], knob_paths([Population], "population",
-                                                      regimes=[Ulm, Clm, UlmAdv, ClmAdv]))
+                                                      regimes=list(REGIME_MODELS)))
     attacks = [Fgsm, Pgd, AutoAttack, Mifgsm, EotPgd, Arc]
     for model in attacks:
         _name_knobs(definitions[model.__name__], knob_paths(attacks, "attack"))

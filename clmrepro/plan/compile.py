@@ -142,6 +142,9 @@ def _replicate_jobs(spec: Spec, experiment: Experiment, rep: Replicate) -> list[
                   "training": defaults.training_block(population, experiment),
                   "linking": defaults.linking_block(population, experiment),
                   "adversarial": defaults.adversarial_block(population, experiment), **running}
+        diversity = defaults.diversity_block(population, experiment)
+        if diversity is not None:  # absent for the paper's regimes: their job files stay as they were
+            params["diversity"] = diversity
         # Replicate r retrains its parent's replicate r, so ULM/CLM pairs stay paired.
         inputs = {"init": paths.population(name, exp, source, at)} if source else {}
         inputs.update(_data_input(experiment))

@@ -5,8 +5,8 @@ Defaults follow the authors' code where it settles a question, else the paper's 
 
 from __future__ import annotations
 
-from clmrepro.spec.models import (DATASET_SIZES, Adversarial, Attack, ClmAdv, Dataset, Experiment,
-                                  Population, Training, UlmAdv)
+from clmrepro.spec.models import (BASELINE_KINDS, DATASET_SIZES, Adversarial, Attack, ClmAdv,
+                                  Dataset, Experiment, Population, Training, UlmAdv)
 
 N_CLASSES = 10
 
@@ -28,7 +28,9 @@ def _pick(value, default):
 def training_block(population: Population, experiment: Experiment) -> dict:
     t: Training = population.training
     mnist = is_mnist(experiment.dataset)
-    retrain = population.regime.from_ is not None
+    # A baseline that starts from a population (DVERGE from a ULM) trains with the method's
+    # own full rate, as its code does; only the paper's retraining lowers it.
+    retrain = population.regime.from_ is not None and population.regime.kind not in BASELINE_KINDS
     # Paper §4: retraining lowers the rate (1e-4 LeNet5, 1e-2 ResNet18) so the submodels
     # do not fall back into the minimum they reached as a ULM.
     if mnist:
@@ -64,6 +66,39 @@ def linking_block(population: Population, experiment: Experiment) -> dict | None
     return {"alpha": _pick(regime.alpha, alpha), "delta": _pick(regime.delta, delta),
             "prse_every": _pick(regime.prse_every, 1 if (adv and mnist) else 10),
             "mask": regime.mask, "layer": "conv1"}
+
+
+# Defaults of the diversity baselines, from their public code (core.training.diversity says
+# where each comes from).
+ADP_DEFAULTS = {"alpha": 2.0, "beta": 0.5, "log_offset": 1e-20, "det_offset": 1e-6}
+GAL_DEFAULTS = {"lam": 0.5}
+TRS_DEFAULTS = {"scale": 5.0, "coeff": 2.0, "lamda": 2.0, "init_eps": 0.1, "adv_eps": 0.2,
+                "steps": 6}
+# DVERGE distils one layer's features, drawn per epoch from these (the outputs before a ReLU
+# where the architecture has them; ResNet18's blocks end in theirs).
+DVERGE_LAYERS = {"lenet5": ["bn1", "bn2", "bn3"],
+                 "resnet18": [f"layer{i}.{j}" for i in range(1, 5) for j in range(2)]}
+
+
+def diversity_block(population: Population, experiment: Experiment) -> dict | None:
+    """The joint-training loss of a baseline regime (core.training.diversity), every knob
+    resolved; None for the paper's regimes."""
+    regime = population.regime
+    if regime.kind not in BASELINE_KINDS:
+        return None
+    if regime.kind == "adp":
+        return {"method": "adp", **ADP_DEFAULTS, "alpha": _pick(regime.alpha, ADP_DEFAULTS["alpha"]),
+                "beta": _pick(regime.beta, ADP_DEFAULTS["beta"])}
+    if regime.kind == "gal":
+        return {"method": "gal", "lam": _pick(regime.lam, GAL_DEFAULTS["lam"])}
+    if regime.kind == "trs":
+        return {"method": "trs", **{key: _pick(getattr(regime, key), value)
+                                    for key, value in TRS_DEFAULTS.items()}}
+    mnist = is_mnist(experiment.dataset)
+    eps = _pick(regime.eps, 0.35 if mnist else 0.07)
+    layers = [regime.layer] if regime.layer else DVERGE_LAYERS[experiment.architecture]
+    return {"method": "dverge", "eps": eps, "step_size": _pick(regime.step_size, round(eps / 10, 10)),
+            "steps": _pick(regime.steps, 10), "layers": layers}
 
 
 def adversarial_block(population: Population, experiment: Experiment) -> dict | None:

@@ -9,10 +9,17 @@ departure, but the reader should see them beside the intervals.
 from __future__ import annotations
 
 from clmrepro.plan import defaults
-from clmrepro.spec.models import DATASET_SIZES, Experiment, Population, Spec
+from clmrepro.spec.models import BASELINE_KINDS, DATASET_SIZES, Experiment, Population, Spec
 
 # Paper §3-4 and the authors' runs (REFERENCE §1).
 PAPER_SIZE = {"ulm": 10, "clm": 10, "ulm-adv": 4, "clm-adv": 4}
+# The diversity baselines (core.training.diversity) are not in the paper: the report says so.
+BASELINE_SOURCES = {
+    "adp": "ADP, Pang et al. ICML 2019",
+    "gal": "GAL, Kariyappa & Qureshi 2019",
+    "trs": "TRS, Yang et al. NeurIPS 2021",
+    "dverge": "DVERGE, Yang et al. NeurIPS 2020",
+}
 PAPER_ATTACKS = {"pgd": {"steps": 40}, "mifgsm": {"steps": 5, "decay": 1.0},
                  "autoattack": {"version": "standard", "steps": 100, "n_queries": 5000,
                                 "n_restarts": 1}}
@@ -79,7 +86,10 @@ def precision_notes(spec: Spec) -> list[str]:
 def _population(population: Population, experiment: Experiment) -> list[str]:
     notes = []
     kind = population.regime.kind
-    if population.size != PAPER_SIZE[kind]:
+    if kind in BASELINE_KINDS:
+        notes.append(f"a baseline the paper does not run ({BASELINE_SOURCES[kind]}): its members "
+                     "are trained jointly, one loss over all of them on the same minibatches")
+    elif population.size != PAPER_SIZE[kind]:
         notes.append(f"{population.size} submodels (paper: {PAPER_SIZE[kind]})")
     if kind in ("clm", "clm-adv") and population.regime.from_ is None:
         notes.append("trained from scratch with linking (paper: retrained from the unlinked one)")

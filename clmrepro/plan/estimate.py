@@ -253,8 +253,32 @@ class _Units:
 
 # --- stages --------------------------------------------------------------------------
 
+# Joint training of a diversity baseline (core.training.joint), per image and member, in units
+# of a plain training step T: ADP one step plus its determinant; GAL and TRS backpropagate
+# through the input gradients (TRS twice: at the image and at a random point near it).
+# DVERGE is priced from its parts below.  PROVISIONAL until measured (BENCHMARKS.md).
+JOINT_FACTOR = {"adp": 1.2, "gal": 3.0, "trs": 5.0}
+
+
+def _joint_seconds(job: dict, u: _Units) -> float:
+    p = job["params"]
+    n, diversity = int(p["population"]["size"]), p["diversity"]
+    if diversity["method"] == "dverge":
+        # every member: `steps` feature-distillation gradients, a step on each other member's
+        # distilled batch, and a forward on the clean batch for the record
+        per_image = n * (int(diversity["steps"]) * u.attack_step("pgd") + (n - 1) * u.train(False)
+                         + u.forward(int(p["training"]["batch_size"]), False))
+    else:
+        per_image = n * JOINT_FACTOR[diversity["method"]] * u.train(False)
+    n_train, n_test = int(p["dataset"]["n_train"]), int(p["dataset"]["n_test"])
+    test = n * n_test * u.forward(int(p["training"].get("eval_batch_size", 1000)), False)
+    return int(p["training"]["epochs"]) * (n_train * per_image + test)
+
+
 def _train_seconds(job: dict, u: _Units) -> float:
     p = job["params"]
+    if p.get("diversity"):
+        return _joint_seconds(job, u)
     n = int(p["population"]["size"])
     training = p["training"]
     steps = int(p["adversarial"]["steps"]) if p.get("adversarial") else 0

@@ -25,7 +25,10 @@ FRACTION = r"^\s*0*[1-9][0-9]*\s*/\s*0*[1-9][0-9]*\s*$"  # 8/255; never 0/n or n
 DATASETS = ("mnist-5k", "mnist", "cifar10", "fake-cifar10")
 ARCHITECTURES = ("lenet5", "resnet18")
 ATTACK_KINDS = ("fgsm", "pgd", "autoattack", "mifgsm", "eot-pgd", "arc")
-REGIME_KINDS = ("ulm", "clm", "ulm-adv", "clm-adv")
+REGIME_KINDS = ("ulm", "clm", "ulm-adv", "clm-adv", "adp", "gal", "trs", "dverge")
+# The field's other ensemble-diversity methods (core.training.diversity): trained jointly, one
+# loss over all members on the same minibatch.
+BASELINE_KINDS = ("adp", "gal", "trs", "dverge")
 THREAT_MODELS = ("paper", "transfer", "adaptive")
 # Default train/test sizes; mnist-5k is 5,000 digits split 4,000/1,000 (REFERENCE §5).
 DATASET_SIZES = {"mnist-5k": (4000, 1000), "mnist": (60000, 10000), "cifar10": (50000, 10000),
@@ -194,7 +197,71 @@ class ClmAdv(Linking):
     adversarial: Adversarial = Field(default_factory=Adversarial, description="PGD training knobs")
 
 
-Regime = Annotated[Union[Ulm, Clm, UlmAdv, ClmAdv], Field(discriminator="kind")]
+class Adp(Strict):
+    """Pang et al., ICML 2019 (code: P2333/Adaptive-Diverse-Ensemble)."""
+
+    kind: Literal["adp"] = Field(description="Adaptive Diversity Promoting: the members' "
+                                 "cross-entropies − α·ensemble entropy − β·log ensemble diversity")
+    from_: SafeId | None = Field(None, alias="from", description="population to start from; "
+                                 "null → from scratch (the method's own setting)")
+    alpha: float | None = Field(None, ge=0, le=100, allow_inf_nan=False, description="weight of "
+                                "the ensemble entropy; null → 2 (authors' code)")
+    beta: float | None = Field(None, ge=0, le=100, allow_inf_nan=False, description="weight of "
+                               "the log-determinant; null → 0.5 (authors' code)")
+
+
+class Gal(Strict):
+    """Kariyappa & Qureshi, 2019 (arXiv 1901.09981)."""
+
+    kind: Literal["gal"] = Field(description="Gradient Alignment Loss: cross-entropies + "
+                                 "λ·log Σ exp(cosine similarity of the members' input gradients)")
+    from_: SafeId | None = Field(None, alias="from", description="population to start from; "
+                                 "null → from scratch (the method's own setting)")
+    lam: float | None = Field(None, ge=0, le=100, allow_inf_nan=False, description="λ, weight "
+                              "of the gradient alignment term; null → 0.5")
+
+
+class Trs(Strict):
+    """Yang et al., NeurIPS 2021 (code: AI-secure/Transferability-Reduced-Smooth-Ensemble)."""
+
+    kind: Literal["trs"] = Field(description="Transferability Reduced Smooth ensemble: "
+                                 "cross-entropies + scale·(coeff·|cos| of input gradients + "
+                                 "lamda·gradient magnitude near the image)")
+    from_: SafeId | None = Field(None, alias="from", description="population to start from; "
+                                 "null → from scratch")
+    scale: float | None = Field(None, ge=0, le=100, allow_inf_nan=False, description="overall "
+                                "weight of the two terms; null → 5 (authors' code)")
+    coeff: float | None = Field(None, ge=0, le=100, allow_inf_nan=False, description="weight "
+                                "of the pairwise |cos| of input gradients; null → 2 (code)")
+    lamda: float | None = Field(None, ge=0, le=100, allow_inf_nan=False, description="weight "
+                                "of the smoothness (gradient magnitude) term; null → 2 (code)")
+    init_eps: Budget | None = Field(None, description="radius of the smoothness search in "
+                                    "the first epoch; null → 0.1 (code)")
+    adv_eps: Budget | None = Field(None, description="radius it grows to, linearly over the "
+                                   "epochs; null → 0.2 (code)")
+    steps: Count | None = Field(None, le=1000, description="steps of the smoothness search "
+                                "(step eps/3); null → 6 (code)")
+
+
+class Dverge(Strict):
+    """Yang et al., NeurIPS 2020 (code: zjysteven/DVERGE)."""
+
+    kind: Literal["dverge"] = Field(description="each member trained on the feature-distilled "
+                                    "examples of the others")
+    from_: SafeId | None = Field(None, alias="from", description="population to start from "
+                                 "(the method starts from trained baselines: a ULM); null → scratch")
+    eps: Budget | None = Field(None, description="L∞ budget of the feature distillation; "
+                               "null → 0.35 MNIST (TRS repository's DVERGE), 0.07 CIFAR-10")
+    step_size: Step | None = Field(None, description="distillation step; null → eps / 10")
+    steps: Count | None = Field(None, le=10_000, description="distillation steps; null → 10")
+    layer: str | None = Field(None, pattern=r"^[a-z0-9_.]+$", description="the layer whose "
+                              "features are distilled (a module name, e.g. bn2); null → one "
+                              "drawn per epoch (authors' code) from bn1, bn2, bn3 (LeNet5) or "
+                              "the eight residual blocks (ResNet18)")
+
+
+REGIME_MODELS = (Ulm, Clm, UlmAdv, ClmAdv, Adp, Gal, Trs, Dverge)
+Regime = Annotated[Union[REGIME_MODELS], Field(discriminator="kind")]
 
 
 class Population(Strict):

@@ -255,3 +255,31 @@ def test_resnet18_jobs_take_a_whole_gpu_and_lenet5_jobs_a_slot():
     assert mnist.cmd.startswith("python -m clmrepro.steps.gpu_slot -- ")
     assert plan.by_id("report").resources == {**plan.by_id("report").resources, "gpu": 0,
                                               "gpu_whole": False}
+
+
+def test_baselines_carry_their_resolved_loss_and_the_paper_regimes_none():
+    plan = plan_of("baselines-mnist5k")
+    trains = {j.job["params"]["population"]["id"]: j for j in plan.jobs
+              if j.stage in ("train", "retrain") and j.job["params"]["replicate"] == 0}
+    for paper_regime in ("ulm", "clm"):  # their job files stay as they were before baselines
+        assert "diversity" not in trains[paper_regime].job["params"]
+    assert trains["adp"].job["params"]["diversity"] == {
+        "method": "adp", "alpha": 2.0, "beta": 0.5, "log_offset": 1e-20, "det_offset": 1e-6}
+    assert trains["trs"].job["params"]["diversity"] == {
+        "method": "trs", "scale": 5.0, "coeff": 2.0, "lamda": 2.0, "init_eps": 0.1,
+        "adv_eps": 0.2, "steps": 6}
+    assert trains["dverge"].job["params"]["diversity"] == {
+        "method": "dverge", "eps": 0.35, "step_size": 0.035, "steps": 10,
+        "layers": ["bn1", "bn2", "bn3"]}
+    # DVERGE starts from the ULM of its replicate, at the method's own rate (not the paper's
+    # retraining rate); the joint methods cost more than the ULM's training
+    dverge = trains["dverge"]
+    assert dverge.stage == "retrain" and dverge.inputs["init"] == trains["ulm"].outputs["population"]
+    assert dverge.job["params"]["training"]["lr"] == 1e-3
+    assert trains["clm"].job["params"]["training"]["lr"] == 1e-4
+    for kind in ("gal", "trs", "dverge"):
+        assert trains[kind].estimate_s > trains["ulm"].estimate_s
+    notes = departures_from_paper(load_spec(ROOT / "specs/baselines-mnist5k.yaml"))
+    assert any(n.startswith("mnist: dverge: a baseline the paper does not run (DVERGE")
+               for n in notes)
+    assert not any(n.startswith("mnist: adp: 10 submodels") for n in notes)
