@@ -243,3 +243,51 @@ def mra_bar_figures(views: list[PaperTableView], directory: Path) -> list[Figure
                               f"its 95% interval ({methods_text(view_cells(view))}); "
                               "orange: the paper."))
     return out
+
+
+def _cost_column(tables: list, experiment: str):
+    """The table and column a cost figure plots: the strongest attack under the adaptive threat
+    model when it ran, else adaptive PGD, else the paper protocol's PGD; None when none ran."""
+    for threat, attack in (("adaptive", "strongest"), ("adaptive", "pgd"), ("paper", "pgd")):
+        for table in tables:
+            if table.experiment == experiment and table.threat_model == threat:
+                columns = [c for c in table.columns if c[0] == attack]
+                if columns:
+                    return table, columns[0]
+    return None
+
+
+def cost_figures(tables: list, costs: list, directory: Path) -> list[FigureFile]:
+    """MRA against measured training cost, one point per population (the Baselines section)."""
+    out = []
+    for experiment in sorted({t.experiment for t in tables}):
+        found = _cost_column(tables, experiment)
+        seconds = {c.population: c.total_seconds for c in costs if c.experiment == experiment}
+        if found is None or not seconds:
+            continue
+        table, column = found
+        points = [(pop, regime, seconds[pop], cells[column]) for pop, regime, cells in table.rows
+                  if pop in seconds and cells[column].run]
+        if not points:
+            continue
+        fig = Figure(figsize=(5.5, 3.6))
+        ax = fig.subplots()
+        for k, (pop, regime, cost, cell) in enumerate(points):
+            err = [[100 * (cell.mean - cell.interval.low)], [100 * (cell.interval.high - cell.mean)]]
+            ax.errorbar([cost], [100 * cell.mean], yerr=err, fmt="o", capsize=3, color=f"C{k % 10}",
+                        label=f"{pop} ({REGIME_LABELS.get(regime, regime)})")
+        ax.set_xscale("log")
+        ax.set_xlabel("training seconds (measured, with the population it starts from)")
+        attack = ATTACK_LABELS.get(column[0], column[0])
+        ax.set_ylabel(f"MRA % ({attack}, ε {eps_text(column[1])}, {table.threat_model})")
+        ax.legend(fontsize=7)
+        title = f"{experiment}: robustness against training cost"
+        ax.set_title(title, fontsize=10)
+        fig.tight_layout()
+        name = f"baselines-cost-{_slug(experiment)}.png"
+        _save(fig, directory, name)
+        out.append(FigureFile(name, title, "One point per population: mean MRA over replicates "
+                              "with its 95% interval against the mean measured training time "
+                              "(training.json wall_seconds; DVERGE and CLM include the ULM they "
+                              "start from)."))
+    return out

@@ -13,10 +13,15 @@ import yaml
 
 ATTACKS = ("fgsm", "pgd", "autoattack", "mifgsm", "eot-pgd")
 REGIMES = ("ulm", "clm", "ulm-adv", "clm-adv")
+# The diversity baselines, not in the paper (spec.models.BASELINE_KINDS; reporting sits
+# below spec's users and may not import it: tests/unit/reporting/test_baselines.py pins both).
+BASELINE_REGIMES = ("adp", "gal", "trs", "dverge")
 ATTACK_LABELS = {"benign": "Benign", "fgsm": "FGSM", "pgd": "PGD", "autoattack": "AutoAttack",
                  "mifgsm": "MI-FGSM", "eot-pgd": "PGD-EOT", "arc": "ARC",
                  "strongest": "strongest (per image)"}
-REGIME_LABELS = {"ulm": "ULM", "clm": "CLM", "ulm-adv": "ULM-Adv", "clm-adv": "CLM-Adv"}
+REGIME_LABELS = {"ulm": "ULM", "clm": "CLM", "ulm-adv": "ULM-Adv", "clm-adv": "CLM-Adv",
+                 # the diversity baselines (not in the paper)
+                 "adp": "ADP", "gal": "GAL", "trs": "TRS", "dverge": "DVERGE"}
 DATASET_LABELS = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
 
 # Paths write eps with 6 significant digits (0.0314 or 0.0313725 for 8/255), so budgets are

@@ -16,6 +16,7 @@ import jinja2
 from tabulate import tabulate
 
 from clmrepro.core.checkpoints import atomic_write_text
+from clmrepro.reporting import baselines as base
 from clmrepro.reporting import figures as figs
 from clmrepro.reporting import tables as tab
 from clmrepro.reporting.claims import VERDICTS, evaluate_claims
@@ -119,7 +120,8 @@ def environment() -> jinja2.Environment:
                        params=tab.params_text,
                        attack=lambda a: ATTACK_LABELS.get(a, a),
                        regime=lambda r: REGIME_LABELS.get(r, r),
-                       dataset=lambda d: DATASET_LABELS.get(d, d))
+                       dataset=lambda d: DATASET_LABELS.get(d, d),
+                       threat=lambda t: THREAT_LABELS.get(t, t))
     return env
 
 
@@ -182,7 +184,10 @@ def _context(data: ReportData, figures_dir: Path) -> dict:
                + figs.transfer_figures(data.records, figures_dir)
                + sweep_figures(data.records, data.sweeps, figures_dir))
     sanity = sanity_views(data.sanity)
+    baselines = _baselines(data)
+    figures += figs.cost_figures(baselines["tables"], baselines["costs"], figures_dir)
     return {
+        "baselines": baselines,
         "sanity_views": sanity, "sanity_text": SANITY_TEXT,
         "sanity_counts": {v: sum(r.verdict == v for r in data.sanity) for v in CHECK_VERDICTS},
         "sanity_rules": _rules(data.sanity), "strongest_text": STRONGEST_TEXT,
@@ -196,6 +201,34 @@ def _context(data: ReportData, figures_dir: Path) -> dict:
         "threat_text": THREAT_MODEL_TEXT, "adaptive_why": ADAPTIVE_WHY, "prov": data.provenance,
         "intervals_text": INTERVALS_TEXT.format(tolerance=tab.TOLERANCE_POINTS),
         "NOT_RUN": tab.NOT_RUN, "dataset_notes": dataset_notes(data.records),
+    }
+
+
+BASELINES_TEXT = (
+    "ADP (Pang et al. 2019), GAL (Kariyappa & Qureshi 2019), TRS (Yang et al. 2021) and DVERGE "
+    "(Yang et al. 2020) diversify an ensemble by training its members jointly; the paper compares "
+    "CLM only with ULM. Here every population is scored as the paper scores CLM: random dispatch "
+    "(MRA, eq. 6), the same attacks, budgets, test images and threat models. Cells: mean MRA "
+    "[95% interval] in percent.")
+
+
+def _baselines(data: ReportData) -> dict:
+    tables = base.baseline_tables(data.records)
+    costs = base.training_costs(data.trainings) if tables else []
+    shown = {(t.experiment, pop) for t in tables for pop, _, _ in t.rows}
+    costs = [c for c in costs if (c.experiment, c.population) in shown]
+    verdicts = base.clm_vs_baselines(data.records) if tables else []
+    return {
+        "text": BASELINES_TEXT, "tables": tables, "costs": costs, "verdicts": verdicts,
+        "cost_header": ["experiment", "population", "regime", "training (s)", "with start (s)"],
+        "cost_rows": [[c.experiment, c.population, REGIME_LABELS.get(c.regime, c.regime),
+                       f"{c.own_seconds:.1f}", f"{c.total_seconds:.1f}"] for c in costs],
+        "verdict_header": ["experiment", "baseline", "cell", "CLM", "baseline MRA",
+                           "CLM − baseline", "verdict"],
+        "verdict_rows": [[v.experiment, v.baseline, v.label, tab.value_text(v.clm, "percent"),
+                          tab.value_text(v.other, "percent"),
+                          tab.difference_text(v.interval, "percent"), v.outcome]
+                         for v in verdicts],
     }
 
 
@@ -246,6 +279,10 @@ def _markdown_tables(context: dict) -> dict:
         [[r.experiment, r.dataset, r.population, ATTACK_LABELS.get(r.attack, r.attack),
           tab.eps_text(r.eps), r.cell.text(), str(r.cell.k), str(r.cell.samples), r.crafting,
           r.params] for r in context["others"]])
+    baselines = context["baselines"]
+    md["baselines"] = [_md_table(t.header(), t.markdown_rows()) for t in baselines["tables"]]
+    md["costs_training"] = _md_table(baselines["cost_header"], baselines["cost_rows"])
+    md["baseline_verdicts"] = _md_table(baselines["verdict_header"], baselines["verdict_rows"])
     md["costs"] = _md_table(["job", "wall time", "peak memory (max RSS)"],
                             [[c.job, c.wall, c.peak_memory] for c in context["prov"].costs])
     return md
