@@ -172,11 +172,16 @@ def _evaluation_jobs(spec: Spec, experiment: Experiment, rep: Replicate,
         pop = population.id
         model = {"population": paths.population(name, exp, pop, at), **_data_input(experiment)}
         base = {**common, "population": _population_block(population), **scoring}
+        # the deterministic rules (core.ensemble), only when asked: without them the job
+        # files stay as they were
+        rules = ({"inference": list(evaluation.inference)} if evaluation.inference != ["random"]
+                 else {})
         job = _job(spec, rep.job_id(f"evaluate-{exp}-{pop}-benign"), "evaluate", exp,
                    rep.seed(spec.seed, exp, pop, "evaluate", "benign"), model,
                    {"scores": paths.benign_scores(name, exp, pop, at),
                     "analysis": paths.analysis(name, exp, pop, at)},
-                   {**base, "attack": None, "saliency_samples": evaluation.saliency_samples})
+                   {**base, "attack": None, "saliency_samples": evaluation.saliency_samples,
+                    **rules})
         jobs.append(_planned(spec, job))
         sanity = defaults.sanity_block(experiment, pop)
         if sanity is not None:
@@ -206,7 +211,8 @@ def _evaluation_jobs(spec: Spec, experiment: Experiment, rep: Replicate,
                            model,
                            {"adversarial": paths.adversarial(name, exp, pop, label, eps, at),
                             "scores": paths.scores(name, exp, pop, label, eps, at)},
-                           {**base, **threats[0], "attack": block, "samples": threats[1]})
+                           {**base, **threats[0], "attack": block, "samples": threats[1],
+                            **(rules if attack.kind not in ADAPTIVE_ONLY else {})})
                 jobs.append(_planned(spec, job))
     return jobs
 

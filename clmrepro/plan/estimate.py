@@ -392,10 +392,20 @@ def samples_of(job: dict) -> dict[str, int]:
 def _attack_seconds(job: dict, u: _Units) -> float:
     scores = "scores" in job["outputs"]  # the fused layout crafts and scores in one job
     total = 0.0
-    for threat, images in samples_of(job).items():
+    samples = samples_of(job)
+    for threat, images in samples.items():
         total += _craft_seconds(job, u, threat, images)
         if scores:
             total += _score_seconds(job, u, threat, images)
+    rules = [r for r in job["params"].get("inference") or [] if r != "random"]
+    if rules and "adaptive" in samples:
+        # the deterministic rules' adaptive set: the attack on the averaged population, one
+        # model of n submodels (n gradients per step), then each rule scores it and the
+        # paper protocol's set (n forwards per image each)
+        n, images = int(job["params"]["population"]["size"]), samples["adaptive"]
+        total += images * n * _craft_one(job, u, job["params"]["attack"])
+        bs = int(job["params"].get("batch_size", 100))
+        total += len(rules) * (images + samples.get("paper", 0)) * n * u.forward(bs, False)
     return total
 
 

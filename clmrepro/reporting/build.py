@@ -23,6 +23,7 @@ from clmrepro.plan import paths
 from clmrepro.reporting.claims import FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, evaluate_claims
 from clmrepro.reporting.dvc_metrics import write_dvc_views
 from clmrepro.reporting.estimates import replicate
+from clmrepro.reporting.inference import split
 from clmrepro.reporting.paper import load_paper_tables, paper_value
 from clmrepro.reporting.provenance import collect
 from clmrepro.reporting.render import ReportData, render_report, write_index
@@ -235,8 +236,10 @@ def build_report(job: dict) -> None:
     params, inputs, outputs = job["params"], job["inputs"], job["outputs"]
     spec_name = params.get("spec_name") or job.get("spec", "")
     tables = load_paper_tables(inputs["paper_tables"])
-    records = with_strongest(merge_scores(_as_list(inputs.get("scores")), tables,
-                                          params.get("attack_params")))
+    # the deterministic inference rules answer another question: their own section only
+    records, rule_records = split(merge_scores(_as_list(inputs.get("scores")), tables,
+                                               params.get("attack_params")))
+    records = with_strongest(records)
     known = {(r["experiment"], r["population"]) for r in records}
     trainings = _located(_as_list(inputs.get("records")), known)
     analyses = [{**item["record"], "experiment": item["experiment"],
@@ -248,6 +251,8 @@ def build_report(job: dict) -> None:
     sanity = run_checks(records, read_check_files(_as_list(inputs.get("sanity"))))
     description = params.get("description", "")
     metrics = metrics_json(spec_name, description, records, claims, tables, sanity)
+    metrics["records"] += [{k: v for k, v in r.items() if k not in IN_MEMORY_ONLY}
+                           for r in rule_records]
     atomic_write_json(outputs["metrics"], metrics)
     atomic_write_text(outputs["mra_csv"], mra_csv(records))
     # flat MRAs for `dvc metrics show/diff`, one row per cell for `dvc plots diff`
@@ -264,6 +269,6 @@ def build_report(job: dict) -> None:
                       trainings=trainings, analyses=analyses, tables=tables,
                       provenance=provenance, sweeps=list(params.get("sweeps") or []),
                       precision_notes=list(params.get("precision_notes") or []),
-                      sanity=sanity)
+                      sanity=sanity, rule_records=rule_records)
     render_report(data, outputs["report_md"], outputs["report_html"], outputs["figures"])
     write_index(Path(outputs["report_html"]).parent.parent)

@@ -416,6 +416,19 @@ class Evaluation(Strict):
     sanity: Sanity | None = Field(None, description="checks that catch a failed attack, one "
                                   "job per population (docs/sanity.md); null → only the checks "
                                   "read from the grid's records")
+    inference: list[Literal["random", "average", "vote"]] = Field(
+        default_factory=lambda: ["random"], min_length=1, max_length=3, description="how the "
+        "population answers: random (the paper's random dispatch, MRA eq. 6), average (argmax of "
+        "the mean output) or vote (majority); average and vote are deterministic classifiers, "
+        "scored on the paper protocol's images and attacked white-box as one model under the "
+        "adaptive threat model (core.ensemble). Must include random")
+
+    @model_validator(mode="after")
+    def _random_first(self) -> "Evaluation":
+        if "random" not in self.inference or len(set(self.inference)) != len(self.inference):
+            raise ValueError("inference must list random (the paper's rule, scored for every "
+                             f"table and claim) once, and each other rule once (got {self.inference})")
+        return self
 
 
 class Execution(Strict):

@@ -30,13 +30,20 @@ removed once the outputs are written.
 from __future__ import annotations
 
 import functools
+import shutil
 import sys
 from pathlib import Path
 
 from clmrepro.core.interrupt import StopCheck
 from clmrepro.steps import common
 from clmrepro.steps.common import Job, prepare_torch, show_progress, step_main
-from clmrepro.steps.evaluate import load_test_set, runtime_for, sample_sizes  # noqa: F401
+from clmrepro.steps.evaluate import (  # noqa: F401
+    AVERAGE_SET,
+    load_test_set,
+    rules_of,
+    runtime_for,
+    sample_sizes,
+)
 
 STATE_ROOT = Path(".clmrepro-state")
 # Bump when a change of this code changes the adversarial sets: old state is then stale.
@@ -108,10 +115,44 @@ def run_attack(job: Job, should_stop: StopCheck | None = None) -> None:
                       seed=int(job["seed"]), runtime=runtime, store=store,
                       should_stop=should_stop, progress=show_progress())
     blob = {"x": x, "y": y, "attack": dict(attack), **sets}
+    if rules_of(p) and "adaptive" in threat_models:
+        blob[AVERAGE_SET] = averaged_adaptive_set(job, models, x, y, sizes["adaptive"], runtime,
+                                                  _fingerprint(job, runtime, population_path, x, y),
+                                                  should_stop)
     atomic_torch_save(blob, job["outputs"]["adversarial"])
     if "scores" in job["outputs"]:  # the fused attack job (docs/architecture.md, "Jobs and replicates")
         write_scores(job["outputs"]["scores"], attack_records(job, models, blob, runtime))
     store.remove()
+    shutil.rmtree(_average_state_dir(job), ignore_errors=True)
+
+
+def _average_state_dir(job: Job) -> Path:
+    # a sibling, not a child: a ChunkStore removes whatever else its folder holds
+    folder = attack_state_dir(job)
+    return folder.with_name(folder.name + "-average")
+
+
+def averaged_adaptive_set(job: Job, models, x, y, size: int | None, runtime, fingerprint: dict,
+                          should_stop: StopCheck | None) -> dict:
+    """The adaptive threat model of the deterministic inference rules (core.ensemble): the
+    attack, white-box, on the averaged population as one model (AutoAttack in its own
+    ``version``; EOT-PGD is PGD on a deterministic model), crafted one model at a time."""
+    from dataclasses import replace
+
+    from clmrepro.core.attacks.state import ChunkStore
+    from clmrepro.core.attacks.threats import craft_sets
+    from clmrepro.core.ensemble import AveragedPopulation
+    from clmrepro.core.seeding import derive_seed
+
+    store = ChunkStore(_average_state_dir(job), {**fingerprint, "target": "average"})
+    averaged = AveragedPopulation(models).eval()
+    sets = craft_sets([averaged], x, y, attack=job["params"]["attack"], threat_models=["paper"],
+                      sizes={"paper": size}, crafting="per-batch",
+                      batch_size=int(job["params"]["batch_size"]),
+                      seed=derive_seed(int(job["seed"]), "average"),
+                      runtime=replace(runtime, batched=False), store=store,
+                      should_stop=should_stop, progress=show_progress())
+    return {"x_adv": sets["paper"]["x_adv"], "target": "average"}
 
 
 def main(argv: list[str] | None = None) -> int:

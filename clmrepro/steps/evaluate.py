@@ -21,6 +21,35 @@ SCHEMA_VERSION = 1
 CRAFTING_BY_THREAT = {"transfer": "each", "adaptive": "population"}
 
 
+# The adaptive set of the deterministic inference rules in the adversarial file
+# (steps.attack.averaged_adaptive_set): crafted on the averaged population.
+AVERAGE_SET = "adaptive-average"
+
+
+def rules_of(params: dict) -> list[str]:
+    """The deterministic inference rules the job scores besides random dispatch."""
+    return [rule for rule in params.get("inference") or [] if rule != "random"]
+
+
+def rule_records(job: Job, models, x, y, *, base: dict, threat: str, crafting: str,
+                 attack_params: dict | None) -> list[dict]:
+    """One record per deterministic inference rule of the job on the set ``x``: the
+    population as one classifier (core.ensemble), MRA = its accuracy, ``correct`` one row."""
+    from clmrepro.core.ensemble import rule_correctness
+    from clmrepro.core.per_image import pack
+
+    p = job["params"]
+    records = []
+    for rule in rules_of(p):
+        correct = rule_correctness(models, x, y, rule, batch_size=int(p["batch_size"]),
+                                   device=next(models[0].parameters()).device)
+        accuracy = float(correct.double().mean())
+        records.append({**base, "threat_model": threat, "inference": rule, "crafting": crafting,
+                        "correct": pack(correct.view(1, -1)), "attack_params": attack_params,
+                        "mra": accuracy, "per_submodel": [accuracy]})
+    return records
+
+
 def sample_sizes(params: dict) -> dict[str, int | None]:
     """N per threat model: ``params.samples[threat]``, else ``params.n_samples`` (None: the
     whole test split).  The first N test images are used."""
@@ -129,6 +158,20 @@ def attack_records(job: Job, models, blob: dict, runtime) -> list[dict]:
             params = blob[threat].get("params", attack["params"])
         records.append(_score(per.tolist(), **base, threat_model=threat, crafting=crafting,
                               correct=pack(correct), attack_params={**params, "eps": eps}))
+        if threat == "paper":  # the same images, answered by the deterministic rules
+            records += rule_records(job, models, x_adv, y, base=base, threat=threat,
+                                    crafting=crafting, attack_params={**params, "eps": eps})
+    if rules_of(p) and "adaptive" in p["threat_models"]:
+        if AVERAGE_SET not in blob:
+            raise ValueError(f"{job['id']}: adversarial file lacks the set crafted on the "
+                             f"averaged population ({AVERAGE_SET!r})")
+        x_adv = blob[AVERAGE_SET]["x_adv"]
+        n = int(x_adv.shape[0])
+        check_perturbation(blob["x"][:n], x_adv, eps)
+        base = _base_record(job, len(models), n)
+        base.update(attack=attack.get("id", attack["kind"]), attack_kind=attack["kind"], eps=eps)
+        records += rule_records(job, models, x_adv, blob["y"][:n], base=base, threat="adaptive",
+                                crafting="average", attack_params={**attack["params"], "eps": eps})
     return records
 
 
@@ -181,6 +224,13 @@ def run_evaluate(job: Job) -> None:
         record, analysis = benign_outputs(job, models, runtime)
         atomic_write_json(job["outputs"]["analysis"], analysis)
         records = [record]
+        if rules_of(job["params"]):
+            p = job["params"]
+            x, y = load_test_set(p["dataset"], p["n_samples"], job["inputs"].get("data"))
+            base = _base_record(job, len(models), len(y))
+            base.update(attack="benign", eps=0.0)
+            records += rule_records(job, models, x, y, base=base, threat="paper",
+                                    crafting="each", attack_params=None)
     else:
         blob = safe_load(job["inputs"]["adversarial"])
         records = attack_records(job, models, blob, runtime)

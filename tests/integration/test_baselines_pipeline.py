@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from test_pipeline import copy_repo, run, snakemake
 
@@ -38,3 +39,21 @@ def test_baselines_train_jointly_are_attacked_like_clm_and_compared_in_the_repor
                 and (" adp  " in line or " dverge " in line) and "ε 0.3," in line]
     assert len(verdicts) == 12, section
     assert (repo / "reports/baselines-tiny/figures/baselines-cost-mnist.png").is_file()
+
+    # every inference rule: average and vote scored on the paper protocol's images and on the
+    # set crafted white-box on the averaged population, in their own section only
+    rules = {(r["population"], r["attack"], r["threat_model"], r.get("inference", "random"))
+             for r in metrics["records"]}
+    for rule in ("average", "vote"):
+        assert {("adp", "benign", "paper", rule), ("adp", "pgd", "paper", rule),
+                ("adp", "pgd", "adaptive", rule)} <= rules
+    adversarial = torch.load(results / "adp/r0/attacks/pgd-eps0.3/adversarial.pt",
+                             weights_only=False)
+    assert adversarial["adaptive-average"]["x_adv"].shape == adversarial["adaptive"]["x_adv"].shape
+    assert not torch.equal(adversarial["adaptive-average"]["x_adv"], adversarial["adaptive"]["x_adv"])
+    inference = report.split("## Inference rules", 1)[1].split("\n## ", 1)[0]
+    assert "| population   | attack     | random" in inference and "| vote" in inference
+    assert "### mnist, adaptive" in inference
+    # the strongest attack per image is taken over random dispatch's records only
+    strongest = [r for r in metrics["records"] if r["attack"] == "strongest"]
+    assert strongest and all("inference" not in r for r in strongest)

@@ -283,3 +283,19 @@ def test_baselines_carry_their_resolved_loss_and_the_paper_regimes_none():
     assert any(n.startswith("mnist: dverge: a baseline the paper does not run (DVERGE")
                for n in notes)
     assert not any(n.startswith("mnist: adp: 10 submodels") for n in notes)
+
+
+def test_inference_rules_reach_the_scoring_jobs_only_when_asked():
+    text = (ROOT / "specs/tiny.yaml").read_text().replace(
+        "      threat_models: [paper, transfer, adaptive]\n",
+        "      threat_models: [paper, transfer, adaptive]\n      inference: [random, vote]\n")
+    assert "inference: [random, vote]" in text
+    asked = compile_spec(parse_spec(text, "tiny.yaml"), "tiny.yaml")
+    plain = plan_of("tiny")
+    for job in asked.jobs:
+        params = job.job["params"]
+        if job.stage in ("attack", "evaluate"):
+            assert params["inference"] == ["random", "vote"]
+        else:
+            assert "inference" not in params
+    assert not any("inference" in job.job["params"] for job in plain.jobs)
