@@ -256,8 +256,11 @@ class _Units:
 # Joint training of a diversity baseline (core.training.joint), per image and member, in units
 # of a plain training step T: ADP one step plus its determinant; GAL and TRS backpropagate
 # through the input gradients (TRS twice: at the image and at a random point near it).
-# DVERGE is priced from its parts below.  PROVISIONAL until measured (BENCHMARKS.md).
-JOINT_FACTOR = {"adp": 1.2, "gal": 3.0, "trs": 5.0}
+# DVERGE is priced from its parts below.  Measured per epoch against ULM's n passes
+# (benchmarks.baselines_cost, 4 LeNet5s, 2,000 mnist-5k images, 2-core AVX512 shared with
+# other jobs; BENCHMARKS.md): ADP 0.66-0.83, GAL 2.4-3.1, TRS 12-16, DVERGE 15-16 (the
+# parts model gives 16 there).
+JOINT_FACTOR = {"adp": 1.0, "gal": 3.0, "trs": 14.0}
 
 
 def _joint_seconds(job: dict, u: _Units) -> float:
