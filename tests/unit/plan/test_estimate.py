@@ -278,3 +278,48 @@ def test_eot_pgd_on_one_submodel_costs_pgd_and_on_the_dispatch_eot_draws():
     # each more draw adds the same crafting cost: the estimate is linear in eot_iter
     assert adaptive[2] - adaptive[1] == pytest.approx(adaptive[1] - adaptive[0])
     assert adaptive[1] > adaptive[0]
+
+
+def test_joint_training_of_the_baselines_by_hand():
+    cal = calibration()
+    job = train_job()
+    # ADP: S + E * (N_train * n * factor * T + n * N_test * F(1000)) with factor 1.0
+    job["params"]["diversity"] = {"method": "adp"}
+    assert estimate_seconds(job, cal) == pytest.approx(2 + 3 * (100 * 2 * 1e-3 + 2 * 50 * 2e-4))
+    job["params"]["diversity"] = {"method": "trs"}
+    factor = estimate.JOINT_FACTOR["trs"]
+    assert estimate_seconds(job, cal) == pytest.approx(
+        2 + 3 * (100 * 2 * factor * 1e-3 + 2 * 50 * 2e-4))
+    # DVERGE: each member `steps` distillation gradients (a PGD step each), a training step
+    # on each other member's batch, a forward for the record (F at batch 100)
+    job["params"]["diversity"] = {"method": "dverge", "steps": 10}
+    per_image = 2 * (10 * 3e-3 + 1 * 1e-3 + 1e-4)
+    assert estimate_seconds(job, cal) == pytest.approx(2 + 3 * (100 * per_image + 2 * 50 * 2e-4))
+
+
+def test_deterministic_inference_rules_add_the_averaged_adaptive_attack_and_their_scoring():
+    cal = calibration()
+    plain = attack_job(samples={"paper": 100, "adaptive": 20})
+    ruled = copy.deepcopy(plain)
+    ruled["params"]["inference"] = ["random", "average", "vote"]
+    # adaptive images * n * (steps * A_pgd) + rules * (adaptive + paper images) * n * F(100)
+    extra = 20 * 4 * (10 * 3e-3) + 2 * (20 + 100) * 4 * 1e-4
+    assert estimate_seconds(ruled, cal) - estimate_seconds(plain, cal) == pytest.approx(extra)
+    ruled["params"]["inference"] = ["random"]
+    assert estimate_seconds(ruled, cal) == pytest.approx(estimate_seconds(plain, cal))
+
+
+def test_square_in_the_checks_is_priced_on_the_share_it_leaves_correct():
+    def sanity_job(regime, checks):
+        job = attack_job(regime=regime, samples={"paper": 10})
+        job["stage"] = "sanity"
+        job["params"]["sanity"] = {"checks": checks, "threat_models": ["paper"], "samples": 10,
+                                   "pgd": {"steps": 5}, "square_queries": 100}
+        return job
+    cal = calibration()
+    for regime, share in (("ulm", 0.4), ("ulm-adv", 0.5)):
+        with_square = estimate_seconds(sanity_job(regime, ["pgd", "square"]), cal)
+        without = estimate_seconds(sanity_job(regime, ["pgd"]), cal)
+        # images * (queries * m * F(100) * share + one more set scored on all n)
+        assert with_square - without == pytest.approx(10 * (100 * 1 * 1e-4 * share + 4 * 1e-4))
+        assert estimate.SQUARE_SURVIVAL["adversarial" if "adv" in regime else "standard"] == share
