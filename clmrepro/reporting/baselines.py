@@ -58,11 +58,15 @@ def _experiments(records: list[dict]) -> list[str]:
     return sorted({r["experiment"] for r in records if r["regime"] in BASELINE_REGIMES})
 
 
+def population_order(population: str, regime: str) -> tuple:
+    """The paper's regimes first, then the baselines, then anything else; by id within one."""
+    order = REGIMES + BASELINE_REGIMES
+    return (order.index(regime) if regime in order else len(order), population)
+
+
 def _populations(records: list[dict], experiment: str) -> list[tuple[str, str]]:
     found = {(r["population"], r["regime"]) for r in records if r["experiment"] == experiment}
-    order = REGIMES + BASELINE_REGIMES
-    return sorted(found, key=lambda pr: (order.index(pr[1]) if pr[1] in order else len(order),
-                                         pr[0]))
+    return sorted(found, key=lambda pr: population_order(*pr))
 
 
 def baseline_tables(records: list[dict]) -> list[BaselineTable]:

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from clmrepro.reporting.paper import ATTACK_LABELS, BASELINE_REGIMES, REGIMES
+from clmrepro.reporting.baselines import ATTACK_ORDER, THREAT_ORDER, population_order
+from clmrepro.reporting.paper import ATTACK_LABELS
 from clmrepro.reporting.tables import Cell, eps_text
 
 RULES = ("random", "average", "vote")
-THREAT_ORDER = ("paper", "transfer", "adaptive")
-ATTACK_ORDER = tuple(ATTACK_LABELS)
 
 
 def rule_of(record: dict) -> str:
@@ -49,11 +48,6 @@ class InferenceTable:
                 for pop, attack, eps, cells in self.rows]
 
 
-def _order(population: str, regime: str) -> tuple:
-    order = REGIMES + BASELINE_REGIMES
-    return (order.index(regime) if regime in order else len(order), population)
-
-
 def inference_tables(random: list[dict], rules: list[dict]) -> list[InferenceTable]:
     tables = []
     for experiment in sorted({r["experiment"] for r in rules}):
@@ -66,7 +60,7 @@ def inference_tables(random: list[dict], rules: list[dict]) -> list[InferenceTab
                        if r["experiment"] == experiment and r["threat_model"] == threat}
             keys = sorted({(r["population"], r["regime"], r["attack"], round(float(r["eps"]), 6))
                            for r in scored if r["attack"] in attacks},
-                          key=lambda k: (_order(k[0], k[1]), ATTACK_ORDER.index(k[2])
+                          key=lambda k: (population_order(k[0], k[1]), ATTACK_ORDER.index(k[2])
                                          if k[2] in ATTACK_ORDER else 99, k[3]))
             if not keys:
                 continue
