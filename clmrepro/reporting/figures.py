@@ -220,8 +220,10 @@ def mra_bar_figures(views: list[PaperTableView], directory: Path) -> list[Figure
         fig = Figure(figsize=(max(5.0, 0.55 * len(cells) + 1.5), 3.4))
         ax = fig.subplots()
         reproduced = [100 * c.mean if c.run else 0.0 for _, c in cells]
-        errors = np.array([[100 * (c.mean - c.interval.low), 100 * (c.interval.high - c.mean)]
-                           if c.run else [0.0, 0.0] for _, c in cells]).T
+        # clipped at 0: an interval of zero width may end a rounding error inside its mean
+        errors = np.clip(np.array([[100 * (c.mean - c.interval.low),
+                                    100 * (c.interval.high - c.mean)]
+                                   if c.run else [0.0, 0.0] for _, c in cells]).T, 0.0, None)
         paper = [100 * c.paper if c.paper is not None else 0.0 for _, c in cells]
         ax.bar(x - 0.2, reproduced, 0.4, yerr=errors, capsize=2, label="reproduced (95% CI)",
                color="C0")
@@ -273,7 +275,8 @@ def cost_figures(tables: list, costs: list, directory: Path) -> list[FigureFile]
         fig = Figure(figsize=(5.5, 3.6))
         ax = fig.subplots()
         for k, (pop, regime, cost, cell) in enumerate(points):
-            err = [[100 * (cell.mean - cell.interval.low)], [100 * (cell.interval.high - cell.mean)]]
+            err = [[max(0.0, 100 * (cell.mean - cell.interval.low))],
+                   [max(0.0, 100 * (cell.interval.high - cell.mean))]]
             ax.errorbar([cost], [100 * cell.mean], yerr=err, fmt="o", capsize=3, color=f"C{k % 10}",
                         label=f"{pop} ({REGIME_LABELS.get(regime, regime)})")
         ax.set_xscale("log")

@@ -119,7 +119,10 @@ def wilson_interval(p: float, n: int, level: float = LEVEL) -> Interval:
     denominator = 1.0 + z2 / n
     centre = (p + z2 / (2 * n)) / denominator
     half = math.sqrt(z2) / denominator * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    return Interval(p, max(0.0, centre - half), min(1.0, centre + half), WILSON, 1, n)
+    # the Wilson interval contains p; in floats its ends can miss p by a rounding error
+    # (p = 0 gave a low end of 7e-18), which made an interval that does not hold its mean
+    return Interval(p, min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half)),
+                    WILSON, 1, n)
 
 
 def paired_t_interval(left: list[float], right: list[float], level: float = LEVEL) -> Interval:

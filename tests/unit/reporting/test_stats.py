@@ -64,6 +64,15 @@ def test_wilson_matches_newcombe_1998(successes, n, low, high):
                                              pytest.approx(high, abs=5e-5))
 
 
+@pytest.mark.parametrize("n", [1, 7, 40, 263, 10_000])
+def test_wilson_interval_always_holds_its_proportion(n):
+    # p = 0 with n = 40 gave a low end of 6.9e-18 > p, and the report's error bars failed
+    for successes in range(0, n + 1, max(1, n // 50)):
+        interval = wilson_interval(successes / n, n)
+        assert interval.low <= interval.mean <= interval.high
+    assert wilson_interval(0.0, n).low == 0.0 and wilson_interval(1.0, n).high == 1.0
+
+
 def test_paired_difference_by_hand():
     # d = [0.10, 0.05, 0.15]: mean 0.1, s = 0.05, half = 4.302653 * 0.05 / sqrt(3) = 0.124207
     interval = paired_t_interval([0.40, 0.50, 0.60], [0.30, 0.45, 0.45])
