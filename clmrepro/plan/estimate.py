@@ -256,11 +256,12 @@ class _Units:
 # Joint training of a diversity baseline (core.training.joint), per image and member, in units
 # of a plain training step T: ADP one step plus its determinant; GAL and TRS backpropagate
 # through the input gradients (TRS twice: at the image and at a random point near it).
-# DVERGE is priced from its parts below.  Measured per epoch against ULM's n passes
-# (benchmarks.baselines_cost, 4 LeNet5s, 2,000 mnist-5k images, 2-core AVX512 shared with
-# other jobs; BENCHMARKS.md): ADP 0.66-0.83, GAL 2.4-3.1, TRS 12-16, DVERGE 15-16 (the
-# parts model gives 16 there).
-JOINT_FACTOR = {"adp": 1.0, "gal": 3.0, "trs": 14.0}
+# DVERGE is priced from its parts below, a distillation step as DVERGE_STEP PGD steps (the
+# source's features with their gradient, the target's again).  Measured per epoch against
+# ULM's n passes in CPU time (benchmarks.baselines_cost, 4 LeNet5s, 2,000 mnist-5k images,
+# 2-core AVX512, 2026-12-03; BENCHMARKS.md): ADP 0.92, GAL 3.34, TRS 15.75, DVERGE 18.97.
+JOINT_FACTOR = {"adp": 1.0, "gal": 3.5, "trs": 17.0}
+DVERGE_STEP = 1.5
 
 
 def _joint_seconds(job: dict, u: _Units) -> float:
@@ -269,7 +270,8 @@ def _joint_seconds(job: dict, u: _Units) -> float:
     if diversity["method"] == "dverge":
         # every member: `steps` feature-distillation gradients, a step on each other member's
         # distilled batch, and a forward on the clean batch for the record
-        per_image = n * (int(diversity["steps"]) * u.attack_step("pgd") + (n - 1) * u.train(False)
+        per_image = n * (int(diversity["steps"]) * DVERGE_STEP * u.attack_step("pgd")
+                         + (n - 1) * u.train(False)
                          + u.forward(int(p["training"]["batch_size"]), False))
     else:
         per_image = n * JOINT_FACTOR[diversity["method"]] * u.train(False)

@@ -293,7 +293,7 @@ def test_joint_training_of_the_baselines_by_hand():
     # DVERGE: each member `steps` distillation gradients (a PGD step each), a training step
     # on each other member's batch, a forward for the record (F at batch 100)
     job["params"]["diversity"] = {"method": "dverge", "steps": 10}
-    per_image = 2 * (10 * 3e-3 + 1 * 1e-3 + 1e-4)
+    per_image = 2 * (10 * estimate.DVERGE_STEP * 3e-3 + 1 * 1e-3 + 1e-4)
     assert estimate_seconds(job, cal) == pytest.approx(2 + 3 * (100 * per_image + 2 * 50 * 2e-4))
 
 
