@@ -3,7 +3,8 @@
 Two subsystems over shared pieces.  Imports go down this list, never up: the shared pieces
 import neither subsystem, and the two subsystems do not import each other.
 
-``training/``   training a population (ULM, CLM with PRSE, their PGD variants): its own map
+``training/``   training a population (ULM, CLM with PRSE, their PGD variants, the diversity
+                baselines): its own map
 ``attacks/``    crafting adversarial sets under the paper, transfer and adaptive threat
                 models: its own map
 
@@ -23,6 +24,7 @@ Shared pieces:
 ``devices``     device choice and the process settings every job shares
 ``interrupt``   the stop request long loops ask and the exception they raise
 ``per_image``   per-image correctness tables, packed into scores records and decoded
+``ensemble``    the inference rules: random dispatch, averaging, majority vote
 ``packages``    installed package versions (data manifests, report provenance)
 
 core imports nothing of specs, plans, Snakemake, DVC, steps or reports (docs/architecture.md).
