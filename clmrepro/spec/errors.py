@@ -126,4 +126,7 @@ def describe_error(error: dict, parent: type[BaseModel] | None) -> str:
         return f"must be a list {got}"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         return f"must be a mapping {got}"
+    if kind == "value_error":  # our validators' own words, without pydantic's prefix
+        short = repr(value) if isinstance(value, list) and len(repr(value)) <= 60 else _got(value)
+        return f"{str(error['msg']).removeprefix('Value error, ')} (got {short})"
     return f"{error['msg']} {got}"

@@ -13,7 +13,8 @@ import types
 from fractions import Fraction
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator,
+                      model_validator)
 
 # '.' is allowed so that sweep members read like `clm-alpha0.05` (clmrepro.spec.sweeps); an id
 # is one path component, and no component can be '..' because an id starts with [a-z0-9].
@@ -423,12 +424,13 @@ class Evaluation(Strict):
         "scored on the paper protocol's images and attacked white-box as one model under the "
         "adaptive threat model (core.ensemble). Must include random")
 
-    @model_validator(mode="after")
-    def _random_first(self) -> "Evaluation":
-        if "random" not in self.inference or len(set(self.inference)) != len(self.inference):
-            raise ValueError("inference must list random (the paper's rule, scored for every "
-                             f"table and claim) once, and each other rule once (got {self.inference})")
-        return self
+    @field_validator("inference")
+    @classmethod
+    def _random_once(cls, rules: list[str]) -> list[str]:
+        if "random" not in rules or len(set(rules)) != len(rules):
+            raise ValueError("must list random (the paper's rule, scored for every table and "
+                             "claim) and each rule at most once")
+        return rules
 
 
 class Execution(Strict):
