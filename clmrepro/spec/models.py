@@ -422,7 +422,8 @@ class Evaluation(Strict):
         "population answers: random (the paper's random dispatch, MRA eq. 6), average (argmax of "
         "the mean output) or vote (majority); average and vote are deterministic classifiers, "
         "scored on the paper protocol's images and attacked white-box as one model under the "
-        "adaptive threat model (core.ensemble). Must include random")
+        "adaptive threat model (core.ensemble). Must include random",
+        json_schema_extra={"contains": {"const": "random"}, "uniqueItems": True})
 
     @field_validator("inference")
     @classmethod
