@@ -282,7 +282,10 @@ def cmd_run(args) -> int:
             print(f"[clmrepro] {len(released)} output(s) to rerun were read-only links into DVC's "
                   "cache: removed them first, as Snakemake would (the cache keeps them)",
                   file=sys.stderr, flush=True)
-        command = [sys.executable, "-m", "snakemake", "--cores", str(args.cores)]
+        # a killed run leaves its jobs' outputs marked incomplete; every step resumes from its own
+        # state and writes atomically, so rerunning them is what the user asked for
+        command = [sys.executable, "-m", "snakemake", "--cores", str(args.cores),
+                   "--rerun-incomplete"]
         if args.gpus is not None:
             command += ["--resources", f"gpu={args.gpus}"]
         code = _call(command + ["--config", f"spec={plan.spec}"], lock)

@@ -404,6 +404,8 @@ def test_run_stops_before_snakemake_when_a_check_fails(tmp_path, monkeypatch, ca
     monkeypatch.setattr(doctor, "run_checks", must_not_run)
     assert main(["run", "specs/tiny.yaml", "--no-dvc", "--no-doctor"]) == 0
     assert calls and calls[0][1:3] == ["-m", "snakemake"]
+    # a killed run leaves outputs marked incomplete; a rerun must not stop on them
+    assert "--rerun-incomplete" in calls[0]
 
 
 def test_the_cli_doctor_and_storage_load_without_torch():
