@@ -183,8 +183,11 @@ def _call(command: list[str], lock: RunLock) -> int:
     """Run a child that shares the run lock.  It gets its own process group, and SIGINT, SIGTERM
     and SIGHUP sent to us (Ctrl-C, `kill`, a closed terminal) go to that whole group, so every
     running step saves its state at its next safe point (docs/reliability.md)."""
-    child = subprocess.Popen(command, pass_fds=lock.fds, env={**os.environ, **lock.env},
-                             process_group=0)
+    env = {**os.environ, **lock.env}
+    # Snakemake's jobs call `python -m clmrepro.steps...`: find this interpreter first, so that
+    # `.venv/bin/clmrepro run` works without activating the environment
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    child = subprocess.Popen(command, pass_fds=lock.fds, env=env, process_group=0)
 
     def forward(signum, frame):
         try:
