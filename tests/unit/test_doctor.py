@@ -416,7 +416,8 @@ def test_the_cli_doctor_and_storage_load_without_torch():
     assert done.stdout.strip() == "False"
 
 
-def test_children_find_this_interpreter_first_without_an_activated_environment(tmp_path):
+def test_children_find_this_interpreter_first_without_an_activated_environment(tmp_path,
+                                                                              monkeypatch):
     """Snakemake's jobs run `python -m clmrepro.steps...`: with a PATH whose first python lacks
     torch (`.venv/bin/clmrepro run` without `activate`), every step failed on `import torch`."""
     from clmrepro.cli import _call
@@ -426,12 +427,8 @@ def test_children_find_this_interpreter_first_without_an_activated_environment(t
     code = f"import shutil; open({str(probe)!r}, 'w').write(shutil.which('python') or '')"
     script = tmp_path / "probe.py"
     script.write_text(code)
-    old_path = os.environ.get("PATH", "")
-    os.environ["PATH"] = "/usr/bin:/bin"
-    try:
-        with hold("test", tmp_path) as lock:
-            assert _call([sys.executable, str(script)], lock) == 0
-    finally:
-        os.environ["PATH"] = old_path
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    with hold("test", tmp_path) as lock:
+        assert _call([sys.executable, str(script)], lock) == 0
     found = Path(probe.read_text())
     assert found.parent == Path(sys.executable).parent
