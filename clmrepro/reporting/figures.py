@@ -17,6 +17,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from clmrepro.core.checkpoints import atomic_write_bytes  # noqa: E402
 from clmrepro.reporting.paper import ATTACK_LABELS, REGIME_LABELS  # noqa: E402
@@ -259,6 +260,15 @@ def _cost_column(tables: list, experiment: str):
     return None
 
 
+def seconds_axis(ax) -> None:
+    """A log x axis for seconds labelled 10, 20, 50, 100, … as plain numbers: matplotlib's
+    default labels every minor tick of a short log span as 3×10^1, 4×10^1, …, which overlap."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def cost_figures(tables: list, costs: list, directory: Path) -> list[FigureFile]:
     """MRA against measured training cost, one point per population (the Baselines section)."""
     out = []
@@ -279,7 +289,7 @@ def cost_figures(tables: list, costs: list, directory: Path) -> list[FigureFile]
                    [max(0.0, 100 * (cell.interval.high - cell.mean))]]
             ax.errorbar([cost], [100 * cell.mean], yerr=err, fmt="o", capsize=3, color=f"C{k % 10}",
                         label=f"{pop} ({REGIME_LABELS.get(regime, regime)})")
-        ax.set_xscale("log")
+        seconds_axis(ax)
         ax.set_xlabel("training seconds (measured, with the population it starts from)")
         attack = ATTACK_LABELS.get(column[0], column[0])
         ax.set_ylabel(f"MRA % ({attack}, ε {eps_text(column[1])}, {table.threat_model})")

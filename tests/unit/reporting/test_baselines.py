@@ -93,3 +93,19 @@ def test_the_report_shows_the_section_only_when_a_baseline_ran(tmp_path, report_
     assert 'id="baselines"' in html and "baselines-table" in html
     # the fixture report has no baseline population: no section
     assert "## Baselines" not in rendered["md"] and 'id="baselines"' not in rendered["html"]
+
+
+def test_the_cost_figure_labels_its_seconds_as_plain_numbers_without_minor_labels():
+    from matplotlib.figure import Figure
+
+    from clmrepro.reporting.figures import seconds_axis
+
+    ax = Figure().subplots()
+    ax.plot([30.0, 70.0, 110.0, 740.0], [2.0, 2.2, 1.9, 3.1], "o")  # the run of record's span
+    seconds_axis(ax)
+    ax.figure.canvas.draw()
+    low, high = ax.get_xlim()
+    major = [t.get_text() for t, v in zip(ax.get_xticklabels(), ax.get_xticks()) if low <= v <= high]
+    minor = [t.get_text() for t in ax.get_xticklabels(minor=True) if t.get_text()]
+    assert major == ["50", "100", "200", "500"]
+    assert minor == []
