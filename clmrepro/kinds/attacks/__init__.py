@@ -11,7 +11,7 @@ from typing import Annotated, Union
 
 from pydantic import Field
 
-from clmrepro.kinds.attacks import arc, autoattack, eot_pgd, fgsm, mifgsm, pgd
+from clmrepro.kinds.attacks import arc, autoattack, eot_pgd, fgsm, mifgsm, pgd, square
 
 MODULES: tuple[ModuleType, ...] = (
     fgsm,
@@ -20,6 +20,7 @@ MODULES: tuple[ModuleType, ...] = (
     mifgsm,
     eot_pgd,
     arc,
+    square,
 )
 
 BY_KIND: dict[str, ModuleType] = {module.KIND: module for module in MODULES}
