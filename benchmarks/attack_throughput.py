@@ -38,6 +38,7 @@ from clmrepro.core.devices import resolve_device
 from clmrepro.core.models import build_model
 from clmrepro.core.runtime import AttackRuntime
 from clmrepro.core.seeding import derive_seed, generator
+from clmrepro.kinds.attacks import get
 
 SMOKE_PARAMS = {  # specs/smoke.yaml, MNIST eps 0.3
     "fgsm": {},
@@ -75,7 +76,7 @@ def transfer_comparison(args, device) -> None:
     models = population(args.transfer_models, device)
     x, y = inputs(models, args.transfer_samples)
     params = {"alpha": 0.01, "steps": args.steps, "random_start": True}
-    kw = dict(kind="pgd", eps=0.3, params=params, batch_size=args.batch_size, seed=0,
+    kw = dict(kind=get("pgd"), eps=0.3, params=params, batch_size=args.batch_size, seed=0,
               device=device)
     runtimes = {"sequential": AttackRuntime(device), "batched": AttackRuntime(device, batched=True)}
     times: dict[str, list[float]] = {name: [] for name in runtimes}
@@ -122,7 +123,7 @@ def threat_model_table(args, device) -> None:
     print("| attack | naive per-batch (s) | grouped paper (s) | transfer (s) | adaptive (s) |")
     print("|---|---|---|---|---|")
     for kind in args.kinds.split(","):
-        common = dict(kind=kind, eps=0.3, params=SMOKE_PARAMS[kind], batch_size=args.batch_size)
+        common = dict(kind=get(kind), eps=0.3, params=SMOKE_PARAMS[kind], batch_size=args.batch_size)
         t_naive, _ = timed(lambda: naive_paper(models, x.to(device), y.to(device),
                                                crafters=crafters, seed=0, **common), device)
         t_paper, _ = timed(lambda: craft_paper(models, x, y, crafters=crafters, seed=0,

@@ -24,6 +24,7 @@ from clmrepro.core.runtime import AttackRuntime
 from clmrepro.core.training.config import ExecutionConfig, TrainConfig
 from clmrepro.core.training.loop import init_population, train_population
 from clmrepro.core.training.step import accuracy
+from clmrepro.kinds.attacks import get
 
 PGD = {"steps": 10, "alpha": 0.03, "random_start": True}
 
@@ -42,7 +43,7 @@ def craft(model, data, precision: str, eps: float, device) -> tuple[torch.Tensor
     runtime = AttackRuntime(torch.device(device), precision=precision)
     crafters = torch.zeros(len(data.x_test), dtype=torch.long)
     start = time.perf_counter()
-    adv = craft_paper(runtime.prepare([model]), to_unit(data.x_test), data.y_test, kind="pgd", eps=eps, params=PGD,
+    adv = craft_paper(runtime.prepare([model]), to_unit(data.x_test), data.y_test, kind=get("pgd"), eps=eps, params=PGD,
                       crafters=crafters, batch_size=100, seed=1, device=device, runtime=runtime)
     return adv, time.perf_counter() - start
 

@@ -22,16 +22,10 @@ from clmrepro.calibration.units import IN_CHANNELS, now, seconds_per_call, synch
 from clmrepro.core.attacks.adaptive import RandomDispatch
 from clmrepro.core.attacks.sequential import build_attack, seed_attack
 from clmrepro.core.models import build_model
+from clmrepro.kinds import attacks as attack_kinds
 
 EPS = {"lenet5": 0.3, "resnet18": 8 / 255}
 ALPHA = {"lenet5": 0.01, "resnet18": 2 / 255}
-# short runs of each kind: the cost per gradient step does not depend on the step count
-STEP_PARAMS = {
-    "fgsm": ({}, 1),
-    "pgd": ({"steps": 5, "random_start": True}, 5),
-    "mifgsm": ({"steps": 5, "decay": 1.0}, 5),
-    "eot-pgd": ({"steps": 2, "eot_iter": 2, "random_start": True}, 4),
-}
 # AutoAttack's own settings (and the specs' defaults): APGD-T's cost per step falls and its
 # survivors thin out as the step count grows (at 10 steps a mnist5k-like ULM-Adv LeNet5 kept
 # 26% of the points after APGD-T and cost 1.6e-3 s per point-step, at 100 steps 19% and
@@ -80,24 +74,23 @@ def quick_models(data, device: torch.device, *, seed: int = 0) -> dict[str, torc
 
 def step_costs(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, architecture: str,
                device: torch.device) -> dict[str, float]:
-    """Seconds per image per gradient step of each torchattacks kind (eot-pgd: per step and
-    EOT draw) on ``model``."""
+    """Seconds per image per gradient step of each torchattacks kind that names a short run
+    (``calibration_params``; eot-pgd: per step and EOT draw) on ``model``."""
     eps, alpha = EPS[architecture], ALPHA[architecture]
     costs = {}
-    for kind, (params, grads) in STEP_PARAMS.items():
-        full = dict(params)
-        if kind in ("pgd", "eot-pgd"):
-            full["alpha"] = alpha
-        if kind == "mifgsm":
-            full["alpha"] = eps / full["steps"]
-        attack = build_attack(kind, model, eps, full)
+    for kind in attack_kinds.MODULES:
+        run_params = kind.calibration_params(eps, alpha)
+        if run_params is None:
+            continue
+        params, grads = run_params
+        attack = build_attack(kind, model, eps, params)
 
         def run(attack=attack):
             seed_attack(attack, 0)
             attack(x, y)
 
         reps = 1 if device.type == "cpu" and architecture == "resnet18" else 3
-        costs[kind] = seconds_per_call(run, device, reps) / (len(x) * grads)
+        costs[kind.KIND] = seconds_per_call(run, device, reps) / (len(x) * grads)
     return costs
 
 
@@ -127,7 +120,7 @@ def autoattack_run(model, x, y, eps: float, device: torch.device, steps: int = A
     runs them (each on the points the previous ones left correct)."""
     params = {"version": "standard", "norm": "Linf", "n_classes": 10, "steps": steps,
               "n_queries": n_queries, "n_restarts": 1, "eot_iter": 1}
-    components = build_attack("autoattack", model, eps, params).attacks
+    components = build_attack(attack_kinds.get("autoattack"), model, eps, params).attacks
     names = ("apgd_ce", "apgd_t", "fab_t", "square")
     counts = {"images": len(x), "clean": int(_still_correct(model, x, y).sum())}
     times = {}

@@ -17,8 +17,8 @@ from pydantic import BaseModel
 
 from clmrepro.plan.model import dumps
 from clmrepro.spec.checks import ARCHITECTURE_DATASETS
-from clmrepro.spec.models import (REGIME_MODELS, Arc, AutoAttack, EotPgd, Fgsm, Mifgsm, Pgd,
-                                  Population, Spec)
+from clmrepro.kinds import attacks as attack_kinds
+from clmrepro.spec.models import REGIME_MODELS, Population, Spec
 from clmrepro.spec.sweeps import FORBIDDEN
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -35,7 +35,7 @@ def spec_schema() -> dict:
         for architecture, datasets in ARCHITECTURE_DATASETS.items()]
     _name_knobs(definitions["Population"], knob_paths([Population], "population",
                                                       regimes=list(REGIME_MODELS)))
-    attacks = [Fgsm, Pgd, AutoAttack, Mifgsm, EotPgd, Arc]
+    attacks = [kind.Spec for kind in attack_kinds.MODULES]
     for model in attacks:
         _name_knobs(definitions[model.__name__], knob_paths(attacks, "attack"))
     # `sanity: null` is the default; written out, snakemake.utils.validate would fill the

@@ -12,6 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from clmrepro.kinds import attacks as attack_kinds
 from clmrepro.plan import defaults, paths
 from clmrepro.plan.departures import departures_from_paper, precision_notes
 from clmrepro.plan.estimate import estimate_seconds, memory_mb, runtime_minutes
@@ -30,7 +31,7 @@ PREPARED_DATASETS = ("mnist", "cifar10", "mnist-5k")
 # to, so several share one GPU (issue 10; `slots_per_gpu` in workflow/profiles/*/config.yaml).
 WHOLE_GPU_ARCHITECTURES = ("resnet18",)
 # Attacks on the population as a whole (ARC): their jobs run the adaptive threat model only.
-ADAPTIVE_ONLY = ("arc",)
+ADAPTIVE_ONLY = attack_kinds.ADAPTIVE_ONLY_KINDS
 
 
 def spec_sha256(spec: Spec) -> str:

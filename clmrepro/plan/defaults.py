@@ -5,10 +5,9 @@ Defaults follow the authors' code where it settles a question, else the paper's 
 
 from __future__ import annotations
 
+from clmrepro.kinds import attacks as attack_kinds
 from clmrepro.spec.models import (BASELINE_KINDS, DATASET_SIZES, Adversarial, Attack, ClmAdv,
                                   Dataset, Experiment, Population, Training, UlmAdv)
-
-N_CLASSES = 10
 
 
 def is_mnist(dataset: Dataset) -> bool:
@@ -119,29 +118,10 @@ def pgd_alpha(experiment: Experiment) -> float:
 
 
 def attack_params(attack: Attack, eps: float, experiment: Experiment) -> dict:
-    """Every parameter the attack step passes to torchattacks; the step fills none itself
-    (3.5.1 changed the defaults of 2.14, REFERENCE §2)."""
-    if attack.kind == "fgsm":
-        return {}
-    if attack.kind == "pgd":
-        return {"alpha": _pick(attack.alpha, pgd_alpha(experiment)), "steps": attack.steps,
-                "random_start": attack.random_start}
-    if attack.kind == "mifgsm":
-        # torchattacks 2.14 (the paper's version) ran alpha = eps / steps.
-        return {"alpha": _pick(attack.alpha, eps / attack.steps), "steps": attack.steps,
-                "decay": attack.decay}
-    if attack.kind == "eot-pgd":
-        return {"alpha": _pick(attack.alpha, pgd_alpha(experiment)), "steps": attack.steps,
-                "eot_iter": attack.eot_iter, "random_start": attack.random_start}
-    if attack.kind == "arc":
-        return {"steps": attack.steps, "step_size": _pick(attack.step_size, eps),
-                "candidates": attack.candidates, "topk": attack.topk, "rho": attack.rho,
-                "start": attack.start, "start_steps": attack.start_steps,
-                "start_alpha": _pick(attack.start_alpha, pgd_alpha(experiment)),
-                "start_random_start": attack.start_random_start}
-    return {"version": attack.version, "norm": "Linf", "n_classes": N_CLASSES,
-            "steps": attack.steps, "n_queries": attack.n_queries,
-            "n_restarts": attack.n_restarts, "eot_iter": attack.eot_iter}
+    """Every parameter the attack step passes to its attack; the step fills none itself
+    (torchattacks 3.5.1 changed the defaults of 2.14, docs/reference.md §2).  Each kind
+    resolves its own knobs (clmrepro.kinds.attacks)."""
+    return attack_kinds.get(attack.kind).params(attack, eps, pgd_alpha(experiment))
 
 
 def n_samples(experiment: Experiment) -> int:

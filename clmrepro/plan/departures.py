@@ -8,6 +8,7 @@ departure, but the reader should see them beside the intervals.
 
 from __future__ import annotations
 
+from clmrepro.kinds import attacks as attack_kinds
 from clmrepro.plan import defaults
 from clmrepro.spec.models import BASELINE_KINDS, DATASET_SIZES, Experiment, Population, Spec
 
@@ -20,9 +21,6 @@ BASELINE_SOURCES = {
     "trs": "TRS, Yang et al. NeurIPS 2021",
     "dverge": "DVERGE, Yang et al. NeurIPS 2020",
 }
-PAPER_ATTACKS = {"pgd": {"steps": 40}, "mifgsm": {"steps": 5, "decay": 1.0},
-                 "autoattack": {"version": "standard", "steps": 100, "n_queries": 5000,
-                                "n_restarts": 1}}
 
 
 def departures_from_paper(spec: Spec) -> list[str]:
@@ -133,14 +131,6 @@ def _evaluation(experiment: Experiment) -> list[str]:
     if evaluation.crafting == "per-sample":
         notes.append("evaluation: one crafting submodel per image (paper text); the authors' code "
                      "draws one per batch")
-    for attack in evaluation.attacks:
-        for key, value in PAPER_ATTACKS.get(attack.kind, {}).items():
-            if getattr(attack, key) != value:
-                notes.append(f"attack {attack.id or attack.kind}: {key} = {getattr(attack, key)} "
-                             f"(paper/code: {value})")
-        if attack.kind == "eot-pgd":
-            alpha = "the dataset's PGD step" if attack.alpha is None else attack.alpha
-            notes.append(f"attack {attack.id or attack.kind}: steps {attack.steps}, alpha {alpha}, "
-                         f"eot_iter {attack.eot_iter} are our choice (the paper gives no EOT-PGD "
-                         "parameters; the authors' code has no EOT-PGD)")
+    for attack in evaluation.attacks:  # each kind knows the paper's settings of its knobs
+        notes += attack_kinds.get(attack.kind).departures(attack)
     return notes

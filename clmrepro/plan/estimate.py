@@ -46,14 +46,11 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from clmrepro.calibration.files import default_calibration
+from clmrepro.kinds import attacks as attack_kinds
 from clmrepro.plan import paths
 
 AUTHORS_EXECUTION = {"population": "sequential", "memory_format": "contiguous",
                      "precision": "fp32", "clm_schedule": "sequential"}
-# kinds whose transfer crafting the attack step can run population-batched (sign steps are
-# per element, so block k's attack is exactly submodel k's own)
-BATCHABLE = ("fgsm", "pgd", "mifgsm", "eot-pgd")
-N_CLASSES = 10  # MNIST and CIFAR-10; ARC's full search visits every class
 # Seconds the data step spends checking and decoding a dataset whose files are on disk, measured
 # here (2 shared cores, 1 thread) on full-size made-up files: 0.80, 2.36 and 5.07 s.
 DATA_DECODE_S = {"mnist-5k": 0.8, "mnist": 2.4, "cifar10": 5.1}
@@ -297,85 +294,26 @@ def _train_seconds(job: dict, u: _Units) -> float:
     return int(training["epochs"]) * n * (n_train * per_image + test)
 
 
-def _survival(job: dict, survival: dict) -> dict:
-    adversarial = "adv" in str(job["params"]["population"].get("regime", ""))
-    return survival["adversarial" if adversarial else "standard"]
-
-
-def _autoattack_image(job: dict, u: _Units, params: dict, gradient: float | None) -> float:
-    """Seconds per image of AutoAttack on one model (gradient None), or of its ``rand``
-    version on RandomDispatch (gradient = seconds per dispatch gradient)."""
-    units, survival = u.autoattack()
-    p = _survival(job, survival)
-    steps, restarts = int(params["steps"]), int(params.get("n_restarts", 1))
-    if params.get("version") == "rand" or gradient is not None:
-        # APGD-CE then APGD-DLR; a step is APGD's own work (its measured step less one
-        # gradient) plus eot_iter gradients of the model or the dispatch.  On a population
-        # (gradient given) APGD-DLR runs on every point APGD-CE left with any submodel right
-        # (core.attacks.adaptive.ExpectedAccuracyCascade), priced as every point correct on
-        # clean images (an upper bound: with 10 submodels few points are wrong on all of
-        # them); on one model, on APGD-CE's survivors.
-        one = u.grad()
-        draw = gradient if gradient is not None else one
-        per_step = max(units["apgd_ce"] - one, 0.0) + int(params.get("eot_iter", 1)) * draw
-        dlr = p["clean"] if gradient is not None else p["apgd_ce"]
-        return restarts * steps * per_step * (p["clean"] + dlr)
-    return restarts * (p["clean"] * steps * units["apgd_ce"] + p["apgd_ce"] * steps * units["apgd_t"]
-                       + p["apgd_t"] * steps * units["fab_t"]
-                       + p["fab_t"] * int(params["n_queries"]) * units["square"])
-
-
 def _craft_one(job: dict, u: _Units, attack: dict) -> float:
-    """Seconds per image crafted on one submodel."""
-    kind, params = attack["kind"], attack["params"]
-    if kind == "fgsm":
-        return u.attack_step("fgsm")
-    if kind == "autoattack":
-        return _autoattack_image(job, u, params, None)
-    # EOT-PGD against one deterministic submodel runs as PGD: its eot_iter gradients are
-    # identical and sign(k g) = sign(g) (core.attacks.kinds), so one gradient per step
-    return int(params["steps"]) * u.attack_step("pgd" if kind == "eot-pgd" else kind)
-
-
-def _steps(attack: dict, eot: bool = False) -> int:
-    """Gradient steps per image; ``eot``: EOT-PGD's eot_iter draws count (random dispatch)."""
-    params = attack["params"]
-    if attack["kind"] == "fgsm":
-        return 1
-    draws = int(params.get("eot_iter", 1)) if eot and attack["kind"] == "eot-pgd" else 1
-    return int(params["steps"]) * draws
+    """Seconds per image crafted on one submodel (each kind prices itself:
+    clmrepro.kinds.attacks)."""
+    return attack_kinds.get(attack["kind"]).seconds_one(job, u, attack["params"])
 
 
 def _craft_seconds(job: dict, u: _Units, threat: str, images: int) -> float:
     n = int(job["params"]["population"]["size"])
     attack = job["params"]["attack"]
-    kind = attack["kind"]
+    kind, params = attack_kinds.get(attack["kind"]), attack["params"]
     if threat == "paper":
         return images * _craft_one(job, u, attack)
     if threat == "transfer":
-        if u.batched and kind in BATCHABLE:
-            return images * n * _steps(attack) * u.grad("each")
+        # batched kinds: sign steps are per element, so block k's attack is exactly
+        # submodel k's own, and a step is one gradient through the stacked population
+        if u.batched and kind.BATCHED:
+            return images * n * kind.gradient_steps(params) * u.grad("each")
         return images * n * _craft_one(job, u, attack)
     # adaptive (core.attacks.adaptive): exact expected loss, EOT on dispatch, AutoAttack rand
-    if kind in ("fgsm", "pgd", "mifgsm"):
-        return images * n * _steps(attack) * u.grad("all" if u.batched else None)
-    if kind == "eot-pgd":
-        return images * _steps(attack, eot=True) * u.dispatch(n)
-    if kind == "arc":
-        return images * _arc_image(job, u, n)
-    return images * _autoattack_image(job, u, attack["params"], u.dispatch(n))
-
-
-def _arc_image(job: dict, u: _Units, n: int) -> float:
-    """ARC per image (core.attacks.arc): its PGD start (n gradients a step), then per
-    iteration and submodel the gradients of the k searched logits and the expected accuracy
-    (n forwards), plus one more expected accuracy per iteration."""
-    p = job["params"]["attack"]["params"]
-    classes = N_CLASSES if p["candidates"] == "all" else int(p["topk"])
-    grad = u.grad("all" if u.batched else None)
-    forward = u.forward(int(job["params"].get("batch_size", 100)), u.batched)
-    start = n * int(p["start_steps"]) * grad if p["start"] == "pgd" else 0.0
-    return start + int(p["steps"]) * (n * (classes * grad + n * forward) + n * forward)
+    return kind.seconds_adaptive(job, u, params, n, images)
 
 
 def _score_seconds(job: dict, u: _Units, threat: str, images: int) -> float:

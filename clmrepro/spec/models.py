@@ -18,10 +18,19 @@ from pydantic import Field, PrivateAttr, field_validator
 from clmrepro.fields import (FRACTION, KNOB_PATH, MAX_SWEEP_VALUES, SAFE_ID,  # noqa: F401
                              SAFE_ID_HELP, SWEEP_HELP, BooleanGiven, Budget, Count, SafeId, Step,
                              Strict, Sweep, SweepValue, _fraction, _numeric)
+# The attack kinds are one module each (clmrepro.kinds.attacks): their spec models, the union
+# the grid is discriminated on, and the kind names come from that registry.
+from clmrepro.kinds.attacks import ATTACK_KINDS, Attack  # noqa: F401
+from clmrepro.kinds.attacks.arc import Arc  # noqa: F401
+from clmrepro.kinds.attacks.autoattack import AutoAttack  # noqa: F401
+from clmrepro.kinds.attacks.base import AttackBase  # noqa: F401
+from clmrepro.kinds.attacks.eot_pgd import EotPgd  # noqa: F401
+from clmrepro.kinds.attacks.fgsm import Fgsm  # noqa: F401
+from clmrepro.kinds.attacks.mifgsm import Mifgsm  # noqa: F401
+from clmrepro.kinds.attacks.pgd import Pgd  # noqa: F401
 
 DATASETS = ("mnist-5k", "mnist", "cifar10", "fake-cifar10")
 ARCHITECTURES = ("lenet5", "resnet18")
-ATTACK_KINDS = ("fgsm", "pgd", "autoattack", "mifgsm", "eot-pgd", "arc")
 REGIME_KINDS = ("ulm", "clm", "ulm-adv", "clm-adv", "adp", "gal", "trs", "dverge")
 # The field's other ensemble-diversity methods (core.training.diversity): trained jointly, one
 # loss over all members on the same minibatch.
@@ -189,89 +198,6 @@ class Population(Strict):
     training: Training = Field(default_factory=Training, description="optimiser knobs")
     # Expanded while loading (clmrepro.spec.sweeps): a loaded spec never holds a sweep.
     sweep: Sweep | None = Field(None, exclude=True, description=SWEEP_HELP)
-
-
-class AttackBase(Strict):
-    id: SafeId | None = Field(None, description="label in paths and tables; null → the kind")
-    eps: list[Budget] = Field(min_length=1, max_length=100, description="L∞ budgets in [0, 1] "
-                              "pixel units, e.g. [0.3] or ['8/255', '16/255']; one job per value")
-    populations: list[SafeId] | None = Field(None, description="attack only these populations; "
-                                             "null → the evaluation's populations")
-    sweep: Sweep | None = Field(None, exclude=True, description=SWEEP_HELP.replace(
-        "regime.alpha: [0.01, 0.1], regime.delta: [0.05, 0.1]}", "steps: [10, 40]}").replace(
-        "-alpha0.01-delta0.05", "-steps10"))
-
-
-class Fgsm(AttackBase):
-    kind: Literal["fgsm"] = Field(description="Goodfellow et al., eq. 1")
-
-
-class Pgd(AttackBase):
-    kind: Literal["pgd"] = Field(description="Madry et al., eq. 2")
-    steps: Count = Field(40, le=100_000, description="iterations (authors' code: 40)")
-    alpha: Step | None = Field(None, description="step size; null → 0.01 MNIST, 2/255 CIFAR-10")
-    random_start: bool = Field(True, description="uniform start in the ball (authors' code)")
-
-
-class AutoAttack(AttackBase):
-    kind: Literal["autoattack"] = Field(description="Croce & Hein, L∞ suite")
-    version: Literal["standard", "rand"] = Field("standard", description="standard: APGD-CE, "
-                                                 "APGD-T, FAB-T, Square; rand: APGD-CE/DLR with EOT")
-    steps: Count = Field(100, le=100_000, description="APGD/FAB steps (original AutoAttack: 100; "
-                         "torchattacks 3.5.1 silently uses 10, REFERENCE §2)")
-    n_queries: Count = Field(5000, le=10_000_000, description="Square attack queries")
-    n_restarts: Count = Field(1, le=1000, description="restarts per component")
-    eot_iter: Count = Field(20, le=10_000, description="EOT iterations of version rand")
-
-
-class Mifgsm(AttackBase):
-    kind: Literal["mifgsm"] = Field(description="Dong et al., momentum iterative FGSM")
-    steps: Count = Field(5, le=100_000, description="iterations (torchattacks 2.14: 5)")
-    alpha: Step | None = Field(None, description="step size; null → eps / steps (torchattacks 2.14)")
-    decay: float = Field(1.0, ge=0, le=100, allow_inf_nan=False, description="momentum decay")
-
-
-class EotPgd(AttackBase):
-    kind: Literal["eot-pgd"] = Field(description="PGD with gradients averaged over eot_iter "
-                                     "draws (Athalye et al.); parameters not given by the paper")
-    steps: Count = Field(40, le=100_000, description="iterations")
-    alpha: Step | None = Field(None, description="step size; null → 0.01 MNIST, 2/255 CIFAR-10")
-    eot_iter: Count = Field(10, le=10_000, description="gradient samples per step")
-    random_start: bool = Field(True, description="uniform start in the ball")
-
-
-class Arc(AttackBase):
-    """ARC (Dbouk & Shanbhag, ICML 2022; core.attacks.arc): the strongest known attack on a
-    random-dispatch population, on its exact expected accuracy.  Adaptive threat model only."""
-
-    kind: Literal["arc"] = Field(description="Dbouk & Shanbhag's ARC on the exact expected "
-                                 "accuracy of random dispatch (adaptive threat model only)")
-    steps: Count = Field(20, le=10_000, description="iterations, each visiting every submodel "
-                         "(their runs: 20)")
-    step_size: Step | None = Field(None, description="local L∞ radius eta of one move; null → "
-                                   "eps (their L∞ runs: eta = eps)")
-    candidates: Literal["all", "topk"] = Field("all", description="decision boundaries "
-                                               "searched per submodel: all classes (ARC) or "
-                                               "the topk largest logits (their ARC-lite)")
-    topk: int | None = Field(None, ge=2, le=1000, description="classes searched with "
-                             "candidates: topk (the predicted one included); null with all")
-    rho: float = Field(0.05, ge=0, le=1, allow_inf_nan=False, description="distance kept off "
-                       "a boundary, as a fraction of eps (their code: 0.05)")
-    start: Literal["pgd", "clean", "random"] = Field("pgd", description="pgd: start from the "
-                                                     "expected-loss PGD below and never end "
-                                                     "above it; clean: their code; random: a "
-                                                     "uniform point of the ball")
-    start_steps: Count = Field(40, le=100_000, description="iterations of the PGD start")
-    start_alpha: Step | None = Field(None, description="step of the PGD start; null → 0.01 "
-                                     "MNIST, 2/255 CIFAR-10")
-    start_random_start: bool = Field(True, description="the PGD start begins at a uniform "
-                                     "point of the ball")
-    samples: Count | None = Field(None, description="test images ARC attacks: the first ones "
-                                  "of the adaptive threat model's; null → adaptive_samples. A "
-                                  "stated subset: ARC costs ~5x expected-loss PGD-40")
-
-
-Attack = Annotated[Union[Fgsm, Pgd, AutoAttack, Mifgsm, EotPgd, Arc], Field(discriminator="kind")]
 
 
 class Sanity(Strict):

@@ -35,6 +35,7 @@ import sys
 from pathlib import Path
 
 from clmrepro.core.interrupt import StopCheck
+from clmrepro.kinds import attacks as attack_kinds
 from clmrepro.steps import common
 from clmrepro.steps.common import Job, prepare_torch, show_progress, step_main
 from clmrepro.steps.evaluate import (  # noqa: F401
@@ -110,7 +111,8 @@ def run_attack(job: Job, should_stop: StopCheck | None = None) -> None:
     if saved:
         print(f"[clmrepro] {job['id']}: resuming from {len(saved)} saved chunks in {store.where}",
               file=sys.stderr, flush=True)
-    sets = craft_sets(models, x, y, attack=attack, threat_models=threat_models, sizes=sizes,
+    sets = craft_sets(models, x, y, kind=attack_kinds.get(attack["kind"]), attack=attack,
+                      threat_models=threat_models, sizes=sizes,
                       crafting=p.get("crafting"), batch_size=int(p["batch_size"]),
                       seed=int(job["seed"]), runtime=runtime, store=store,
                       should_stop=should_stop, progress=show_progress())
@@ -146,7 +148,9 @@ def averaged_adaptive_set(job: Job, models, x, y, size: int | None, runtime, fin
 
     store = ChunkStore(_average_state_dir(job), {**fingerprint, "target": "average"})
     averaged = AveragedPopulation(models).eval()
-    sets = craft_sets([averaged], x, y, attack=job["params"]["attack"], threat_models=["paper"],
+    attack = job["params"]["attack"]
+    sets = craft_sets([averaged], x, y, kind=attack_kinds.get(attack["kind"]), attack=attack,
+                      threat_models=["paper"],
                       sizes={"paper": size}, crafting="per-batch",
                       batch_size=int(job["params"]["batch_size"]),
                       seed=derive_seed(int(job["seed"]), "average"),

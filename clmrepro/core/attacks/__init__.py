@@ -1,12 +1,14 @@
 """Crafting adversarial sets for one attack on one population, resumably.
 
-``kinds``       the attack kinds and their exact parameters; the eps-ball check
+``kinds``       what an attack kind is to the executors (the kinds themselves are modules
+                of ``clmrepro.kinds.attacks``, handed in); exact params; the eps-ball check
 ``work``        the work plan: units (samples, crafting submodel, seed), chunks, running
                 chunks through an executor with a store, assembling the sets
 ``executors``   which executor runs ``paper``/``transfer`` units (``sequential`` or
                 ``batched``), and whole sets in memory
 ``sequential``  torchattacks on one submodel at a time (the reference executor)
-``batched``     FGSM, PGD, MI-FGSM and EOT-PGD with the population as one computation
+``batched``     sign-gradient kinds (FGSM, PGD, MI-FGSM, EOT-PGD as PGD) with the
+                population as one computation
 ``adaptive``    attacks on the random-dispatch defence itself (exact expected loss;
                 EOT and AutoAttack ``rand`` on ``RandomDispatch``)
 ``threats``     every threat model's set for one attack (what the attack step runs)

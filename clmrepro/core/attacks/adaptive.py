@@ -5,6 +5,9 @@ The standard for randomized defences (Athalye et al. 2018; Tramer et al. 2020; A
 ``rand``) is to minimise the defence's expected accuracy over its randomness.  With
 n <= 10 submodels that expectation is exact, so no sampling is needed for gradients:
 
+Each kind's module (``clmrepro.kinds.attacks``) builds its adaptive attack (``adaptive``)
+from the pieces here:
+
 - ``fgsm``, ``pgd``, ``mifgsm`` -> :class:`ExpectedLossPGD`, whose loss at every step is
   the exact mean over all submodels of the cross-entropy, (1/n) sum_i CE(f_i(x'), y).
   FGSM = one step of size eps without random start; MI-FGSM = momentum with ``decay``
@@ -45,14 +48,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from clmrepro.core.attacks.arc import ARC, expected_accuracy_of
-from clmrepro.core.attacks.kinds import check_params
+from clmrepro.core.attacks.arc import expected_accuracy_of
+from clmrepro.core.attacks.kinds import AttackKind, check_params
 from clmrepro.core.attacks.work import Unit, adaptive_units, assemble, chunked, craft_chunks
 from clmrepro.core.metrics import population_classifier
 from clmrepro.core.runtime import AttackRuntime
 from clmrepro.core.seeding import derive_seed, generator
-
-EXPECTED_LOSS_KINDS = ("fgsm", "pgd", "mifgsm")
 
 
 class RandomDispatch(nn.Module):
@@ -156,14 +157,10 @@ class ExpectedLossPGD:
 CASCADE_SUCCESS = "expected-accuracy"
 
 
-def adaptive_params(kind: str, eps: float, params: dict) -> dict:
+def adaptive_params(kind: AttackKind, eps: float, params: dict) -> dict:
     """The parameters the adaptive attack really runs with (for the record)."""
     check_params(kind, params)
-    if kind == "fgsm":
-        return {"alpha": float(eps), "steps": 1, "random_start": False}
-    if kind == "autoattack":
-        return {**params, "version": "rand", "success": CASCADE_SUCCESS}
-    return dict(params)
+    return kind.adaptive_record(eps, params)
 
 
 class ExpectedAccuracyCascade:
@@ -197,70 +194,62 @@ class ExpectedAccuracyCascade:
         return best
 
 
-def _arc(models, eps: float, p: dict, runtime: AttackRuntime) -> ARC:
-    start = ExpectedLossPGD(models, eps=eps, alpha=float(p["start_alpha"]),
-                            steps=int(p["start_steps"]),
-                            random_start=bool(p["start_random_start"]), runtime=runtime)
-    return ARC(models, eps=eps, steps=int(p["steps"]), step_size=float(p["step_size"]),
-               candidates=p["candidates"], topk=None if p["topk"] is None else int(p["topk"]),
-               rho_fraction=float(p["rho"]), start=p["start"],
-               accuracy=expected_accuracy_of(population_classifier(models, runtime)),
-               start_attack=start)
+def cascade(models: Sequence[nn.Module], attacks: Sequence,
+            runtime: AttackRuntime) -> ExpectedAccuracyCascade:
+    """``attacks`` run as a cascade judged on the population's exact expected accuracy."""
+    return ExpectedAccuracyCascade(
+        attacks, expected_accuracy_of(population_classifier(models, runtime)))
+
+
+class WithGenerator:
+    """An attack called ``(x, y, gen)`` (its randomness from the caller's generator), called
+    ``(x, y, seed)`` as the adaptive executor calls its attacks."""
+
+    def __init__(self, attack):
+        self.attack = attack
+
+    def __call__(self, x: Tensor, y: Tensor, seed: int) -> Tensor:
+        return self.attack(x, y, generator(seed))
+
+
+class OnDispatch:
+    """An attack on the deployed defence, :class:`RandomDispatch` of ``models``: ``make``
+    builds it (called ``(x, y, seed)``) on the dispatch, whose draws restart from each
+    batch's seed, so a batch does not depend on the batches before it.  The sampled
+    expectation runs on torchattacks, sequentially."""
+
+    def __init__(self, models: Sequence[nn.Module], make):
+        # eval mode: torchattacks puts the model back in the mode it found it in, and the
+        # submodels are scored between sub-attacks
+        self.dispatch = RandomDispatch(models, generator(0)).eval()
+        self.attack = make(self.dispatch)
+
+    def __call__(self, x: Tensor, y: Tensor, seed: int) -> Tensor:
+        self.dispatch.gen = generator(derive_seed(seed, "dispatch"))
+        return self.attack(x, y, seed)
 
 
 class AdaptiveExecutor:
-    """Crafts chunks of adaptive units (one batch each) against the whole population."""
+    """Crafts chunks of adaptive units (one batch each) against the whole population, with
+    the attack the kind's module builds (``adaptive``)."""
 
-    def __init__(self, models: Sequence[nn.Module], x: Tensor, y: Tensor, *, kind: str,
+    def __init__(self, models: Sequence[nn.Module], x: Tensor, y: Tensor, *, kind: AttackKind,
                  eps: float, params: dict, runtime: AttackRuntime):
         check_params(kind, params)
         self.x, self.y, self.runtime = x, y, runtime
         self.units_per_call = 1  # a unit (one batch) already attacks all n submodels
-        self.dispatch, self.cascade = None, None
-        if kind in EXPECTED_LOSS_KINDS:
-            p = adaptive_params(kind, eps, params)
-            self.attack = ExpectedLossPGD(
-                models, eps=eps, alpha=p["alpha"], steps=p["steps"],
-                random_start=p.get("random_start", False),
-                decay=float(p["decay"]) if kind == "mifgsm" else None, runtime=runtime)
-        elif kind == "arc":  # exact expected accuracy, deterministic but for its PGD start
-            self.attack = _arc(models, eps, params, runtime)
-        else:  # sampled expectation on the deployed defence: torchattacks, sequential
-            from clmrepro.core.attacks.sequential import autoattack_components, build_attack
-
-            # eval mode: torchattacks puts the model back in the mode it found it in, and the
-            # submodels are scored between sub-attacks
-            self.dispatch = RandomDispatch(models, generator(0)).eval()
-            p = adaptive_params(kind, eps, params)
-            if kind == "autoattack":
-                accuracy = expected_accuracy_of(population_classifier(models, runtime))
-                self.cascade = ExpectedAccuracyCascade(
-                    autoattack_components(self.dispatch, eps, p), accuracy)
-            else:
-                self.attack = build_attack(kind, self.dispatch, eps, p)
+        self.attack = kind.adaptive(models, float(eps), params, runtime)
 
     def __call__(self, chunk: list[Unit]) -> list[Tensor]:
         out = []
         for unit in chunk:
             xb = self.x[unit.index].to(self.runtime.device)
             yb = self.y[unit.index].to(self.runtime.device)
-            if self.dispatch is None:
-                adv = self.attack(xb, yb, generator(unit.seed))
-            else:
-                from clmrepro.core.attacks.sequential import seed_attack
-
-                # every batch draws its dispatch afresh: independent of earlier batches
-                self.dispatch.gen = generator(derive_seed(unit.seed, "dispatch"))
-                if self.cascade is not None:
-                    adv = self.cascade(xb, yb, unit.seed)
-                else:
-                    seed_attack(self.attack, unit.seed)
-                    adv = self.attack(xb, yb)
-            out.append(adv.detach().cpu())
+            out.append(self.attack(xb, yb, unit.seed).detach().cpu())
         return out
 
 
-def craft_adaptive(models: Sequence[nn.Module], x: Tensor, y: Tensor, *, kind: str,
+def craft_adaptive(models: Sequence[nn.Module], x: Tensor, y: Tensor, *, kind: AttackKind,
                    eps: float, params: dict, batch_size: int, seed: int, device,
                    runtime: AttackRuntime | None = None, progress: bool = False) -> Tensor:
     """One adversarial set crafted against the whole population (module docstring), in
@@ -269,7 +258,7 @@ def craft_adaptive(models: Sequence[nn.Module], x: Tensor, y: Tensor, *, kind: s
     execute = AdaptiveExecutor(models, x, y, kind=kind, eps=eps, params=params, runtime=runtime)
     chunks = chunked(adaptive_units(len(x), batch_size=batch_size, seed=seed),
                      execute.units_per_call)
-    with tqdm(total=len(chunks), desc=f"{kind} adaptive", disable=not progress) as bar:
+    with tqdm(total=len(chunks), desc=f"{kind.KIND} adaptive", disable=not progress) as bar:
         results = craft_chunks("adaptive", chunks, execute, x=x, eps=eps,
                                on_chunk=lambda: bar.update(1))
     return assemble(chunks, results, torch.empty_like(x))

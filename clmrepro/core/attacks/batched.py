@@ -16,10 +16,12 @@ rounding of the (grouped) convolutions:
   sum over blocks of each block's mean, so each block's gradient is its own attack's
   gradient at the same scale.  Blocks shorter than the longest one (the last batch of a
   group) are padded, and padding rows take no part in the loss;
-- ``eot-pgd``: against one deterministic submodel torchattacks ``EOTPGD`` adds
-  ``eot_iter`` identical gradients, and sign(sum) = sign(one gradient), so one gradient is
-  exact and ``eot_iter`` times cheaper (REFERENCE.md §2; ``crafting.deterministic_attack``;
-  tests/unit/core/test_batched_attacks.py compares with ``torchattacks.EOTPGD``).
+- a kind runs here when its module says ``BATCHED`` (``clmrepro.kinds.attacks``) and gives
+  its recipe, ``sign_steps(eps, params)``: FGSM, PGD, MI-FGSM, and EOT-PGD as PGD (against
+  one deterministic submodel torchattacks ``EOTPGD`` adds ``eot_iter`` identical gradients,
+  and sign(sum) = sign(one gradient), so one gradient is exact and ``eot_iter`` times cheaper:
+  docs/reference.md §2; ``core.attacks.kinds.deterministic_attack``;
+  tests/unit/core/attacks/test_batched_attacks.py compares with ``torchattacks.EOTPGD``).
 
 AutoAttack (data-dependent restarts and sub-attack cascade) stays on torchattacks.
 """
@@ -27,16 +29,29 @@ AutoAttack (data-dependent restarts and sub-attack cascade) stays on torchattack
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from clmrepro.core.attacks.kinds import deterministic_attack
+from clmrepro.core.attacks.kinds import AttackKind, deterministic_attack
 from clmrepro.core.attacks.work import Unit
 from clmrepro.core.runtime import AttackRuntime
 
-BATCHED_KINDS = ("fgsm", "pgd", "mifgsm", "eot-pgd")
+
+@dataclass(frozen=True)
+class SignSteps:
+    """An L∞ attack made of signed-gradient steps, as a kind describes it (``sign_steps``):
+    ``fgsm``: one step of eps from the clean image, clamped to [0, 1] (torchattacks ``FGSM``);
+    else ``steps`` steps of ``alpha`` projected on the ball, from a uniform start when
+    ``random_start``, with MI-FGSM's momentum when ``decay`` is a number."""
+
+    fgsm: bool
+    alpha: float
+    steps: int
+    random_start: bool
+    decay: float | None
 
 
 def _block_loss(logits: Tensor, labels: Tensor, lengths: Sequence[int]) -> Tensor:
@@ -45,11 +60,10 @@ def _block_loss(logits: Tensor, labels: Tensor, lengths: Sequence[int]) -> Tenso
 
 
 def attack_blocks(stacked, images: Tensor, labels: Tensor, lengths: Sequence[int], *,
-                  kind: str, eps: float, params: dict, noise: Tensor | None,
+                  recipe: SignSteps, eps: float, noise: Tensor | None,
                   runtime: AttackRuntime) -> Tensor:
     """Block k of ``images`` (m, B, C, H, W) attacked on block k of ``stacked``.
 
-    ``kind`` is ``fgsm``, ``pgd`` or ``mifgsm`` (``eot-pgd`` arrives here as ``pgd``);
     ``noise`` is the random start (zero on padding rows), or None.  Same operations in the
     same order as torchattacks, per block.
     """
@@ -62,21 +76,20 @@ def attack_blocks(stacked, images: Tensor, labels: Tensor, lengths: Sequence[int
         return torch.autograd.grad(loss, adv)[0]
 
     images = images.detach()
-    if kind == "fgsm":
+    if recipe.fgsm:
         adv = images.clone()
         adv = adv + eps * gradient(adv).sign()
         return torch.clamp(adv, min=0, max=1).detach()
-    alpha, steps = float(params["alpha"]), int(params["steps"])
+    alpha, steps, decay = recipe.alpha, recipe.steps, recipe.decay
     adv = images.clone()
     if noise is not None:
         adv = torch.clamp(adv + noise, min=0, max=1).detach()
-    if kind == "mifgsm":
-        decay = float(params["decay"])
+    if decay is not None:
         momentum = torch.zeros_like(images)
         padding = _padding_mask(images, lengths)
     for _ in range(steps):
         grad = gradient(adv)
-        if kind == "mifgsm":
+        if decay is not None:
             scale = torch.mean(torch.abs(grad), dim=(2, 3, 4), keepdim=True)
             # padding rows have no gradient; divide them by 1 instead of 0
             grad = grad / torch.where(padding, torch.ones_like(scale), scale)
@@ -97,13 +110,16 @@ def _padding_mask(images: Tensor, lengths: Sequence[int]) -> Tensor:
 class BatchedExecutor:
     """Crafts a chunk of units (``core.attacks.work``) in one batched attack."""
 
-    def __init__(self, models: Sequence[nn.Module], x: Tensor, y: Tensor, *, kind: str,
+    def __init__(self, models: Sequence[nn.Module], x: Tensor, y: Tensor, *, kind: AttackKind,
                  eps: float, params: dict, runtime: AttackRuntime):
-        if kind not in BATCHED_KINDS:
-            raise ValueError(f"batched crafting supports {', '.join(BATCHED_KINDS)} (got {kind!r})")
         self.models, self.x, self.y, self.runtime = list(models), x, y, runtime
-        self.kind, self.params = deterministic_attack(kind, params)
         self.eps = float(eps)
+        runs_as, runs_with = deterministic_attack(kind, params)
+        recipe = runs_as.sign_steps(self.eps, runs_with) if kind.BATCHED else None
+        if recipe is None:
+            raise ValueError(f"attack {kind.KIND!r} is not batched (its module's BATCHED is "
+                             f"False): craft it sequentially")
+        self.recipe = SignSteps(**recipe)
         # a chunk is one .each call: as many units as submodels, like one transfer batch
         self.units_per_call = len(self.models)
         self._stacks: dict[tuple[int, ...], object] = {}
@@ -127,7 +143,7 @@ class BatchedExecutor:
             images[k, :lengths[k]] = self.x[unit.index].to(device)
             labels[k, :lengths[k]] = self.y[unit.index].to(device)
         noise = None
-        if self.kind == "pgd" and bool(self.params["random_start"]):
+        if self.recipe.random_start:
             noise = torch.zeros_like(images)
             for k, unit in enumerate(chunk):
                 # the draw torchattacks PGD makes right after seed_attack(attack, unit.seed)
@@ -136,6 +152,6 @@ class BatchedExecutor:
                                     device=device)
                 noise[k, :lengths[k]] = block.uniform_(-self.eps, self.eps)
         stacked = self._stacked(tuple(int(u.crafter) for u in chunk))
-        adv = attack_blocks(stacked, images, labels, lengths, kind=self.kind, eps=self.eps,
-                            params=self.params, noise=noise, runtime=self.runtime)
+        adv = attack_blocks(stacked, images, labels, lengths, recipe=self.recipe, eps=self.eps,
+                            noise=noise, runtime=self.runtime)
         return [adv[k, :n].cpu() for k, n in enumerate(lengths)]

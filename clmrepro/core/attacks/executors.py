@@ -19,7 +19,8 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from clmrepro.core.attacks.batched import BATCHED_KINDS, BatchedExecutor
+from clmrepro.core.attacks.batched import BatchedExecutor
+from clmrepro.core.attacks.kinds import AttackKind
 from clmrepro.core.attacks.work import (
     Executor,
     assemble,
@@ -31,11 +32,12 @@ from clmrepro.core.attacks.work import (
 from clmrepro.core.runtime import AttackRuntime
 
 
-def make_executor(models, x: Tensor, y: Tensor, *, kind: str, eps: float, params: dict,
+def make_executor(models, x: Tensor, y: Tensor, *, kind: AttackKind, eps: float, params: dict,
                   runtime: AttackRuntime) -> Executor:
     """The executor of ``paper``/``transfer`` units: batched where ``runtime`` asks for it
-    and the attack allows it (not AutoAttack), else torchattacks one submodel at a time."""
-    if runtime.batched and kind in BATCHED_KINDS:
+    and the kind allows it (its module's ``BATCHED``; not AutoAttack), else torchattacks one
+    submodel at a time."""
+    if runtime.batched and kind.BATCHED:
         return BatchedExecutor(models, x, y, kind=kind, eps=eps, params=params, runtime=runtime)
     from clmrepro.core.attacks.sequential import SequentialExecutor
 
@@ -53,7 +55,7 @@ def _craft(units, models, x, y, out, *, kind, eps, params, runtime, desc, progre
     return assemble(chunks, results, out, by_crafter=by_crafter)
 
 
-def craft_paper(models: Sequence[nn.Module], x: Tensor, y: Tensor, *, kind: str, eps: float,
+def craft_paper(models: Sequence[nn.Module], x: Tensor, y: Tensor, *, kind: AttackKind, eps: float,
                 params: dict, crafters: Tensor, batch_size: int, seed: int, device,
                 runtime: AttackRuntime | None = None, progress: bool = False) -> Tensor:
     """The adversarial set of eq. 6: sample j crafted on submodel ``crafters[j]``
@@ -66,7 +68,7 @@ def craft_paper(models: Sequence[nn.Module], x: Tensor, y: Tensor, *, kind: str,
                   runtime=runtime, desc="paper", progress=progress)
 
 
-def craft_transfer(models: Sequence[nn.Module], x: Tensor, y: Tensor, *, kind: str, eps: float,
+def craft_transfer(models: Sequence[nn.Module], x: Tensor, y: Tensor, *, kind: AttackKind, eps: float,
                    params: dict, batch_size: int, seed: int, device,
                    runtime: AttackRuntime | None = None, progress: bool = False) -> Tensor:
     """Every submodel crafts the whole set: shape (n, N, C, H, W), [i] crafted on i."""

@@ -1,33 +1,37 @@
-"""The attack kinds: their exact parameters, and what a crafted batch must satisfy.
+"""What an attack kind is to the executors, and what a crafted batch must satisfy.
 
-Every attack parameter comes from the job (``params``); nothing fills a default, because
-torchattacks changed its defaults since the paper's 2.14.2 (REFERENCE.md §2).  The keys per
-kind are :data:`REQUIRED_PARAMS` (``core.attacks.sequential`` says what each one means).
-torch only: the planning and scoring code that imports this never loads torchattacks.
+The kinds themselves are modules of ``clmrepro.kinds.attacks`` (one per kind: its spec model,
+params, executors' recipes, price).  ``core`` sits below them and never looks a kind up by its
+name: whoever runs an attack hands the executors the kind's module, which satisfies
+:class:`AttackKind`.  Every attack parameter comes from the job (``params``); nothing fills a
+default, because torchattacks changed its defaults since the paper's 2.14.2
+(docs/reference.md §2).  torch only: the planning and scoring code that imports this never
+loads torchattacks.
 """
 
 from __future__ import annotations
 
+from typing import Any, Callable, Protocol
+
 import torch
 from torch import Tensor
 
-ATTACK_KINDS = ("fgsm", "pgd", "autoattack", "mifgsm", "eot-pgd", "arc")
-# Attacks on the population as a whole: only the adaptive threat model runs them.
-ADAPTIVE_ONLY_KINDS = ("arc",)
 
-REQUIRED_PARAMS: dict[str, frozenset[str]] = {
-    "fgsm": frozenset(),
-    "pgd": frozenset({"alpha", "steps", "random_start"}),
-    "mifgsm": frozenset({"alpha", "steps", "decay"}),
-    "eot-pgd": frozenset({"alpha", "steps", "eot_iter", "random_start"}),
-    "autoattack": frozenset(
-        {"version", "norm", "n_classes", "steps", "n_queries", "n_restarts", "eot_iter"}
-    ),
-    # core.attacks.arc: iterations, local step eta, the classes searched, rho as a fraction
-    # of eps, and where it starts (with the expected-loss PGD it may start from)
-    "arc": frozenset({"steps", "step_size", "candidates", "topk", "rho", "start",
-                      "start_steps", "start_alpha", "start_random_start"}),
-}
+class AttackKind(Protocol):
+    """The part of a ``clmrepro.kinds.attacks`` module the executors use (``kinds.attacks.base``
+    describes every member)."""
+
+    KIND: str
+    PARAM_KEYS: frozenset[str]
+    ADAPTIVE_ONLY: bool
+    BATCHED: bool
+    build: Callable[..., Any] | None
+
+    def deterministic(self, params: dict) -> tuple[AttackKind, dict] | None: ...
+    def sign_steps(self, eps: float, params: dict) -> dict | None: ...
+    def adaptive(self, models, eps: float, params: dict, runtime) -> Callable: ...
+    def adaptive_record(self, eps: float, params: dict) -> dict: ...
+
 
 CRAFTING_MODES = ("per-batch", "per-sample")
 THREAT_MODELS = ("paper", "transfer", "adaptive")
@@ -37,16 +41,18 @@ class PerturbationError(ValueError):
     """An adversarial batch left the L-infinity eps-ball or the pixel range [0, 1]."""
 
 
-def check_params(kind: str, params: dict) -> None:
-    if kind not in REQUIRED_PARAMS:
-        raise ValueError(f"attack kind must be one of {', '.join(ATTACK_KINDS)} (got {kind!r})")
+def check_params(kind: AttackKind, params: dict) -> None:
+    """``params`` must hold exactly the kind's keys: none filled in, none ignored."""
+    if isinstance(kind, str):
+        raise TypeError(f"attack {kind!r}: pass the kind's module "
+                        f"(clmrepro.kinds.attacks.get({kind!r})), not its name")
     given = set(params)
-    missing = sorted(REQUIRED_PARAMS[kind] - given)
-    unknown = sorted(given - REQUIRED_PARAMS[kind])
+    missing = sorted(kind.PARAM_KEYS - given)
+    unknown = sorted(given - kind.PARAM_KEYS)
     if missing or unknown:
         raise ValueError(
-            f"attack {kind!r}: params must have exactly the keys "
-            f"{sorted(REQUIRED_PARAMS[kind])}; missing {missing}, unknown {unknown}"
+            f"attack {kind.KIND!r}: params must have exactly the keys "
+            f"{sorted(kind.PARAM_KEYS)}; missing {missing}, unknown {unknown}"
         )
 
 
@@ -67,17 +73,10 @@ def check_perturbation(x: Tensor, x_adv: Tensor, eps: float, atol: float = 1e-6)
         raise PerturbationError(f"values span [{low:.8g}, {high:.8g}], outside [0, 1]")
 
 
-def deterministic_attack(kind: str, params: dict) -> tuple[str, dict]:
+def deterministic_attack(kind: AttackKind, params: dict) -> tuple[AttackKind, dict]:
     """The attack to run against one deterministic submodel (threat models ``paper`` and
-    ``transfer``): EOT-PGD becomes PGD with the same step, steps and random start.
-
-    torchattacks ``EOTPGD`` adds ``eot_iter`` gradients of the same model; against an
-    eval-mode submodel they are identical, and sign(k * g) = sign(g), so the adversarial
-    examples are the same and ``eot_iter`` times cheaper (REFERENCE.md §2; checked against
-    ``torchattacks.EOTPGD`` in tests/unit/core/test_batched_attacks.py).  Records keep the
-    job's EOT-PGD parameters, which the result equals.
-    """
+    ``transfer``): the kind itself, or what it amounts to there (EOT-PGD: PGD with the same
+    step, steps and start, ``kinds.attacks.eot_pgd``).  Records keep the job's parameters."""
     check_params(kind, params)
-    if kind == "eot-pgd":
-        return "pgd", {k: params[k] for k in ("alpha", "steps", "random_start")}
-    return kind, dict(params)
+    swapped = kind.deterministic(params)
+    return swapped if swapped is not None else (kind, dict(params))

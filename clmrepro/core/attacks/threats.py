@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from clmrepro.core.attacks.adaptive import AdaptiveExecutor, adaptive_params
 from clmrepro.core.attacks.executors import make_executor
-from clmrepro.core.attacks.kinds import THREAT_MODELS, check_params
+from clmrepro.core.attacks.kinds import THREAT_MODELS, AttackKind, check_params
 from clmrepro.core.attacks.work import (
     ChunkStoreLike,
     adaptive_units,
@@ -38,22 +38,25 @@ from clmrepro.core.runtime import AttackRuntime
 from clmrepro.core.seeding import derive_seed, generator
 
 
-def craft_sets(models: Sequence[nn.Module], x: Tensor, y: Tensor, *, attack: dict,
+def craft_sets(models: Sequence[nn.Module], x: Tensor, y: Tensor, *, kind: AttackKind, attack: dict,
                threat_models: Sequence[str], sizes: dict[str, int | None],
                crafting: str | None, batch_size: int, seed: int, runtime: AttackRuntime,
                store: ChunkStoreLike | None = None,
                should_stop: StopCheck | None = None, progress: bool = False) -> dict[str, Any]:
     """Every threat model's adversarial set for one attack, chunk by chunk (each checked,
-    and saved to ``store`` when one is given)."""
+    and saved to ``store`` when one is given).  ``kind`` is the module of ``attack["kind"]``
+    (``clmrepro.kinds.attacks.get``)."""
     unknown = sorted(set(threat_models) - set(THREAT_MODELS))
     if unknown:
         raise ValueError(f"threat_models: unknown {unknown}; allowed {list(THREAT_MODELS)}")
-    kind, eps, params = attack["kind"], float(attack["eps"]), attack["params"]
+    if kind.KIND != attack["kind"]:
+        raise ValueError(f"craft_sets: kind {kind.KIND!r} given for attack {attack['kind']!r}")
+    eps, params = float(attack["eps"]), attack["params"]
     check_params(kind, params)
     n = len(models)
 
     def run(threat, chunks, execute, xs):
-        with tqdm(total=len(chunks), desc=f"{kind} {threat}", disable=not progress) as bar:
+        with tqdm(total=len(chunks), desc=f"{kind.KIND} {threat}", disable=not progress) as bar:
             return craft_chunks(threat, chunks, execute, x=xs, eps=eps, store=store,
                                 should_stop=should_stop, on_chunk=lambda: bar.update(1))
 

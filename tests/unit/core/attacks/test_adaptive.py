@@ -18,6 +18,7 @@ from clmrepro.core.attacks.kinds import check_perturbation
 from clmrepro.core.metrics import per_submodel_accuracy
 from clmrepro.core.models import build_model
 from clmrepro.core.seeding import generator
+from clmrepro.kinds.attacks import get
 
 torch.set_num_threads(1)
 
@@ -88,7 +89,7 @@ def test_adaptive_on_identical_population_equals_white_box_attack(kind):
         "fgsm": {},
         "mifgsm": {"alpha": 0.06, "steps": 5, "decay": 1.0},
     }[kind]
-    adv = craft_adaptive(models, x, y, kind=kind, eps=0.3, params=params, batch_size=5,
+    adv = craft_adaptive(models, x, y, kind=get(kind), eps=0.3, params=params, batch_size=5,
                          seed=0, device="cpu")
     white = {
         "pgd": lambda: torchattacks.PGD(base, eps=0.3, alpha=0.02, steps=5, random_start=False),
@@ -105,7 +106,7 @@ def test_adaptive_pgd_random_start_is_seeded_and_legal():
     models = linear_population(3)
     x, y = images(10)
     params = {"alpha": 0.02, "steps": 3, "random_start": True}
-    kw = dict(kind="pgd", eps=0.1, params=params, batch_size=4, device="cpu")
+    kw = dict(kind=get("pgd"), eps=0.1, params=params, batch_size=4, device="cpu")
     a = craft_adaptive(models, x, y, seed=3, **kw)
     b = craft_adaptive(models, x, y, seed=3, **kw)
     c = craft_adaptive(models, x, y, seed=4, **kw)
@@ -133,10 +134,10 @@ def test_adaptive_eot_and_autoattack_run_on_random_dispatch(kind):
         "autoattack": {"version": "standard", "norm": "Linf", "n_classes": 10, "steps": 3,
                        "n_queries": 5, "n_restarts": 1, "eot_iter": 2},
     }[kind]
-    adv = craft_adaptive(models, x, y, kind=kind, eps=0.3, params=params, batch_size=4,
+    adv = craft_adaptive(models, x, y, kind=get(kind), eps=0.3, params=params, batch_size=4,
                          seed=0, device="cpu")
     check_perturbation(x, adv, 0.3)
-    again = craft_adaptive(models, x, y, kind=kind, eps=0.3, params=params, batch_size=4,
+    again = craft_adaptive(models, x, y, kind=get(kind), eps=0.3, params=params, batch_size=4,
                            seed=0, device="cpu")
     assert torch.equal(adv, again)
 
@@ -144,9 +145,9 @@ def test_adaptive_eot_and_autoattack_run_on_random_dispatch(kind):
 def test_adaptive_params_record_what_runs():
     aa = {"version": "standard", "norm": "Linf", "n_classes": 10, "steps": 100,
           "n_queries": 5000, "n_restarts": 1, "eot_iter": 20}
-    assert adaptive_params("autoattack", 0.3, aa)["version"] == "rand"
-    assert adaptive_params("fgsm", 0.3, {}) == {"alpha": 0.3, "steps": 1, "random_start": False}
+    assert adaptive_params(get("autoattack"), 0.3, aa)["version"] == "rand"
+    assert adaptive_params(get("fgsm"), 0.3, {}) == {"alpha": 0.3, "steps": 1, "random_start": False}
     pgd = {"alpha": 0.01, "steps": 40, "random_start": True}
-    assert adaptive_params("pgd", 0.3, pgd) == pgd
+    assert adaptive_params(get("pgd"), 0.3, pgd) == pgd
     with pytest.raises(ValueError):
-        adaptive_params("pgd", 0.3, {"alpha": 0.01})
+        adaptive_params(get("pgd"), 0.3, {"alpha": 0.01})

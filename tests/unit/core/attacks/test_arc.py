@@ -12,6 +12,7 @@ from clmrepro.core.attacks.kinds import check_perturbation
 from clmrepro.core.metrics import population_classifier
 from clmrepro.core.models import LeNet5
 from clmrepro.core.seeding import derive_seed, generator
+from clmrepro.kinds.attacks import get
 
 ARC_PARAMS = {"steps": 10, "step_size": 0.3, "candidates": "all", "topk": None, "rho": 0.05,
               "start": "clean", "start_steps": 5, "start_alpha": 0.05,
@@ -94,7 +95,7 @@ def test_arc_stays_in_the_ball_on_both_architectures(architecture, channels, eps
     x = torch.rand(3, channels, 32, 32, generator=generator(2))
     y = models[0](x).argmax(1).detach()
     params = {**ARC_PARAMS, "steps": 2, "step_size": eps, "candidates": "topk", "topk": 3}
-    adv = craft_adaptive(models, x, y, kind="arc", eps=eps, params=params, batch_size=3,
+    adv = craft_adaptive(models, x, y, kind=get("arc"), eps=eps, params=params, batch_size=3,
                          seed=1, device="cpu")
     check_perturbation(x, adv, eps)
     assert not torch.equal(adv, x)
@@ -147,14 +148,14 @@ def test_arc_never_ends_above_the_pgd_it_starts_from(trained):
 
 def test_arc_as_an_adaptive_attack_is_deterministic_and_recorded(trained):
     models, x, y = trained
-    kw = dict(kind="arc", eps=0.15, params={**ARC_PARAMS, "steps": 2, "start": "pgd",
+    kw = dict(kind=get("arc"), eps=0.15, params={**ARC_PARAMS, "steps": 2, "start": "pgd",
                                              "start_random_start": True},
               batch_size=16, seed=7, device="cpu")
     a = craft_adaptive(models, x[:20], y[:20], **kw)
     b = craft_adaptive(models, x[:20], y[:20], **kw)
     assert torch.equal(a, b)
     check_perturbation(x[:20], a, 0.15)
-    assert adaptive_params("arc", 0.15, ARC_PARAMS) == ARC_PARAMS
+    assert adaptive_params(get("arc"), 0.15, ARC_PARAMS) == ARC_PARAMS
 
 
 class _SetsPixel:
@@ -184,6 +185,6 @@ def test_cascade_keeps_the_lowest_expected_accuracy_and_attacks_what_is_left():
     assert out[:, 0, 0, 0].tolist() == [0.25, 0.5, 0.0]
     # every sub-attack starts from the clean images, as in AutoAttack
     assert first.calls == [[1.0, 1.0]] and second.calls == [[1.0, 1.0]]
-    assert adaptive_params("autoattack", 0.3, {
+    assert adaptive_params(get("autoattack"), 0.3, {
         "version": "standard", "norm": "Linf", "n_classes": 10, "steps": 2, "n_queries": 5,
         "n_restarts": 1, "eot_iter": 2})["success"] == "expected-accuracy"

@@ -19,6 +19,7 @@ from clmrepro.core.interrupt import Interrupted
 from clmrepro.core.models import LeNet5
 from clmrepro.core.runtime import AttackRuntime
 from clmrepro.core.seeding import generator
+from clmrepro.kinds.attacks import get
 
 torch.set_num_threads(1)
 CPU = AttackRuntime(torch.device("cpu"))
@@ -140,15 +141,15 @@ def test_a_unit_does_not_depend_on_the_units_before_it(kind, params):
     x, _ = data(8)
     y = models[0](x).argmax(1).detach()
     adaptive = adaptive_units(8, batch_size=4, seed=3)
-    run = AdaptiveExecutor(models, x, y, kind=kind, eps=0.3, params=params, runtime=CPU)
+    run = AdaptiveExecutor(models, x, y, kind=get(kind), eps=0.3, params=params, runtime=CPU)
     both = run(adaptive)
-    alone = AdaptiveExecutor(models, x, y, kind=kind, eps=0.3, params=params,
+    alone = AdaptiveExecutor(models, x, y, kind=get(kind), eps=0.3, params=params,
                              runtime=CPU)([adaptive[1]])
     assert torch.equal(both[1], alone[0])
     if kind == "autoattack":
         transfer = transfer_units(2, 8, batch_size=4, seed=3)
-        seq = SequentialExecutor(models, x, y, kind=kind, eps=0.3, params=params, device="cpu")
+        seq = SequentialExecutor(models, x, y, kind=get(kind), eps=0.3, params=params, device="cpu")
         all_units = seq(transfer)
-        last = SequentialExecutor(models, x, y, kind=kind, eps=0.3, params=params,
+        last = SequentialExecutor(models, x, y, kind=get(kind), eps=0.3, params=params,
                                   device="cpu")(transfer[-1:])
         assert torch.equal(all_units[-1], last[0])

@@ -9,21 +9,18 @@ from torch import nn
 from torchattacks.attack import Attack
 
 from clmrepro.core.attacks.executors import craft_paper, craft_transfer
-from clmrepro.core.attacks.kinds import (
-    ADAPTIVE_ONLY_KINDS,
-    ATTACK_KINDS,
-    REQUIRED_PARAMS,
-    PerturbationError,
-    check_params,
-    check_perturbation,
-)
-from clmrepro.core.attacks.sequential import TORCHATTACKS_KINDS, build_attack
+from clmrepro.core.attacks.kinds import PerturbationError, check_params, check_perturbation
+from clmrepro.core.attacks.sequential import build_attack
 from clmrepro.core.attacks.work import assign_crafters
 from clmrepro.core.metrics import per_submodel_accuracy, transfer_matrix
 from clmrepro.core.models import build_model
 from clmrepro.core.seeding import generator
+from clmrepro.kinds.attacks import MODULES, get
 
 torch.set_num_threads(1)
+
+# the paper's torchattacks attacks (a new kind brings its own tests: tests/unit/kinds/attacks)
+TORCHATTACKS_KINDS = ("fgsm", "pgd", "autoattack", "mifgsm", "eot-pgd")
 
 SMALL = {
     "fgsm": {},
@@ -48,21 +45,22 @@ def images(n, channels=1, seed=1):
 
 # --- parameters reach torchattacks -------------------------------------------------------
 
-def test_every_kind_has_required_params():
-    assert set(REQUIRED_PARAMS) == set(ATTACK_KINDS)
+def test_a_kind_given_by_name_is_refused():
+    with pytest.raises(TypeError, match="kinds.attacks.get"):
+        check_params("pgd", {"alpha": 0.01, "steps": 1, "random_start": True})
 
 
 def test_pgd_mifgsm_eotpgd_fgsm_attributes_are_the_given_ones():
     model = linear_population(1)[0]
-    a = build_attack("pgd", model, 0.123, {"alpha": 0.017, "steps": 7, "random_start": False})
+    a = build_attack(get("pgd"), model, 0.123, {"alpha": 0.017, "steps": 7, "random_start": False})
     assert (a.eps, a.alpha, a.steps, a.random_start) == (0.123, 0.017, 7, False)
-    a = build_attack("mifgsm", model, 0.2, {"alpha": 0.04, "steps": 5, "decay": 0.7})
+    a = build_attack(get("mifgsm"), model, 0.2, {"alpha": 0.04, "steps": 5, "decay": 0.7})
     assert (a.eps, a.alpha, a.steps, a.decay) == (0.2, 0.04, 5, 0.7)
-    a = build_attack("eot-pgd", model, 0.1,
+    a = build_attack(get("eot-pgd"), model, 0.1,
                      {"alpha": 0.003, "steps": 11, "eot_iter": 3, "random_start": False})
     assert (a.eps, a.alpha, a.steps, a.eot_iter, a.random_start) == (0.1, 0.003, 11, 3, False)
     assert isinstance(a, torchattacks.EOTPGD)
-    a = build_attack("fgsm", model, 0.31, {})
+    a = build_attack(get("fgsm"), model, 0.31, {})
     assert isinstance(a, torchattacks.FGSM) and a.eps == 0.31
 
 
@@ -70,7 +68,7 @@ def test_autoattack_standard_sub_attacks_get_explicit_steps():
     model = linear_population(1)[0]
     params = {"version": "standard", "norm": "Linf", "n_classes": 7, "steps": 37,
               "n_queries": 123, "n_restarts": 2, "eot_iter": 20}
-    a = build_attack("autoattack", model, 0.25, params)
+    a = build_attack(get("autoattack"), model, 0.25, params)
     apgd, apgdt, fab, square = a.attacks
     assert type(apgd) is torchattacks.APGD and apgd.loss == "ce"
     assert type(apgdt) is torchattacks.APGDT and type(fab) is torchattacks.FAB
@@ -88,42 +86,42 @@ def test_autoattack_rand_is_apgd_ce_and_dlr_with_eot():
     model = linear_population(1)[0]
     params = {"version": "rand", "norm": "Linf", "n_classes": 10, "steps": 13,
               "n_queries": 1, "n_restarts": 3, "eot_iter": 4}
-    a = build_attack("autoattack", model, 0.1, params)
+    a = build_attack(get("autoattack"), model, 0.1, params)
     assert [type(s) for s in a.attacks] == [torchattacks.APGD, torchattacks.APGD]
     assert [s.loss for s in a.attacks] == ["ce", "dlr"]
     assert all((s.steps, s.n_restarts, s.eot_iter) == (13, 3, 4) for s in a.attacks)
 
 
 def test_every_attack_kind_is_a_torchattacks_attack_or_adaptive_only():
-    assert set(ATTACK_KINDS) == set(TORCHATTACKS_KINDS) | set(ADAPTIVE_ONLY_KINDS)
+    assert all((kind.build is None) == kind.ADAPTIVE_ONLY for kind in MODULES)
     arc = {"steps": 2, "step_size": 0.1, "candidates": "all", "topk": None, "rho": 0.05,
            "start": "clean", "start_steps": 1, "start_alpha": 0.01, "start_random_start": False}
-    check_params("arc", arc)
+    check_params(get("arc"), arc)
     with pytest.raises(ValueError, match="missing"):
-        check_params("arc", {k: v for k, v in arc.items() if k != "rho"})
+        check_params(get("arc"), {k: v for k, v in arc.items() if k != "rho"})
     with pytest.raises(ValueError, match="not a torchattacks attack"):
-        build_attack("arc", linear_population(1)[0], 0.1, arc)
+        build_attack(get("arc"), linear_population(1)[0], 0.1, arc)
 
 
 @pytest.mark.parametrize("kind", TORCHATTACKS_KINDS)
 def test_build_attack_rejects_missing_or_unknown_keys(kind):
     model = linear_population(1)[0]
     with pytest.raises(ValueError, match="unknown"):
-        build_attack(kind, model, 0.1, {**SMALL[kind], "stepz": 3})
+        build_attack(get(kind), model, 0.1, {**SMALL[kind], "stepz": 3})
     for key in SMALL[kind]:
         partial = {k: v for k, v in SMALL[kind].items() if k != key}
         with pytest.raises(ValueError, match="missing"):
-            build_attack(kind, model, 0.1, partial)
+            build_attack(get(kind), model, 0.1, partial)
 
 
 def test_build_attack_rejects_bad_kind_eps_and_norm():
     model = linear_population(1)[0]
     with pytest.raises(ValueError):
-        build_attack("cw", model, 0.1, {})
+        build_attack(get("cw"), model, 0.1, {})
     with pytest.raises(ValueError):
-        build_attack("fgsm", model, 0.0, {})
+        build_attack(get("fgsm"), model, 0.0, {})
     with pytest.raises(ValueError):
-        build_attack("autoattack", model, 0.1, {**SMALL["autoattack"], "norm": "L2"})
+        build_attack(get("autoattack"), model, 0.1, {**SMALL["autoattack"], "norm": "L2"})
 
 
 # --- legality of every adversarial batch -------------------------------------------------
@@ -145,7 +143,7 @@ def test_every_attack_stays_in_ball_and_range_on_lenet5(kind):
     model = build_model("lenet5", in_channels=1).eval()
     x, _ = images(6)
     y = model(x).argmax(1)  # all correct, so AutoAttack has every point to attack
-    adv = build_attack(kind, model, 0.3, SMALL[kind])(x, y).detach()
+    adv = build_attack(get(kind), model, 0.3, SMALL[kind])(x, y).detach()
     check_perturbation(x, adv, 0.3)
     assert not torch.equal(adv, x)
 
@@ -160,7 +158,7 @@ def test_every_attack_stays_in_ball_and_range_on_resnet18(kind):
     params = dict(SMALL[kind])
     if "alpha" in params:
         params["alpha"] = 2 / 255
-    adv = build_attack(kind, model, eps, params)(x, y).detach()
+    adv = build_attack(get(kind), model, eps, params)(x, y).detach()
     check_perturbation(x, adv, eps)
     assert not torch.equal(adv, x)
 
@@ -187,7 +185,7 @@ def test_paper_crafting_follows_eq6(mode):
     models = linear_population(3)
     x, y = images(40)
     crafters = assign_crafters(40, 3, mode=mode, batch_size=8, gen=generator(5))
-    x_adv = craft_paper(models, x, y, kind="fgsm", eps=0.1, params={}, crafters=crafters,
+    x_adv = craft_paper(models, x, y, kind=get("fgsm"), eps=0.1, params={}, crafters=crafters,
                         batch_size=8, seed=1, device="cpu")
     # each sample x'_j is the attack of its crafting submodel m_{c_j} on x_j
     by_crafter = torch.stack([torchattacks.FGSM(m, eps=0.1)(x, y) for m in models])
@@ -202,7 +200,7 @@ def test_paper_crafting_is_deterministic_with_random_start():
     models = linear_population(2)
     x, y = images(10)
     crafters = assign_crafters(10, 2, mode="per-sample", batch_size=4, gen=generator(5))
-    kw = dict(kind="pgd", eps=0.1, params=SMALL["pgd"], crafters=crafters, batch_size=4,
+    kw = dict(kind=get("pgd"), eps=0.1, params=SMALL["pgd"], crafters=crafters, batch_size=4,
               device="cpu")
     a = craft_paper(models, x, y, seed=7, **kw)
     torch.manual_seed(123)  # the global state before the call must not matter
@@ -215,7 +213,7 @@ def test_transfer_diagonal_is_white_box_accuracy():
     models = linear_population(3)
     x, y = images(30)
     params = {"alpha": 0.02, "steps": 4, "random_start": False}
-    sets = craft_transfer(models, x, y, kind="pgd", eps=0.08, params=params, batch_size=16,
+    sets = craft_transfer(models, x, y, kind=get("pgd"), eps=0.08, params=params, batch_size=16,
                           seed=0, device="cpu")
     assert sets.shape == (3, *x.shape)
     m = transfer_matrix(models, sets, y, batch_size=16, device="cpu")
@@ -225,7 +223,7 @@ def test_transfer_diagonal_is_white_box_accuracy():
         assert m[i, i].item() == pytest.approx(acc)
     # identical crafters make identical rows
     twins = [models[0], copy.deepcopy(models[0])]
-    sets = craft_transfer(twins, x, y, kind="pgd", eps=0.08, params=params, batch_size=16,
+    sets = craft_transfer(twins, x, y, kind=get("pgd"), eps=0.08, params=params, batch_size=16,
                           seed=0, device="cpu")
     assert torch.allclose(sets[0], sets[1])
 
@@ -244,7 +242,7 @@ def test_craft_paper_builds_one_attack_per_crafting_submodel(monkeypatch):
     models = linear_population(3)
     x, y = images(24)
     crafters = torch.tensor([0, 2] * 12)  # submodel 1 crafts nothing
-    craft_paper(models, x, y, kind="fgsm", eps=0.1, params={}, crafters=crafters,
+    craft_paper(models, x, y, kind=get("fgsm"), eps=0.1, params={}, crafters=crafters,
                 batch_size=5, seed=0, device="cpu")
     assert built == [id(models[0]), id(models[2])]
 
@@ -263,5 +261,5 @@ def test_crafting_rejects_an_attack_that_leaves_the_ball(monkeypatch):
     models = linear_population(2)
     x, y = images(4)
     with pytest.raises(PerturbationError):
-        craft_transfer(models, x, y, kind="fgsm", eps=0.1, params={}, batch_size=2, seed=0,
+        craft_transfer(models, x, y, kind=get("fgsm"), eps=0.1, params={}, batch_size=2, seed=0,
                        device="cpu")

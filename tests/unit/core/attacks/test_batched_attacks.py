@@ -23,6 +23,7 @@ from clmrepro.core.models import LeNet5
 from clmrepro.core.runtime import AttackRuntime, Autocast
 from clmrepro.core.saliency import pairwise_saliency_cosine, population_saliency_maps
 from clmrepro.core.seeding import derive_seed, generator
+from clmrepro.kinds.attacks import get
 
 # two computations that round differently: run again with other CPUs' kernels (Makefile)
 pytestmark = pytest.mark.numerics
@@ -85,7 +86,7 @@ def test_batched_transfer_reproduces_sequential_torchattacks(kind):
     models = random_population()
     x = images(22)
     y = models[0](x).argmax(1).detach()
-    kw = dict(kind=kind, eps=0.3, params=SMALL[kind], batch_size=8, seed=5, device="cpu")
+    kw = dict(kind=get(kind), eps=0.3, params=SMALL[kind], batch_size=8, seed=5, device="cpu")
     seq = craft_transfer(models, x, y, runtime=SEQUENTIAL, **kw)
     bat = craft_transfer(models, x, y, runtime=BATCHED, **kw)
     assert_same_sets(seq, bat, f"{kind} transfer", images_tolerance=IMAGES_TOLERANCE)
@@ -106,7 +107,7 @@ def test_batched_paper_set_reproduces_sequential(kind, mode):
     x = images(23)
     y = models[1](x).argmax(1).detach()
     crafters = assign_crafters(23, 3, mode=mode, batch_size=5, gen=generator(2))
-    kw = dict(kind=kind, eps=0.3, params=SMALL[kind], crafters=crafters, batch_size=5,
+    kw = dict(kind=get(kind), eps=0.3, params=SMALL[kind], crafters=crafters, batch_size=5,
               seed=9, device="cpu")
     seq = craft_paper(models, x, y, runtime=SEQUENTIAL, **kw)
     bat = craft_paper(models, x, y, runtime=BATCHED, **kw)
@@ -118,7 +119,7 @@ def test_batched_expected_loss_reproduces_sequential(kind):
     models = random_population()
     x = images(12)
     y = models[2](x).argmax(1).detach()
-    kw = dict(kind=kind, eps=0.3, params=SMALL[kind], batch_size=5, seed=3, device="cpu")
+    kw = dict(kind=get(kind), eps=0.3, params=SMALL[kind], batch_size=5, seed=3, device="cpu")
     seq = craft_adaptive(models, x, y, runtime=SEQUENTIAL, **kw)
     bat = craft_adaptive(models, x, y, runtime=BATCHED, **kw)
     assert_same_sets(seq, bat, f"{kind} adaptive", images_tolerance=IMAGES_TOLERANCE)
@@ -131,9 +132,9 @@ def test_eot_pgd_on_a_deterministic_submodel_is_pgd_exactly():
     x = images(10)
     y = models[0](x).argmax(1).detach()
     params = {"alpha": 0.02, "steps": 6, "eot_iter": 4, "random_start": True}
-    assert deterministic_attack("eot-pgd", params) == (
-        "pgd", {"alpha": 0.02, "steps": 6, "random_start": True})
-    kw = dict(kind="eot-pgd", eps=0.3, params=params, batch_size=10, seed=1, device="cpu")
+    assert deterministic_attack(get("eot-pgd"), params) == (
+        get("pgd"), {"alpha": 0.02, "steps": 6, "random_start": True})
+    kw = dict(kind=get("eot-pgd"), eps=0.3, params=params, batch_size=10, seed=1, device="cpu")
     for runtime in (SEQUENTIAL, BATCHED):
         ours = craft_transfer(models, x, y, runtime=runtime, **kw)
         for i, model in enumerate(models):
@@ -153,7 +154,7 @@ def test_batched_transfer_diagonal_is_white_box_pgd():
     x = images(16)
     y = models[0](x).argmax(1).detach()
     params = {"alpha": 0.02, "steps": 5, "random_start": False}
-    sets = craft_transfer(models, x, y, kind="pgd", eps=0.1, params=params, batch_size=16,
+    sets = craft_transfer(models, x, y, kind=get("pgd"), eps=0.1, params=params, batch_size=16,
                           seed=0, device="cpu", runtime=BATCHED)
     m = transfer_matrix(models, sets, y, batch_size=16, device="cpu", runtime=BATCHED)
     for i, model in enumerate(models):
@@ -172,7 +173,7 @@ def test_batched_adaptive_on_identical_submodels_is_the_white_box_attack(kind):
     x = images(12)
     y = base(x).argmax(1).detach()
     params = {**SMALL[kind], "random_start": False} if kind == "pgd" else SMALL[kind]
-    adv = craft_adaptive(models, x, y, kind=kind, eps=0.3, params=params, batch_size=12,
+    adv = craft_adaptive(models, x, y, kind=get(kind), eps=0.3, params=params, batch_size=12,
                          seed=0, device="cpu", runtime=BATCHED)
     white = {
         "pgd": lambda: torchattacks.PGD(base, eps=0.3, alpha=0.02, steps=5, random_start=False),
@@ -231,7 +232,7 @@ def test_bf16_and_channels_last_run_on_cpu(runtime):
     models = runtime.prepare(copy.deepcopy(reference))
     if runtime.precision == "bf16":
         assert all(isinstance(m, Autocast) for m in models)
-    kw = dict(kind="pgd", eps=0.3, params=SMALL["pgd"], batch_size=5, seed=2, device="cpu")
+    kw = dict(kind=get("pgd"), eps=0.3, params=SMALL["pgd"], batch_size=5, seed=2, device="cpu")
     adv = craft_transfer(models, x, y, runtime=runtime, **kw)
     for i in range(len(models)):
         check_perturbation(x, adv[i], 0.3)
@@ -291,7 +292,7 @@ def test_trained_population_batched_and_sequential_agree(trained, kind):
     models, x, y = trained
     benign = per_submodel_accuracy(models, x, y, batch_size=100, device="cpu")
     assert benign.min() > 0.8  # really trained, so the attacks have work to do
-    kw = dict(kind=kind, eps=0.3, params=PAPER_SETTINGS[kind], batch_size=50, seed=11,
+    kw = dict(kind=get(kind), eps=0.3, params=PAPER_SETTINGS[kind], batch_size=50, seed=11,
               device="cpu")
     crafters = assign_crafters(len(x), 4, mode="per-batch", batch_size=50, gen=generator(1))
     sets = {}
