@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, PrivateAttr, create_model, field_validator
+from pydantic import Field, PrivateAttr, create_model, field_validator, model_serializer
 
 # The field types live one layer down (clmrepro.fields) so that the per-kind modules
 # (clmrepro.kinds) can use them; re-exported here, where the rest of the spec layer finds them.
@@ -290,6 +290,16 @@ class _SanityBase(Strict):
         default_factory=lambda: ["paper", "adaptive"], min_length=1,
         description="paper: each image attacked on its crafting submodel (eq. 6); adaptive: on "
         "the whole population (only those the evaluation runs)")
+
+    @model_serializer(mode="wrap")
+    def _knobs_of_the_chosen_checks(self, handler):
+        """A check's knobs belong to the spec where the check runs: the normalised spec (the
+        plan's spec_sha256, the job's params) holds the knobs of the chosen checks only, so
+        adding an opt-in check leaves every existing spec and its plan unchanged."""
+        data = handler(self)
+        chosen = {knob for job in check_kinds.jobs(self.checks) for knob in job.knobs}
+        return {key: value for key, value in data.items()
+                if key in chosen or key not in check_kinds.knob_fields()}
 
 
 # The checks' own knobs (restarts, noise_draws, square_queries, ...) come from their modules

@@ -75,3 +75,12 @@ def test_the_attacks_a_check_adds_carry_the_spec_values():
     assert conv["pgd-2x-steps"]["steps"] == 80
     assert checks.get("unbounded").attacks(s, "paper") == {}
     assert checks.get("square").attacks(s, "paper")["square"]["target"] == "crafting submodel"
+
+
+def test_the_normalised_spec_holds_the_knobs_of_the_chosen_checks_only():
+    """So an opt-in check's knobs change neither an existing spec's spec_sha256 nor its
+    sanity jobs' params."""
+    assert set(Sanity(checks=["noise"]).model_dump()) == {"checks", "samples", "eps",
+                                                          "threat_models", "noise_draws"}
+    full = Sanity().model_dump(mode="json", by_alias=True)
+    assert {"restarts", "unbounded_steps", "square_queries", "noise_draws"} <= set(full)
