@@ -22,6 +22,7 @@ from clmrepro.kinds.checks import white_box
 from clmrepro.kinds.checks import zero_gradient
 from clmrepro.kinds.checks import silent_success
 from clmrepro.kinds.checks import noise
+from clmrepro.kinds.checks import loss_function
 from clmrepro.kinds.checks.base import Job, Report
 
 MODULES = (
@@ -34,6 +35,7 @@ MODULES = (
     zero_gradient,
     silent_success,
     noise,
+    loss_function,
 )
 
 REPORTS: tuple[Report, ...] = tuple(m.REPORT for m in MODULES if m.REPORT is not None)
