@@ -148,8 +148,9 @@ def no_file(population: Population, threat: str, missing: str | None = None) -> 
 def recorded(files: Sequence[dict], attack: str, knob: str, default: object) -> str:
     """A knob as the sanity jobs ran it (read from the check files' attack params), for a
     rule's text: "5", "5/10" over several, or the knob's default when no file ran it."""
-    found = {f_s["attacks"][attack]["params"].get(knob) for f in files
-             for f_s in f["threat_models"].values() if attack in f_s["attacks"]} - {None}
+    found = {section["attacks"][attack]["params"].get(knob) for f in files
+             for section in f["threat_models"].values() if attack in section["attacks"]}
+    found.discard(None)
     return "/".join(f"{v:g}" if isinstance(v, float) else str(v)
                     for v in sorted(found)) if found else str(default)
 
