@@ -6,6 +6,7 @@ Defaults follow the authors' code where it settles a question, else the paper's 
 from __future__ import annotations
 
 from clmrepro.kinds import attacks as attack_kinds
+from clmrepro.kinds import checks as check_kinds
 from clmrepro.spec.models import (BASELINE_KINDS, DATASET_SIZES, Adversarial, Attack, ClmAdv,
                                   Dataset, Experiment, Population, Training, UlmAdv)
 
@@ -147,7 +148,8 @@ def execution_block(experiment: Experiment) -> dict[str, str]:
 
 
 def sanity_block(experiment: Experiment, population_id: str) -> dict | None:
-    """The checks' job params (core.attacks.sanity): every knob resolved.  The PGD checked is
+    """The checks' job params (core.attacks.sanity): every knob resolved, and each check's
+    own knobs where it runs (its module in clmrepro.kinds.checks).  The PGD checked is
     the grid's first PGD for this population (its steps, step and start) at the smallest of
     its budgets, unless the spec names a budget."""
     sanity = experiment.evaluation.sanity
@@ -164,9 +166,10 @@ def sanity_block(experiment: Experiment, population_id: str) -> dict | None:
         steps, alpha, start = 40, pgd_alpha(experiment), True
         eps = _pick(sanity.eps, min(attacks[0].eps) if attacks else 0.3)
     threats = [t for t in sanity.threat_models if t in experiment.evaluation.threat_models]
-    return {"checks": list(sanity.checks), "threat_models": threats, "samples": sanity.samples,
-            "eps": eps, "pgd": {"alpha": alpha, "steps": steps, "random_start": start},
-            "restarts": sanity.restarts, "noise_draws": sanity.noise_draws,
-            "square_queries": sanity.square_queries, "square_p_init": sanity.square_p_init,
-            "unbounded": {"eps": 1.0, "alpha": sanity.unbounded_alpha,
-                          "steps": sanity.unbounded_steps, "random_start": True}}
+    block = {"checks": list(sanity.checks), "threat_models": threats, "samples": sanity.samples,
+             "eps": eps, "pgd": {"alpha": alpha, "steps": steps, "random_start": start}}
+    # each check that runs adds its own knobs (clmrepro.kinds.checks)
+    knobs = sanity.model_dump()
+    for job in check_kinds.jobs(sanity.checks):
+        block.update(job.job_params(knobs))
+    return block

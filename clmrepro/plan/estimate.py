@@ -47,6 +47,8 @@ from typing import Iterator
 
 from clmrepro.calibration.files import default_calibration
 from clmrepro.kinds import attacks as attack_kinds
+from clmrepro.kinds import checks as check_kinds
+from clmrepro.kinds.checks.base import Costs
 from clmrepro.plan import paths
 
 AUTHORS_EXECUTION = {"population": "sequential", "memory_format": "contiguous",
@@ -362,49 +364,31 @@ def _evaluate_seconds(job: dict, u: _Units) -> float:
     return sum(_score_seconds(job, u, threat, images) for threat, images in samples_of(job).items())
 
 
-# The share of images Square still has to query, averaged over its run: the share it leaves
-# correct (a point Square breaks stops costing queries early), measured on the MNIST-5k
-# sanity checks (100 images, 5,000 queries, 2026-12-03): 0.30-0.59 (mean 0.41) for ULM/CLM,
-# 0.40-0.60 (mean 0.49) for ULM-Adv, paper protocol and adaptive.  It was priced with
-# AutoAttack's survival after APGD-CE (0.01 for standard models), but Square in the checks
-# starts from the clean images: those jobs took 1.6-2.5x their estimate in CPU time.
-SQUARE_SURVIVAL = {"standard": 0.4, "adversarial": 0.5}
-
-
 def _sanity_seconds(job: dict, u: _Units) -> float:
     """The checks of core.attacks.sanity on N images, per threat model, with m the submodels
-    attacked (1 on the paper protocol, n adaptive): traced PGD (a gradient and a forward
-    per step and submodel), twice the steps, the restarts, the eps = 1 PGD (adaptive),
-    Square (its queries on the points it has not broken: ``SQUARE_SURVIVAL``), the noise draws scored by all n, the
-    zero-gradient pass, and scoring every set on all n."""
+    attacked (1 on the paper protocol, n adaptive): the traced PGD (a gradient and a forward
+    per step and submodel), each check's own work at its price (its module in
+    clmrepro.kinds.checks: twice the steps and the restarts, the eps = 1 PGD, Square's
+    queries, the noise draws, the zero-gradient pass, ...), and scoring every set on all n."""
     p = job["params"]
     s = p["sanity"]
-    n, checks = int(p["population"]["size"]), set(s["checks"])
+    n = int(p["population"]["size"])
     images = int(s["samples"])
     grad = u.grad("all" if u.batched else None)
     forward = u.forward(int(p.get("batch_size", 100)), u.batched)
     steps = int(s["pgd"]["steps"])
-    survival = SQUARE_SURVIVAL["adversarial" if "adv" in str(p["population"]["regime"])
-                               else "standard"]
+    adversarial = "adv" in str(p["population"]["regime"])
     total = 0.0
     for threat in s["threat_models"]:
         m = 1 if threat == "paper" else n
         step = m * (grad + forward)
+        costs = Costs(m=m, n=n, steps=steps, step=step, grad=grad, forward=forward,
+                      adversarial=adversarial)
         work, sets = steps * step, 1
-        if "convergence" in checks:
-            work += 2 * steps * step + int(s["restarts"]) * steps * step
-            sets += 2
-        if "unbounded" in checks and threat == "adaptive":
-            work += int(s["unbounded"]["steps"]) * step
-            sets += 1
-        if "square" in checks:
-            work += int(s["square_queries"]) * m * forward * survival
-            sets += 1
-        if "noise" in checks:
-            work += int(s["noise_draws"]) * n * forward
-            sets += 1
-        if "zero-gradient" in checks:
-            work += m * grad
+        for check in check_kinds.jobs(s["checks"]):
+            more, scored = check.price(s, threat, costs)
+            work += more
+            sets += scored
         total += images * (work + sets * n * forward)
     return total
 

@@ -38,6 +38,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from clmrepro.kinds import checks as check_kinds
 from clmrepro.plan.jsonsize import Num, Repeat, file_bytes, json_bytes
 from clmrepro.plan.model import Plan
 
@@ -243,39 +244,32 @@ def benign_record(job: dict) -> dict:
 
 def sanity_file(job: dict) -> dict:
     """The sanity job's check file (``steps.sanity``, ``core.attacks.sanity.check_threat``):
-    per threat model, each checking attack's parameters and per-image table, the traced PGD's
-    three per-image series (6 decimals), the zero-gradient count; the crafters drawn."""
+    per threat model, each checking attack's parameters (as its check's module in
+    ``clmrepro.kinds.checks`` writes them) and per-image table, the traced PGD's three
+    per-image series (6 decimals), each check's own section (the zero-gradient count, with the
+    image count standing in for the number: as many digits at most); the crafters drawn."""
     p, n = job["params"], _size(job)
     s = p["sanity"]
     count = min(int(s["samples"]), int(p["dataset"]["n_test"]))
-    checks = set(s["checks"])
+    checks = check_kinds.jobs(s["checks"])
     pgd = {"eps": float(s["eps"]), **s["pgd"]}
     rounded = Num(8)  # round(v, 6) of a value in [0, 1]: "0.333333"
     threats = {}
     for threat in s["threat_models"]:
         params = {"pgd": pgd}
-        if "convergence" in checks:
-            params["pgd-2x-steps"] = {**pgd, "steps": 2 * int(pgd["steps"])}
-            params["pgd-restarts"] = {**pgd, "random_start": True, "restarts": s["restarts"]}
-        if "unbounded" in checks and threat == "adaptive":
-            params["pgd-unbounded"] = s["unbounded"]
-        if "square" in checks:
-            params["square"] = {"eps": pgd["eps"], "n_queries": s["square_queries"],
-                                "p_init": s["square_p_init"], "loss": "margin",
-                                "resc_schedule": False,
-                                "target": "mean predicted probability of the population"}
-        if "noise" in checks:
-            params["noise"] = {"eps": pgd["eps"], "draws": s["noise_draws"]}
+        for check in checks:
+            params.update(check.attacks(s, threat))
         out: dict = {"attacks": {name: {"params": value, "correct": packed_table((n, count))}
                                  for name, value in params.items()}}
-        if checks & {"convergence", "silent-success"}:
+        if any(check.trace for check in checks):
             out["trace"] = {"objective": "expected cross-entropy over the submodels",
                             "measure": "expected accuracy of random dispatch",
                             "steps": pgd["steps"], "window": 10,
                             "span_last10": Repeat(rounded, count),
                             "path_best": Repeat(rounded, count), "final": Repeat(rounded, count)}
-        if "zero-gradient" in checks:
-            out["zero_gradient"] = {"loss": "dlr", "images": Num(len(str(count))), "of": count}
+        for check in checks:
+            if check.section is not None:
+                out.update(check.section(s, count, count))
         threats[threat] = out
     population = p["population"]
     return {"schema_version": 1, "experiment": job.get("experiment"),

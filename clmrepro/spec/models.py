@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, PrivateAttr, field_validator
+from pydantic import Field, PrivateAttr, create_model, field_validator, model_serializer
 
 # The field types live one layer down (clmrepro.fields) so that the per-kind modules
 # (clmrepro.kinds) can use them; re-exported here, where the rest of the spec layer finds them.
@@ -28,6 +28,7 @@ from clmrepro.kinds.attacks.eot_pgd import EotPgd  # noqa: F401
 from clmrepro.kinds.attacks.fgsm import Fgsm  # noqa: F401
 from clmrepro.kinds.attacks.mifgsm import Mifgsm  # noqa: F401
 from clmrepro.kinds.attacks.pgd import Pgd  # noqa: F401
+from clmrepro.kinds import checks as check_kinds
 
 DATASETS = ("mnist-5k", "mnist", "cifar10", "fake-cifar10")
 ARCHITECTURES = ("lenet5", "resnet18")
@@ -200,19 +201,13 @@ class Population(Strict):
     sweep: Sweep | None = Field(None, exclude=True, description=SWEEP_HELP)
 
 
-class Sanity(Strict):
-    """Checks that catch a failed attack (issue 18; rules and sources: docs/sanity.md).  The
-    checks read from the grid's records (PGD vs FGSM, eps grid, white-box vs transfer) always
-    run; these need a job of their own per population (core.attacks.sanity)."""
+SanityCheck = Literal[check_kinds.JOB_NAMES]
 
-    checks: list[Literal["convergence", "unbounded", "square", "zero-gradient",
-                         "silent-success", "noise"]] = Field(
-        default_factory=lambda: ["convergence", "unbounded", "square", "zero-gradient",
-                                 "silent-success", "noise"], min_length=1,
-        description="convergence: twice PGD's steps and `restarts` random restarts, and the "
-        "loss trace (Pintor et al.); unbounded: eps = 1 must reach ~0% (adaptive); square: "
-        "Square, gradient-free; zero-gradient: DLR input gradient exactly 0 (AutoAttack); "
-        "silent-success: a better point passed on PGD's path; noise: random points in the ball")
+
+class _SanityBase(Strict):
+    checks: list[SanityCheck] = Field(
+        default_factory=lambda: list(check_kinds.DEFAULT_JOBS), min_length=1,
+        description=check_kinds.CHECKS_HELP)
     samples: Count = Field(100, description="the first test images the checks run on: a stated "
                            "subset (the report's intervals show its precision)")
     eps: Budget | None = Field(None, description="the budget checked; null → the smallest eps "
@@ -221,16 +216,25 @@ class Sanity(Strict):
         default_factory=lambda: ["paper", "adaptive"], min_length=1,
         description="paper: each image attacked on its crafting submodel (eq. 6); adaptive: on "
         "the whole population (only those the evaluation runs)")
-    restarts: int = Field(5, ge=2, le=100, description="random restarts of PGD")
-    noise_draws: int = Field(20, ge=1, le=10_000, description="uniform draws in the ball per "
-                             "image; the worst one counts")
-    square_queries: Count = Field(5000, le=1_000_000, description="Square's queries (AutoAttack: "
-                                  "5,000)")
-    square_p_init: float = Field(0.8, gt=0, le=1, description="Square's initial fraction of "
-                                 "pixels changed (AutoAttack: 0.8)")
-    unbounded_steps: Count = Field(100, le=100_000, description="steps of the eps = 1 PGD")
-    unbounded_alpha: Step = Field(0.05, description="step of the eps = 1 PGD (100 × 0.05 "
-                                  "crosses [0, 1] five times)")
+
+    @model_serializer(mode="wrap")
+    def _knobs_of_the_chosen_checks(self, handler):
+        """A check's knobs belong to the spec where the check runs: the normalised spec (the
+        plan's spec_sha256, the job's params) holds the knobs of the chosen checks only, so
+        adding an opt-in check leaves every existing spec and its plan unchanged."""
+        data = handler(self)
+        chosen = {knob for job in check_kinds.jobs(self.checks) for knob in job.knobs}
+        return {key: value for key, value in data.items()
+                if key in chosen or key not in check_kinds.knob_fields()}
+
+
+# The checks' own knobs (restarts, noise_draws, square_queries, ...) come from their modules
+# (clmrepro.kinds.checks): a new check brings its knobs with it.
+Sanity = create_model(
+    "Sanity", __base__=_SanityBase, __module__=__name__, **check_kinds.knob_fields(),
+    __doc__="""Checks that catch a failed attack (issue 18; rules and sources: docs/sanity.md).  The
+    checks read from the grid's records (PGD vs FGSM, eps grid, white-box vs transfer) always
+    run; these need a job of their own per population (core.attacks.sanity).""")
 
 
 class Evaluation(Strict):

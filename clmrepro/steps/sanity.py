@@ -1,7 +1,8 @@
 """Sanity step: the evidence that the grid's attacks did their job on one population.
 
 ``python -m clmrepro.steps.sanity JOB.json``.  Reads ``inputs.population``, runs the checks
-of ``params.sanity`` (``core.attacks.sanity``) on the first ``samples`` test images for each
+of ``params.sanity`` (their modules in ``clmrepro.kinds.checks``, the tensors in
+``core.attacks.sanity``) on the first ``samples`` test images for each
 of its threat models, and writes ``outputs.sanity`` (docs/sanity.md has the layout and the
 rules the report applies).  The paper protocol's crafting submodels are drawn as the attack
 jobs draw them (one per batch or per sample, from the job's seed).
@@ -24,6 +25,7 @@ def run_sanity(job: Job) -> None:
     from clmrepro.core.attacks.work import assign_crafters
     from clmrepro.core.checkpoints import atomic_write_json
     from clmrepro.core.seeding import derive_seed, generator
+    from clmrepro.kinds import checks as check_kinds
     from clmrepro.steps.population import load_population
 
     device = prepare_torch(job)
@@ -35,14 +37,10 @@ def run_sanity(job: Job) -> None:
     x, y = load_test_set(p["dataset"], int(s["samples"]), job["inputs"].get("data"))
     eps = float(s["eps"])
     settings = SanitySettings(
-        checks=tuple(s["checks"]), threat_models=tuple(s["threat_models"]),
+        jobs=check_kinds.jobs(s["checks"]), threat_models=tuple(s["threat_models"]),
         pgd=PgdSettings(eps, float(s["pgd"]["alpha"]), int(s["pgd"]["steps"]),
                         bool(s["pgd"]["random_start"])),
-        restarts=int(s["restarts"]), noise_draws=int(s["noise_draws"]),
-        square_queries=int(s["square_queries"]), square_p_init=float(s["square_p_init"]),
-        unbounded=PgdSettings(float(s["unbounded"]["eps"]), float(s["unbounded"]["alpha"]),
-                              int(s["unbounded"]["steps"]), bool(s["unbounded"]["random_start"])),
-        crafting=p.get("crafting", "per-batch"), batch_size=int(p["batch_size"]))
+        params=s, crafting=p.get("crafting", "per-batch"), batch_size=int(p["batch_size"]))
     seed = int(job["seed"])
     crafters = assign_crafters(len(x), len(models), mode=settings.crafting,
                                batch_size=settings.batch_size,
@@ -61,7 +59,7 @@ def run_sanity(job: Job) -> None:
         "schema_version": SCHEMA_VERSION, "experiment": job.get("experiment"),
         "population": population["id"], "regime": population["regime"],
         "replicate": int(p.get("replicate", 0)), "n_submodels": len(models), "eps": eps,
-        "n_samples": len(x), "checks": list(settings.checks),
+        "n_samples": len(x), "checks": list(s["checks"]),
         "crafter": crafters.tolist(), "threat_models": threats})
 
 

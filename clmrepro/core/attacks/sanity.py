@@ -1,10 +1,12 @@
 """Evidence that an attack did its job on a random-dispatch population (issue 18).
 
 A random-dispatch defence is the textbook case of overestimated robustness, so the report
-checks its attacks the way the field does (rules and sources: docs/sanity.md;
-``clmrepro.reporting.sanity`` applies them).  This module computes what those rules need, on
-the first ``N`` test images, for the ``paper`` protocol (each image attacked on the submodel
-that crafts it, eq. 6) and the ``adaptive`` threat model (the whole population):
+checks its attacks the way the field does (rules and sources: docs/sanity.md; each check is
+a module of ``clmrepro.kinds.checks``, which says what it runs and calls the tensor-level
+functions below; ``clmrepro.reporting.sanity`` applies the rules).  This module computes what
+those rules need, on the first ``N`` test images, for the ``paper`` protocol (each image
+attacked on the submodel that crafts it, eq. 6) and the ``adaptive`` threat model (the whole
+population):
 
 - ``pgd``: PGD with the grid's settings, traced: the attacker's loss at every step (Pintor
   et al. 2022: an incomplete optimisation leaves the normalised running best still moving
@@ -29,7 +31,7 @@ is reseeded before every call.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -42,7 +44,6 @@ from clmrepro.core.per_image import pack
 from clmrepro.core.runtime import AttackRuntime
 from clmrepro.core.seeding import derive_seed, generator
 
-SANITY_CHECKS = ("convergence", "unbounded", "square", "zero-gradient", "silent-success", "noise")
 SANITY_THREATS = ("paper", "adaptive")
 TRACE_WINDOW = 10  # Pintor et al.: the last 10 values of the running best
 
@@ -181,7 +182,7 @@ class MeanPrediction(nn.Module):
 def square(model: nn.Module, x: Tensor, y: Tensor, *, eps: float, n_queries: int,
            p_init: float, seed: int) -> Tensor:
     """torchattacks' Square, every parameter explicit; ``resc_schedule=False`` as the
-    reference AutoAttack runs it (REFERENCE.md §8)."""
+    reference AutoAttack runs it (docs/reference.md §8)."""
     import torchattacks
 
     attack = torchattacks.Square(model, norm="Linf", eps=eps, n_queries=n_queries,
@@ -200,16 +201,33 @@ def zero_gradient_images(target: Target, x: Tensor, y: Tensor) -> int:
 
 @dataclass(frozen=True)
 class SanitySettings:
-    checks: tuple[str, ...]
+    """One sanity job: the checks' job parts (``clmrepro.kinds.checks``: each says which
+    attacks it adds, how it runs on a unit, whether it needs the trace, what it counts), the
+    threat models, the checked PGD and the job's sanity params (the checks' knobs)."""
+
+    jobs: tuple
     threat_models: tuple[str, ...]
     pgd: PgdSettings
-    restarts: int
-    noise_draws: int
-    square_queries: int
-    square_p_init: float
-    unbounded: PgdSettings
+    params: Mapping
     crafting: str
     batch_size: int
+
+
+@dataclass
+class UnitWork:
+    """What a check runs on for one unit of work: the batch (on the device), the target the
+    unit attacks (its crafting submodel, or the population) and the whole population."""
+
+    models: list[nn.Module]
+    runtime: AttackRuntime
+    threat: str
+    unit: Unit
+    x: Tensor
+    y: Tensor
+    target: Target
+    everyone: Target
+    pgd: PgdSettings
+    params: Mapping
 
 
 def _units(threat: str, n_models: int, n_images: int, settings: SanitySettings, seed: int,
@@ -226,25 +244,19 @@ def check_threat(models: Sequence[nn.Module], x: Tensor, y: Tensor, *, threat: s
                  crafters: Tensor | None = None, on_unit: Callable[[], None] | None = None
                  ) -> dict:
     """Everything one threat model's checks need, on images ``x`` (docstring; the layout
-    is the check file's, docs/sanity.md)."""
+    is the check file's, docs/sanity.md): the traced PGD, then each check's attacks and
+    counts, in the order of ``settings.jobs``."""
     n, size = len(models), len(x)
-    checks = set(settings.checks)
-    names = ["pgd"]
-    if "convergence" in checks:
-        names += ["pgd-2x-steps", "pgd-restarts"]
-    if "unbounded" in checks and threat == "adaptive":
-        names.append("pgd-unbounded")
-    if "square" in checks:
-        names.append("square")
-    if "noise" in checks:
-        names.append("noise")
-    sets = {name: torch.empty_like(x) for name in names}
+    pgd, params = settings.pgd, settings.params
+    plan = [(job, job.attacks(params, threat)) for job in settings.jobs]
+    attack_params = {"pgd": pgd.as_dict()}
+    for _, found in plan:
+        attack_params.update(found)
+    sets = {name: torch.empty_like(x) for name in attack_params}
+    counts = [0] * len(plan)
     span = torch.zeros(size, dtype=torch.float64)
     path_best, final = torch.zeros(size, dtype=torch.float64), torch.zeros(size, dtype=torch.float64)
-    zero = 0
     everyone = Target(models, runtime)
-    pgd, doubled = settings.pgd, PgdSettings(settings.pgd.eps, settings.pgd.alpha,
-                                              2 * settings.pgd.steps, settings.pgd.random_start)
     for unit in _units(threat, n, size, settings, seed, crafters):
         idx = unit.index
         xb, yb = x[idx].to(runtime.device), y[idx].to(runtime.device)
@@ -254,57 +266,33 @@ def check_threat(models: Sequence[nn.Module], x: Tensor, y: Tensor, *, threat: s
         span[idx] = normalised_span(run.losses.double()).cpu()
         path_best[idx] = run.measure.min(0).values.cpu()
         final[idx] = run.measure[-1].cpu()
-        if "convergence" in checks:
-            sets["pgd-2x-steps"][idx] = traced_pgd(
-                target, xb, yb, doubled, generator(derive_seed(unit.seed, "pgd", 2))).adv.cpu()
-            sets["pgd-restarts"][idx] = best_of_restarts(
-                target, xb, yb, pgd, settings.restarts, derive_seed(unit.seed, "restarts")).cpu()
-        if "pgd-unbounded" in sets:
-            sets["pgd-unbounded"][idx] = traced_pgd(
-                target, xb, yb, settings.unbounded,
-                generator(derive_seed(unit.seed, "unbounded"))).adv.cpu()
-        if "square" in sets:
-            # eval mode: torchattacks hands a model back in the mode it found it in
-            victim = (MeanPrediction(models, runtime).eval() if unit.crafter is None
-                      else target.models[0])
-            sets["square"][idx] = square(victim, xb, yb, eps=pgd.eps,
-                                         n_queries=settings.square_queries,
-                                         p_init=settings.square_p_init,
-                                         seed=derive_seed(unit.seed, "square") % (2**31)).cpu()
-        if "noise" in sets:
-            sets["noise"][idx] = worst_noise(lambda p: everyone.measure(p, yb), xb, pgd.eps,
-                                             settings.noise_draws,
-                                             generator(derive_seed(unit.seed, "noise"))).cpu()
-        if "zero-gradient" in checks:
-            zero += zero_gradient_images(target, xb, yb)
+        work = UnitWork(list(models), runtime, threat, unit, xb, yb, target, everyone, pgd,
+                        params)
+        for k, (job, found) in enumerate(plan):
+            if found and job.run is not None:
+                for name, adv in job.run(work).items():
+                    sets[name][idx] = adv.cpu()
+            if job.count is not None:
+                counts[k] += job.count(work)
         if on_unit is not None:
             on_unit()
-    params = {"pgd": pgd.as_dict(), "pgd-2x-steps": doubled.as_dict(),
-              "pgd-restarts": {**pgd.as_dict(), "random_start": True,
-                               "restarts": settings.restarts},
-              "pgd-unbounded": settings.unbounded.as_dict(),
-              "square": {"eps": pgd.eps, "n_queries": settings.square_queries,
-                         "p_init": settings.square_p_init, "loss": "margin",
-                         "resc_schedule": False,
-                         "target": "crafting submodel" if threat == "paper"
-                         else "mean predicted probability of the population"},
-              "noise": {"eps": pgd.eps, "draws": settings.noise_draws}}
     attacks = {}
     for name, adv in sets.items():
         table = correctness(models, adv, y, batch_size=settings.batch_size,
                             device=runtime.device, runtime=runtime)
-        attacks[name] = {"params": params[name], "correct": pack(table)}
+        attacks[name] = {"params": attack_params[name], "correct": pack(table)}
     out: dict = {"attacks": attacks}
     objective = ("cross-entropy of the crafting submodel" if threat == "paper"
                  else "expected cross-entropy over the submodels")
     measure = ("the crafting submodel's correctness" if threat == "paper"
                else "expected accuracy of random dispatch")
-    if "convergence" in checks or "silent-success" in checks:
+    if any(job.trace for job in settings.jobs):
         out["trace"] = {"objective": objective, "measure": measure, "steps": pgd.steps,
                         "window": TRACE_WINDOW,
                         "span_last10": [round(float(v), 6) for v in span],
                         "path_best": [round(float(v), 6) for v in path_best],
                         "final": [round(float(v), 6) for v in final]}
-    if "zero-gradient" in checks:
-        out["zero_gradient"] = {"loss": "dlr", "images": zero, "of": size}
+    for k, (job, _) in enumerate(plan):
+        if job.section is not None:
+            out.update(job.section(params, counts[k], size))
     return out

@@ -511,3 +511,15 @@ def test_old_plans_without_sanity_inputs_still_check_the_records(tmp_path, repor
     verdicts = {(r["check"], r["threat_model"]): r["verdict"] for r in metrics["sanity"]}
     assert verdicts[("iterative-vs-single-step", "paper")] == FLAG
     assert verdicts[("zero-gradients", "paper")] == NOT_RUN
+
+
+# ---- rule texts from the knobs the jobs ran with ----------------------------------------------
+
+def test_the_convergence_rule_says_the_restarts_the_jobs_ran_with():
+    """Item 8 of issue 25: `restarts` is a spec knob, so the rule's text reads it from the
+    check files (the spec's value as the sanity job ran it), and the default without one."""
+    ten = check_file(adaptive=section({"pgd": [0.5] * 4, "pgd-restarts": [0.5] * 4},
+                                      params={"pgd-restarts": {"restarts": 10}}))
+    res = only("convergence", "adaptive", files=[ten])
+    assert "10 random restarts" in res.rule and "5 random" not in res.rule
+    assert "5 random restarts" in only("convergence", "adaptive", [rec("pgd", PGD8)]).rule

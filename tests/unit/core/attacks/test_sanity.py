@@ -15,6 +15,7 @@ from clmrepro.core.models import build_model
 from clmrepro.core.per_image import expected_accuracy, unpack
 from clmrepro.core.runtime import AttackRuntime
 from clmrepro.core.seeding import generator
+from clmrepro.kinds import checks as check_kinds
 
 torch.set_num_threads(1)
 CPU = AttackRuntime(torch.device("cpu"))
@@ -22,11 +23,15 @@ CPU = AttackRuntime(torch.device("cpu"))
 
 def settings(checks, *, threats=("adaptive",), steps=4, alpha=0.05, eps=0.3, restarts=2,
              queries=200, random_start=False):
-    return SanitySettings(checks=tuple(checks), threat_models=tuple(threats),
-                          pgd=PgdSettings(eps, alpha, steps, random_start), restarts=restarts,
-                          noise_draws=3, square_queries=queries, square_p_init=0.8,
-                          unbounded=PgdSettings(1.0, 0.1, 10, True), crafting="per-batch",
-                          batch_size=8)
+    """A sanity job's settings as steps.sanity builds them from its params."""
+    params = {"checks": list(checks), "threat_models": list(threats), "samples": 100,
+              "eps": eps, "pgd": {"alpha": alpha, "steps": steps, "random_start": random_start},
+              "restarts": restarts, "noise_draws": 3, "square_queries": queries,
+              "square_p_init": 0.8,
+              "unbounded": {"eps": 1.0, "alpha": 0.1, "steps": 10, "random_start": True}}
+    return SanitySettings(jobs=check_kinds.jobs(checks), threat_models=tuple(threats),
+                          pgd=PgdSettings(eps, alpha, steps, random_start), params=params,
+                          crafting="per-batch", batch_size=8)
 
 
 def mra(result, name):
