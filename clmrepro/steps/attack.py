@@ -45,23 +45,22 @@ from clmrepro.steps.evaluate import (  # noqa: F401
     sample_sizes,
 )
 
-STATE_ROOT = Path(".clmrepro-state")
 # Bump when a change of this code changes the adversarial sets: old state is then stale.
 STATE_FORMAT = 1
 
 
 def attack_state_dir(job: Job) -> Path:
-    """``.clmrepro-state/{spec}/{exp}/{pop}[/r{r}]/attack-{attack}-eps{eps}``: beside the
-    population's training state, per replicate where the plan has replicates (job ids
-    ending in ``-r{r}``, docs/architecture.md).  Not a declared output: Snakemake deletes those of
-    a failed job (REFERENCE.md §4)."""
+    """The job's state folder (``plan.paths.attack_state_dir_of``): beside the population's
+    training state, per replicate where the plan has replicates.  Not a declared output:
+    Snakemake deletes those of a failed job (REFERENCE.md §4)."""
+    from clmrepro.plan import paths
+
     p = job["params"]
-    folder = STATE_ROOT / str(job["spec"]) / str(job["experiment"]) / str(p["population"]["id"])
-    replicate = int(p.get("replicate", 0))
-    if str(job["id"]).endswith(f"-r{replicate}"):
-        folder = folder / f"r{replicate}"
     attack = p["attack"]
-    return folder / f"attack-{attack.get('id', attack['kind'])}-eps{float(attack['eps']):.6g}"
+    return Path(paths.attack_state_dir_of(
+        str(job["inputs"]["population"]), str(attack.get("id", attack["kind"])),
+        float(attack["eps"]), str(job["spec"]), str(job["experiment"]),
+        str(p["population"]["id"])))
 
 
 def _fingerprint(job: Job, runtime, population_path: str, x, y) -> dict:
@@ -127,9 +126,9 @@ def run_attack(job: Job, should_stop: StopCheck | None = None) -> None:
 
 
 def _average_state_dir(job: Job) -> Path:
-    # a sibling, not a child: a ChunkStore removes whatever else its folder holds
-    folder = attack_state_dir(job)
-    return folder.with_name(folder.name + "-average")
+    from clmrepro.plan import paths
+
+    return Path(paths.average_state_dir(str(attack_state_dir(job))))
 
 
 def averaged_adaptive_set(job: Job, models, x, y, size: int | None, runtime, fingerprint: dict,

@@ -146,9 +146,14 @@ def test_fused_attack_job_scores_what_evaluate_scores(in_tmp, population):
 
 def test_samples_per_threat_model_and_replicate(in_tmp, population):
     samples = {"paper": 12, "transfer": 5, "adaptive": 7}
-    attack_job = fused(in_tmp, population, samples=samples, replicate=2)
+    # replicate 2 of K >= 2 in the results/ layout: the state folder follows the population's
+    placed = in_tmp / "results/test/cifar/ulm/r2/population.pt"
+    placed.parent.mkdir(parents=True)
+    placed.write_bytes(population.read_bytes())
+    attack_job = fused(in_tmp, "results/test/cifar/ulm/r2/population.pt", samples=samples,
+                       replicate=2)
     attack_job["id"] = "attack-test-r2"
-    assert attack_state_dir(attack_job).parts[-2] == "r2"
+    assert attack_state_dir(attack_job).parts[-2:] == ("r2", "attack-pgd-eps0.0313725")
     run_attack(attack_job)
     blob = safe_load(in_tmp / "adv.pt")
     assert blob["paper"]["x_adv"].shape[0] == 12
