@@ -47,6 +47,7 @@ import os
 
 from clmrepro.calibration.files import machine_calibration, reference_calibration
 from clmrepro.plan import paths
+from clmrepro.plan.samples import images_per_threat
 
 AUTHORS_EXECUTION = {"population": "sequential", "memory_format": "contiguous",
                      "precision": "fp32", "clm_schedule": "sequential"}
@@ -379,12 +380,8 @@ def _score_seconds(job: dict, u: _Units, threat: str, images: int) -> float:
 
 
 def samples_of(job: dict) -> dict[str, int]:
-    """Images per threat model: the job's ``samples``, else ``n_samples`` for each."""
-    p = job["params"]
-    samples = p.get("samples")
-    if samples:
-        return {t: int(v) for t, v in samples.items()}
-    return {t: int(p["n_samples"]) for t in p.get("threat_models", ["paper"])}
+    """Images per threat model (``plan.samples.images_per_threat``: the rule the steps use)."""
+    return {t: int(n) for t, n in images_per_threat(job["params"]).items()}
 
 
 def _attack_seconds(job: dict, u: _Units) -> float:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from clmrepro.fields import THREAT_MODELS  # noqa: F401  (core.attacks.threats reads it here)
+
 ATTACK_KINDS = ("fgsm", "pgd", "autoattack", "mifgsm", "eot-pgd", "arc")
 # Attacks on the population as a whole: only the adaptive threat model runs them.
 ADAPTIVE_ONLY_KINDS = ("arc",)
@@ -30,7 +32,6 @@ REQUIRED_PARAMS: dict[str, frozenset[str]] = {
 }
 
 CRAFTING_MODES = ("per-batch", "per-sample")
-THREAT_MODELS = ("paper", "transfer", "adaptive")
 
 
 class PerturbationError(ValueError):

@@ -48,7 +48,7 @@ def train_job(size=2, epochs=3, adversarial=None, linking=None, execution=None, 
 
 def attack_job(kind="pgd", params=None, samples=None, regime="ulm", size=4, fused=True,
                execution=None):
-    p = {"dataset": {"name": "mnist-5k", "n_train": 100, "n_test": 50},
+    p = {"dataset": {"name": "mnist-5k", "n_train": 100, "n_test": 1000},
          "architecture": "lenet5",
          "population": {"id": regime, "regime": regime, "size": size, "from": None},
          "attack": {"id": kind, "kind": kind, "eps": 0.3,
