@@ -88,6 +88,7 @@ def _estimate_note(plan, calibration) -> str:
 def _storage_note(plan, sizes) -> str:
     """What the plan writes, with DVC's cache, the datasets and the resumable state."""
     from clmrepro.doctor import cache_links, dvc_cache_types
+    from clmrepro.plan import paths
     from clmrepro.plan.storage import human
 
     outputs = sizes.outputs
@@ -107,7 +108,7 @@ def _storage_note(plan, sizes) -> str:
         lines.append(f"Data {data.name} (outside the pipeline's outputs, {data.source}): {what}")
     largest = sizes.largest_state
     if largest is not None and largest.state:
-        lines.append(f"Resumable state while a job runs (.clmrepro-state/, deleted when it "
+        lines.append(f"Resumable state while a job runs ({paths.STATE}/, deleted when it "
                      f"ends): up to {human(largest.state)} (one {largest.stage} job)")
     peak = outputs * (1 if links else 2) + sizes.data_outside + (largest.state if largest else 0)
     lines.append(f"At most on disk: {human(peak)}" + ("" if links else
