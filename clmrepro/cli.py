@@ -69,16 +69,15 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _estimate_note(plan, calibration) -> str:
-    """Which calibration the estimates come from, and the total with the authors' settings
-    (fp32, sequential, every threat model on the full N) where the spec departs from them."""
+def _estimate_note(plan, calibration: dict) -> str:
+    """Which calibration the estimates come from (the one ``plan`` was priced with), and the
+    total with the authors' settings (fp32, sequential, every threat model on the full N)
+    where the spec departs from them."""
     from clmrepro.plan.estimate import authors_settings, describe, estimate_seconds
 
-    jobs = [job.job for job in plan.jobs]
-    cal = calibration
-    lines = [f"Estimates: {describe(cal)}; start-up included, one job at a time."]
+    lines = [f"Estimates: {describe(calibration)}; start-up included, one job at a time."]
     chosen = sum(job.estimate_s for job in plan.jobs)
-    authors = sum(estimate_seconds(authors_settings(job), cal) for job in jobs)
+    authors = sum(estimate_seconds(authors_settings(job.job), calibration) for job in plan.jobs)
     if abs(authors - chosen) > 0.005 * max(chosen, 1e-9):
         lines.append(f"With the authors' settings (fp32, sequential, full samples): "
                      f"{_duration(authors)} (these settings: {_duration(chosen)}).")
