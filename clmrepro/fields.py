@@ -1,5 +1,5 @@
-"""The field types every spec model is built from: ids, budgets, counts, sweeps and the strict
-base model (unknown keys refused, booleans never read as numbers).
+"""The field types every spec model is built from: ids, budgets, counts, sweeps, the threat
+models and the strict base model (unknown keys refused, booleans never read as numbers).
 
 Layer 0 (pydantic only): the spec models (``clmrepro.spec``) and the per-kind modules of
 ``clmrepro.kinds`` (an attack, a regime, a check: each one module holding its own spec model)
