@@ -20,13 +20,13 @@ from clmrepro.spec import SpecError, load_spec
 EXIT_SPEC = 2
 
 
-def _compile(spec_path: str):
+def _compile(spec_path: str, calibration: dict | None = None):
     from clmrepro.plan.compile import compile_spec
 
     # Relative to the repository root (the working directory), so the plan is the same on
     # every machine.
     relative = os.path.relpath(Path(spec_path).resolve(), Path.cwd().resolve())
-    return compile_spec(load_spec(spec_path), Path(relative).as_posix())
+    return compile_spec(load_spec(spec_path), Path(relative).as_posix(), calibration)
 
 
 def cmd_validate(args) -> int:
@@ -43,7 +43,8 @@ def cmd_validate(args) -> int:
 
 
 def _calibration(args):
-    """The calibration named by ``--calibration`` (None: the default, clmrepro.plan.estimate)."""
+    """The calibration named by ``--calibration`` (None: compile's reference one,
+    clmrepro.plan.estimate.calibration_or_reference)."""
     from clmrepro.calibration.files import load_calibration
 
     return load_calibration(args.calibration) if getattr(args, "calibration", None) else None
@@ -51,10 +52,8 @@ def _calibration(args):
 
 def cmd_compile(args) -> int:
     from clmrepro.emit import emit_all
-    from clmrepro.plan.estimate import use_calibration
 
-    with use_calibration(_calibration(args)):  # the executors' runtime limits
-        plan = _compile(args.spec)
+    plan = _compile(args.spec, _calibration(args))  # it prices the executors' runtime limits
     with hold("clmrepro compile", args.root):  # never rewrite the plan under a running workflow
         written = emit_all(plan, args.root)
     print(f"{args.spec}: {len(plan.jobs)} jobs; {len(written)} file(s) written"
@@ -70,17 +69,15 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _estimate_note(plan, calibration) -> str:
-    """Which calibration the estimates come from, and the total with the authors' settings
-    (fp32, sequential, every threat model on the full N) where the spec departs from them."""
-    from clmrepro.plan.estimate import (authors_settings, calibration_for, describe,
-                                        estimate_seconds)
+def _estimate_note(plan, calibration: dict) -> str:
+    """Which calibration the estimates come from (the one ``plan`` was priced with), and the
+    total with the authors' settings (fp32, sequential, every threat model on the full N)
+    where the spec departs from them."""
+    from clmrepro.plan.estimate import authors_settings, describe, estimate_seconds
 
-    jobs = [job.job for job in plan.jobs]
-    cal = calibration or calibration_for(next((j for j in jobs if j["stage"] != "report"), jobs[0]))
-    lines = [f"Estimates: {describe(cal)}; start-up included, one job at a time."]
+    lines = [f"Estimates: {describe(calibration)}; start-up included, one job at a time."]
     chosen = sum(job.estimate_s for job in plan.jobs)
-    authors = sum(estimate_seconds(authors_settings(job), cal) for job in jobs)
+    authors = sum(estimate_seconds(authors_settings(job.job), calibration) for job in plan.jobs)
     if abs(authors - chosen) > 0.005 * max(chosen, 1e-9):
         lines.append(f"With the authors' settings (fp32, sequential, full samples): "
                      f"{_duration(authors)} (these settings: {_duration(chosen)}).")
@@ -90,6 +87,7 @@ def _estimate_note(plan, calibration) -> str:
 def _storage_note(plan, sizes) -> str:
     """What the plan writes, with DVC's cache, the datasets and the resumable state."""
     from clmrepro.doctor import cache_links, dvc_cache_types
+    from clmrepro.plan import paths
     from clmrepro.plan.storage import human
 
     outputs = sizes.outputs
@@ -109,7 +107,7 @@ def _storage_note(plan, sizes) -> str:
         lines.append(f"Data {data.name} (outside the pipeline's outputs, {data.source}): {what}")
     largest = sizes.largest_state
     if largest is not None and largest.state:
-        lines.append(f"Resumable state while a job runs (.clmrepro-state/, deleted when it "
+        lines.append(f"Resumable state while a job runs ({paths.STATE}/, deleted when it "
                      f"ends): up to {human(largest.state)} (one {largest.stage} job)")
     peak = outputs * (1 if links else 2) + sizes.data_outside + (largest.state if largest else 0)
     lines.append(f"At most on disk: {human(peak)}" + ("" if links else
@@ -121,48 +119,49 @@ def _storage_note(plan, sizes) -> str:
 def cmd_plan(args) -> int:
     from tabulate import tabulate
 
-    from clmrepro.plan.estimate import use_calibration
+    from clmrepro.plan.estimate import for_this_machine
     from clmrepro.plan.storage import human, plan_bytes
     from clmrepro.plan.summary import (authors_execution, replicate_costs, stage_totals,
                                        subset_savings)
 
-    calibration = _calibration(args)
-    with use_calibration(calibration):  # every figure below is estimated with it
-        plan = _compile(args.spec)
-        sizes = plan_bytes(plan)
-        written = {job.id: job.total for job in sizes.jobs}
-        rows = [[job.id, job.stage, "yes" if job.resources["gpu"] else "",
-                 job.resources["threads"], _duration(job.estimate_s), human(written[job.id])]
-                for job in plan.jobs]
-        if not args.summary:
-            print(tabulate(rows, headers=["job", "stage", "gpu", "threads", "estimate",
-                                          "writes"]))
-            print()
-        summary = [[t.stage, t.jobs, _duration(t.seconds), human(sizes.stages.get(t.stage, 0))]
-                   for t in stage_totals(plan)]
-        summary.append(["total", len(plan.jobs),
-                        _duration(sum(j.estimate_s for j in plan.jobs)), human(sizes.outputs)])
-        print(tabulate(summary, headers=["stage", "jobs", "estimate", "writes"]))
-        notes = []
-        for cost in replicate_costs(plan):
-            one = sum(cost.one_replicate.values())
-            stages = ", ".join(f"{stage} {_duration(s)}" for stage, s in cost.one_replicate.items())
-            notes.append(f"{cost.experiment}: K = {cost.replicates} replicates: x{cost.replicates} "
-                         f"training, attacks and scoring = {_duration(cost.seconds)} (one "
-                         f"replicate {_duration(one)}: {stages})")
-        for what in subset_savings(plan):
-            notes.append(f"{what.experiment}: {what.detail}: saves "
-                         f"{_duration(max(0.0, what.alternative - what.seconds))} (those attack "
-                         f"jobs: {_duration(what.seconds)}, {_duration(what.alternative)} on every "
-                         "image)")
-        for what in authors_execution(plan):
-            notes.append(f"{what.experiment}: execution {what.detail}: {_duration(what.seconds)}; "
-                         f"with the authors' fp32 and Alg. 1 order: {_duration(what.alternative)}")
-        if notes:
-            print()
-            print("\n".join(notes))
-        print("\n" + _storage_note(plan, sizes))
-        print("\n" + _estimate_note(plan, calibration))
+    # this machine's figures unless a calibration is named (a compile prices with the
+    # reference calibration instead: its plan must not depend on the machine)
+    calibration = _calibration(args) or for_this_machine(load_spec(args.spec).device)
+    plan = _compile(args.spec, calibration)
+    sizes = plan_bytes(plan)
+    written = {job.id: job.total for job in sizes.jobs}
+    rows = [[job.id, job.stage, "yes" if job.resources["gpu"] else "",
+             job.resources["threads"], _duration(job.estimate_s), human(written[job.id])]
+            for job in plan.jobs]
+    if not args.summary:
+        print(tabulate(rows, headers=["job", "stage", "gpu", "threads", "estimate",
+                                      "writes"]))
+        print()
+    summary = [[t.stage, t.jobs, _duration(t.seconds), human(sizes.stages.get(t.stage, 0))]
+               for t in stage_totals(plan)]
+    summary.append(["total", len(plan.jobs),
+                    _duration(sum(j.estimate_s for j in plan.jobs)), human(sizes.outputs)])
+    print(tabulate(summary, headers=["stage", "jobs", "estimate", "writes"]))
+    notes = []
+    for cost in replicate_costs(plan):
+        one = sum(cost.one_replicate.values())
+        stages = ", ".join(f"{stage} {_duration(s)}" for stage, s in cost.one_replicate.items())
+        notes.append(f"{cost.experiment}: K = {cost.replicates} replicates: x{cost.replicates} "
+                     f"training, attacks and scoring = {_duration(cost.seconds)} (one "
+                     f"replicate {_duration(one)}: {stages})")
+    for what in subset_savings(plan, calibration):
+        notes.append(f"{what.experiment}: {what.detail}: saves "
+                     f"{_duration(max(0.0, what.alternative - what.seconds))} (those attack "
+                     f"jobs: {_duration(what.seconds)}, {_duration(what.alternative)} on every "
+                     "image)")
+    for what in authors_execution(plan, calibration):
+        notes.append(f"{what.experiment}: execution {what.detail}: {_duration(what.seconds)}; "
+                     f"with the authors' fp32 and Alg. 1 order: {_duration(what.alternative)}")
+    if notes:
+        print()
+        print("\n".join(notes))
+    print("\n" + _storage_note(plan, sizes))
+    print("\n" + _estimate_note(plan, calibration))
     return 0
 
 
@@ -369,7 +368,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("--root", default=".", help="repository root to write into (default: .)")
     p.add_argument("--calibration", metavar="FILE", help="unit costs for the jobs' runtime "
-                   "limits (default: the shipped calibration matching this machine)")
+                   "limits, recorded in the plan (default: calibration/cpu-2core.json on every "
+                   "machine, so the compiled files do not depend on it)")
     p.set_defaults(func=cmd_compile)
     p = sub.add_parser("plan", help="show the job table with a compute estimate")
     p.add_argument("spec", metavar="SPEC")

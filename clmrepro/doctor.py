@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from clmrepro.plan import paths
 from clmrepro.plan.model import Plan
 from clmrepro.plan.storage import dataset_bytes, human, plan_bytes
 from clmrepro.runlock import CheckoutBusy, hold
@@ -418,7 +419,7 @@ def check_checkout(root: Path) -> Check:
     except CheckoutBusy as busy:
         return Check("checkout", FAIL, str(busy).removeprefix("clmrepro doctor: "))
     except OSError as error:
-        return Check("checkout", FAIL, f"cannot take the run lock ({error}); is .clmrepro-state/ "
+        return Check("checkout", FAIL, f"cannot take the run lock ({error}); is {paths.STATE}/ "
                      "writable?")
     return Check("checkout", OK, f"{root.resolve()} writable, no other run holds it")
 

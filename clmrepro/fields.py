@@ -1,5 +1,5 @@
-"""The field types every spec model is built from: ids, budgets, counts, sweeps and the strict
-base model (unknown keys refused, booleans never read as numbers).
+"""The field types every spec model is built from: ids, budgets, counts, sweeps, the threat
+models and the strict base model (unknown keys refused, booleans never read as numbers).
 
 Layer 0 (pydantic only): the spec models (``clmrepro.spec``) and the per-kind modules of
 ``clmrepro.kinds`` (an attack, a regime, a check: each one module holding its own spec model)
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import types
 from fractions import Fraction
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -32,6 +32,11 @@ def _fraction(value: object) -> object:
             return value
     return value
 
+
+# The threat models (the paper's protocol, transfer, adaptive: docs/architecture.md), in the order
+# every table shows them: their one home, torch-free, for the spec, the science and the reports.
+THREAT_MODELS = ("paper", "transfer", "adaptive")
+ThreatModel = Literal[THREAT_MODELS]
 
 SafeId = Annotated[str, Field(pattern=SAFE_ID, description=f"an id: {SAFE_ID_HELP}")]
 _UnitNumber = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]

@@ -1,4 +1,4 @@
-"""One workflow run per checkout at a time: an ``flock`` on ``.clmrepro-state/run.lock``.
+"""One workflow run per checkout at a time: an ``flock`` on ``clmrepro.layout.RUN_LOCK``.
 
 Snakemake locks the files a run will write (``.snakemake/locks``), but not what happens around
 it: ``clmrepro compile`` rewriting the plan under a running workflow, ``dvc commit`` recording
@@ -23,7 +23,9 @@ import sys
 import time
 from pathlib import Path
 
-LOCK_FILE = Path(".clmrepro-state") / "run.lock"
+from clmrepro.layout import RUN_LOCK
+
+LOCK_FILE = Path(RUN_LOCK)
 ENV_FD = "CLMREPRO_RUN_LOCK_FD"
 EXIT_BUSY = 75  # EX_TEMPFAIL: try again later
 

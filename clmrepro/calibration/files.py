@@ -38,6 +38,7 @@ the closest measured one (documented there).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from functools import lru_cache
@@ -46,6 +47,11 @@ from pathlib import Path
 SCHEMA_VERSION = 1
 # calibration/*.json beside the package: the repository's shipped calibrations
 SHIPPED_DIR = Path(__file__).resolve().parents[2] / "calibration"
+# The calibration every compiled plan is priced with unless `clmrepro compile --calibration`
+# names another: the committed plans (workflow/compiled/) and their runtime limits are then the
+# same bytes on every machine, whatever GPU it has or $CLMREPRO_CALIBRATION says (issue 25).
+# A CPU one: a job's runtime limit priced on the CPU is generous on a GPU, never too short.
+REFERENCE = SHIPPED_DIR / "cpu-2core.json"
 ENV_VARIABLE = "CLMREPRO_CALIBRATION"
 REQUIRED = ("name", "machine", "threads", "startup_s", "units", "attacks")
 STAGES = ("train", "attack", "evaluate", "report")
@@ -89,6 +95,23 @@ def load_calibration(path: str | Path) -> dict:
     calibration = check_calibration(data, str(path))
     calibration.setdefault("source", str(path))
     return calibration
+
+
+@lru_cache(maxsize=1)
+def reference_calibration() -> dict | None:
+    """The shipped calibration compiled plans are priced with by default (``REFERENCE``), None
+    when the file is absent or unreadable (the built-in constants then)."""
+    try:
+        return load_calibration(REFERENCE)
+    except CalibrationError:
+        return None
+
+
+def calibration_digest(calibration: dict) -> str:
+    """sha256 of a calibration's content (sorted-key JSON, without where it was read from):
+    the same measurements give the same digest wherever the file lies."""
+    content = {k: v for k, v in calibration.items() if k != "source"}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
 def shipped_calibrations(directory: Path = SHIPPED_DIR) -> list[dict]:
@@ -137,10 +160,11 @@ def choose_calibration(candidates: list[dict], device: str, *, cpu_count: int | 
 
 
 @lru_cache(maxsize=8)
-def default_calibration(requested_device: str = "auto") -> dict | None:
-    """The calibration used when none is named: ``$CLMREPRO_CALIBRATION`` if set, else the
-    shipped one that best matches this machine for a job asking for ``requested_device``
-    (auto: CUDA when a GPU is visible), else None (built-in constants)."""
+def machine_calibration(requested_device: str = "auto") -> dict | None:
+    """The calibration that prices a plan for *this* machine (`clmrepro plan` without
+    ``--calibration``; never compiling, see ``REFERENCE``): ``$CLMREPRO_CALIBRATION`` if set,
+    else the shipped one that best matches this machine for jobs asking for
+    ``requested_device`` (auto: CUDA when a GPU is visible), else None (built-in constants)."""
     override = os.environ.get(ENV_VARIABLE)
     if override:
         return load_calibration(override)

@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from clmrepro.layout import ANALYSIS, RESULTS, SCORES, TRAINING_RECORD
+
 REPO = Path(__file__).resolve().parents[2]
 REPORT_FIXTURES = REPO / "tests" / "unit" / "reporting" / "fixtures"
 # What each step's process imports before its work (a module missing in this version is
@@ -117,8 +119,8 @@ def startup_seconds(*, threads: int = 1, dataset: str | None = "mnist-5k",
 
 
 def _report_job(root: Path, share: float = 1.0) -> dict:
-    results = root / "results" / "fixture"
-    shutil.copytree(REPORT_FIXTURES / "results", root / "results")
+    results = root / RESULTS / "fixture"  # the fixtures keep the results/ layout
+    shutil.copytree(REPORT_FIXTURES / RESULTS, root / RESULTS)
     shutil.copy(REPORT_FIXTURES / "spec.yaml", root / "spec.yaml")
     shutil.copy(REPO / "specs" / "paper_tables.yaml", root / "paper_tables.yaml")
 
@@ -129,9 +131,9 @@ def _report_job(root: Path, share: float = 1.0) -> dict:
     out = "reports/fixture"
     return {"id": "report", "stage": "report", "spec": "fixture", "seed": 7, "threads": 1,
             "device": "cpu", "gpu": False,
-            "inputs": {"scores": rel("*/*/scores/*.json") or rel("*/scores/*.json"),
-                       "records": rel("*/*/training.json") or rel("*/training.json"),
-                       "analyses": rel("*/*/analysis.json") or rel("*/analysis.json"),
+            "inputs": {"scores": rel(f"*/*/{SCORES}/*.json") or rel(f"*/{SCORES}/*.json"),
+                       "records": rel(f"*/*/{TRAINING_RECORD}") or rel(f"*/{TRAINING_RECORD}"),
+                       "analyses": rel(f"*/*/{ANALYSIS}") or rel(f"*/{ANALYSIS}"),
                        "paper_tables": "paper_tables.yaml", "spec": "spec.yaml"},
             "outputs": {"metrics": f"{out}/metrics.json", "mra_csv": f"{out}/mra.csv",
                         "report_md": f"{out}/report.md", "report_html": f"{out}/report.html",

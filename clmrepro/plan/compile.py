@@ -1,4 +1,4 @@
-"""compile_spec(spec) -> Plan: a pure function; the job list that Snakemake and DVC both run.
+"""compile_spec(spec, calibration) -> Plan: a pure function; the job list that Snakemake and DVC both run.
 
 One data job per dataset the spec reads from files (``data-<name>``: fetch, check, decode once;
 every job of that dataset takes its prepared file as ``inputs.data``).  Per population and
@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from clmrepro.kinds import attacks as attack_kinds
 from clmrepro.plan import defaults, paths
 from clmrepro.plan.departures import departures_from_paper, precision_notes
-from clmrepro.plan.estimate import estimate_seconds, memory_mb, runtime_minutes
+from clmrepro.calibration.files import calibration_digest
+from clmrepro.plan.estimate import (calibration_or_reference, estimate_seconds, memory_mb,
+                                    runtime_minutes)
 from clmrepro.plan.model import Plan, PlannedJob
 from clmrepro.seeds import derive_seed
 from clmrepro.spec.checks import population_order
@@ -59,13 +61,27 @@ class Replicate:
         return derive_seed(root, *names, *extra)
 
 
-def compile_spec(spec: Spec, spec_path: str) -> Plan:
+def compile_spec(spec: Spec, spec_path: str, calibration: dict | None = None) -> Plan:
+    """The plan of ``spec``, its jobs priced with ``calibration`` (None: the shipped reference
+    calibration, ``clmrepro.calibration.files.REFERENCE``).  A function of its arguments only:
+    no GPU detection, no environment, so the same spec and calibration give the same plan bytes
+    on every machine; the plan records which calibration priced it."""
+    cal = calibration_or_reference(calibration)
     jobs: list[PlannedJob] = _data_jobs(spec)
     for experiment in spec.experiments:
         for index in range(experiment.replicates):
             jobs += _replicate_jobs(spec, experiment, Replicate(index, experiment.replicates))
     jobs.append(_report_job(spec, spec_path, jobs))
-    return Plan(spec=spec.name, spec_path=spec_path, spec_sha256=spec_sha256(spec), jobs=jobs)
+    return Plan(spec=spec.name, spec_path=spec_path, spec_sha256=spec_sha256(spec),
+                jobs=[_priced(job, cal) for job in jobs],
+                calibration={"name": cal["name"], "sha256": calibration_digest(cal)})
+
+
+def _priced(job: PlannedJob, calibration: dict) -> PlannedJob:
+    """The job with its estimate and the executors' runtime limit from ``calibration``."""
+    seconds = estimate_seconds(job.job, calibration)
+    return replace(job, estimate_s=round(seconds, 3),
+                   resources={**job.resources, "runtime": runtime_minutes(seconds)})
 
 
 def _data_jobs(spec: Spec) -> list[PlannedJob]:
@@ -83,13 +99,11 @@ def _data_jobs(spec: Spec) -> list[PlannedJob]:
                "outputs": paths.data_outputs(name, root),
                "params": {"dataset": {"name": name, "root": root}}}
         job_file = paths.data_job_file(name, root)
-        seconds = estimate_seconds(job)
-        resources = {"gpu": 0, "gpu_whole": False, "mem_mb": memory_mb("", "data"),
-                     "runtime": runtime_minutes(seconds), "threads": 1}
+        resources = {"gpu": 0, "gpu_whole": False, "mem_mb": memory_mb("", "data"), "threads": 1}
         jobs[paths.data_key(name, root)] = PlannedJob(
             job=job, job_file=job_file, cmd=f"python -m clmrepro.steps.data {job_file}",
             log=paths.data_log(name, root), benchmark=paths.data_benchmark(name, root),
-            resources=resources, estimate_s=round(seconds, 3))
+            resources=resources, estimate_s=0.0)  # priced by compile_spec
     return list(jobs.values())
 
 
@@ -106,13 +120,11 @@ def _planned(spec: Spec, job: dict, directories: list[str] | None = None) -> Pla
     whole_gpu = job["gpu"] and architecture in WHOLE_GPU_ARCHITECTURES
     if job["gpu"]:
         step = f"{GPU_SLOT} {'--whole-gpu ' if whole_gpu else ''}-- {step}"
-    seconds = estimate_seconds(job)
     resources = {"gpu": int(job["gpu"]), "gpu_whole": whole_gpu,
-                 "mem_mb": memory_mb(architecture, job["stage"]),
-                 "runtime": runtime_minutes(seconds), "threads": job["threads"]}
+                 "mem_mb": memory_mb(architecture, job["stage"]), "threads": job["threads"]}
     return PlannedJob(job=job, job_file=job_file, cmd=step, log=paths.log(spec.name, job["id"]),
                       benchmark=paths.benchmark(spec.name, job["id"]), resources=resources,
-                      estimate_s=round(seconds, 3), directories=directories or [])
+                      estimate_s=0.0, directories=directories or [])  # priced by compile_spec
 
 
 def _job(spec: Spec, job_id: str, stage: str, experiment: str, seed: int, inputs: dict,

@@ -31,10 +31,12 @@ submodels, N images, E epochs:
 Every estimate includes the job's start-up.  CPU costs are measured at the calibration's
 thread count and scaled to the job's ``threads`` by the measured speed-up.  A variant
 (precision, memory format) the calibration lacks falls back to fp32 / contiguous; an
-architecture it lacks falls back to the built-in constants below.  Without an explicit
-calibration: the one set by ``use_calibration`` (the CLI's ``--calibration``), else
-``$CLMREPRO_CALIBRATION``, else the shipped ``calibration/*.json`` that matches this machine
-(``clmrepro.calibration.files.default_calibration``), else the built-in constants.
+architecture it lacks falls back to the built-in constants below.  The calibration is always
+passed in (no module state): ``compile_spec`` prices a plan with the one it is given, by default
+``calibration_or_reference(None)``, the shipped reference calibration
+(``clmrepro.calibration.files.REFERENCE``) whatever this machine is, so a compiled plan is the
+same bytes everywhere; `clmrepro plan` shows this machine's figures
+(``for_this_machine``).
 """
 
 from __future__ import annotations
@@ -42,14 +44,13 @@ from __future__ import annotations
 import copy
 import math
 import os
-from contextlib import contextmanager
-from typing import Iterator
 
-from clmrepro.calibration.files import default_calibration
+from clmrepro.calibration.files import machine_calibration, reference_calibration
 from clmrepro.kinds import attacks as attack_kinds
 from clmrepro.kinds import checks as check_kinds
 from clmrepro.kinds.checks.base import Costs
 from clmrepro.plan import paths
+from clmrepro.plan.samples import images_per_threat
 
 AUTHORS_EXECUTION = {"population": "sequential", "memory_format": "contiguous",
                      "precision": "fp32", "clm_schedule": "sequential"}
@@ -93,28 +94,21 @@ def _builtin(device: str) -> dict:
     }
 
 
-_ACTIVE: list[dict] = []
+def calibration_or_reference(calibration: dict | None) -> dict:
+    """``calibration``, else the shipped reference one, else the built-in CPU constants: what
+    a compiled plan is priced with.  No machine detection, no environment: the same answer on
+    every machine."""
+    if calibration is not None:
+        return calibration
+    return reference_calibration() or _builtin("cpu")
 
 
-@contextmanager
-def use_calibration(calibration: dict | None) -> Iterator[None]:
-    """Within the block, jobs estimated without an explicit calibration use this one (the
-    CLI's ``--calibration``; compile_spec calls estimate_seconds(job) without one)."""
-    if calibration is None:
-        yield
-        return
-    _ACTIVE.append(calibration)
-    try:
-        yield
-    finally:
-        _ACTIVE.pop()
-
-
-def calibration_for(job: dict) -> dict:
-    if _ACTIVE:
-        return _ACTIVE[-1]
-    requested = job.get("device", "auto")
-    return default_calibration(requested) or _builtin("cuda" if requested == "cuda" else "cpu")
+def for_this_machine(requested_device: str = "auto") -> dict:
+    """The calibration that prices jobs asking for ``requested_device`` on this machine
+    (`clmrepro plan` without ``--calibration``): $CLMREPRO_CALIBRATION, the shipped one that
+    matches, else the built-in constants.  Never used by a compile."""
+    return (machine_calibration(requested_device)
+            or _builtin("cuda" if requested_device == "cuda" else "cpu"))
 
 
 def describe(calibration: dict) -> str:
@@ -326,12 +320,8 @@ def _score_seconds(job: dict, u: _Units, threat: str, images: int) -> float:
 
 
 def samples_of(job: dict) -> dict[str, int]:
-    """Images per threat model: the job's ``samples``, else ``n_samples`` for each."""
-    p = job["params"]
-    samples = p.get("samples")
-    if samples:
-        return {t: int(v) for t, v in samples.items()}
-    return {t: int(p["n_samples"]) for t in p.get("threat_models", ["paper"])}
+    """Images per threat model (``plan.samples.images_per_threat``: the rule the steps use)."""
+    return {t: int(n) for t, n in images_per_threat(job["params"]).items()}
 
 
 def _attack_seconds(job: dict, u: _Units) -> float:
@@ -413,9 +403,9 @@ def _data_seconds(job: dict, cal: dict) -> float:
     return float(cal["startup_s"]["train"]) + DATA_DECODE_S.get(name, DATA_DECODE_S["cifar10"])
 
 
-def estimate_seconds(job: dict, calibration: dict | None = None) -> float:
-    """Wall seconds of one job (start-up included) on the calibrated machine."""
-    cal = calibration if calibration is not None else calibration_for(job)
+def estimate_seconds(job: dict, calibration: dict) -> float:
+    """Wall seconds of one job (start-up included) on the machine ``calibration`` measured."""
+    cal = calibration
     stage = job["stage"]
     if stage == "data":
         return _data_seconds(job, cal)

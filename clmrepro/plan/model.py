@@ -22,7 +22,7 @@ class PlannedJob:
     # gpu (0/1 GPUs), gpu_whole (takes every slot of its GPU; Snakefile: slots_per_gpu),
     # mem_mb, runtime (minutes), threads
     resources: dict
-    estimate_s: float               # reference-device seconds (clmrepro.plan.estimate)
+    estimate_s: float               # seconds on the plan's calibration (clmrepro.plan.estimate)
     directories: list[str] = field(default_factory=list)   # output names that are folders
 
     @property
@@ -63,6 +63,8 @@ class Plan:
     spec_sha256: str
     jobs: list[PlannedJob]
     schema_version: int = SCHEMA_VERSION
+    # the calibration that priced estimate_s and runtime: {name, sha256} (plan.compile)
+    calibration: dict = field(default_factory=dict)
 
     def stage(self, stage: str) -> list[PlannedJob]:
         return [job for job in self.jobs if job.stage == stage]

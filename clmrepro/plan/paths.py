@@ -12,12 +12,20 @@ import hashlib
 import posixpath
 import re
 
-COMPILED = "workflow/compiled"
+# the layout's names (layer 0, so that runlock and calibration can use them too), re-exported
+from clmrepro.layout import (  # noqa: F401
+    ANALYSIS,
+    COMPILED,
+    RESULTS,
+    RUN_LOCK,
+    SCORES,
+    STATE,
+    TRAINING_RECORD,
+)
+
 CONFIG = f"{COMPILED}/config.yaml"
 SCHEMA = "workflow/schemas/spec.schema.json"
 DVC_YAML = "dvc.yaml"
-RESULTS = "results"
-STATE = ".clmrepro-state"
 # The data pipelines every compiled spec shares: one folder per prepared dataset, named so no
 # spec can own it (spec names start with a letter or digit).  A spec's own dvc.yaml cannot hold
 # the data stage: two compiled specs using one dataset would then declare the same output
@@ -91,7 +99,7 @@ def population(spec: str, exp: str, pop: str, replicate: int | None = None) -> s
 
 
 def training_record(spec: str, exp: str, pop: str, replicate: int | None = None) -> str:
-    return f"{population_dir(spec, exp, pop, replicate)}/training.json"
+    return f"{population_dir(spec, exp, pop, replicate)}/{TRAINING_RECORD}"
 
 
 def state_dir(spec: str, exp: str, pop: str, replicate: int | None = None) -> str:
@@ -99,27 +107,46 @@ def state_dir(spec: str, exp: str, pop: str, replicate: int | None = None) -> st
     return f"{STATE}/{spec}/{exp}/{pop}{_replicate_suffix(replicate)}"
 
 
+def _attack_state_name(attack: str, eps: float) -> str:
+    return f"attack-{attack}-eps{format_eps(eps)}"
+
+
 def attack_state_dir(spec: str, exp: str, pop: str, attack: str, eps: float,
                      replicate: int | None = None) -> str:
-    """Resumable state of one attack job (crafted sets saved as they finish)."""
-    return f"{state_dir(spec, exp, pop, replicate)}/attack-{attack}-eps{format_eps(eps)}"
+    """Resumable state of one attack job (crafted sets saved as they finish), beside its
+    population's training state."""
+    return f"{state_dir(spec, exp, pop, replicate)}/{_attack_state_name(attack, eps)}"
 
 
-def state_dir_of(population_file: str) -> str:
-    """The state folder of the population whose ``population.pt`` path is given (a job's
-    ``outputs.population`` or ``inputs.population``): the same folders under .clmrepro-state/.
-    Lets a step find its state without knowing whether the spec has replicates."""
+def state_dir_of(population_file: str, spec: str | None = None, exp: str | None = None,
+                 pop: str | None = None) -> str:
+    """The state folder of the population whose ``population.pt`` a job names (a train job's
+    ``outputs.population``, an attack job's ``inputs.population``): the same folders under
+    .clmrepro-state/ as under results/, so a replicate's ``r{r}/`` comes from the path and no
+    step works the replicate out for itself.  A population outside the results/ layout (a
+    hand-made job) keeps its state by ids, ``state_dir(spec, exp, pop)``, when they are given;
+    without them that is an error."""
     folder = posixpath.dirname(population_file)
     prefix = f"{RESULTS}/"
-    if not folder.startswith(prefix):
-        raise ValueError(f"not a population path of this layout: {population_file!r} "
-                         f"(expected {RESULTS}/<spec>/<exp>/<pop>[/r<r>]/population.pt)")
-    return f"{STATE}/{folder[len(prefix):]}"
+    if folder.startswith(prefix):
+        return f"{STATE}/{folder[len(prefix):]}"
+    if spec is not None and exp is not None and pop is not None:
+        return state_dir(spec, exp, pop)
+    raise ValueError(f"not a population path of this layout: {population_file!r} "
+                     f"(expected {RESULTS}/<spec>/<exp>/<pop>[/r<r>]/population.pt)")
 
 
-def attack_state_dir_of(population_file: str, attack: str, eps: float) -> str:
-    """``attack_state_dir`` from an attack job's ``inputs.population``."""
-    return f"{state_dir_of(population_file)}/attack-{attack}-eps{format_eps(eps)}"
+def attack_state_dir_of(population_file: str, attack: str, eps: float, spec: str | None = None,
+                        exp: str | None = None, pop: str | None = None) -> str:
+    """``attack_state_dir`` from an attack job's ``inputs.population`` (``state_dir_of``)."""
+    return f"{state_dir_of(population_file, spec, exp, pop)}/{_attack_state_name(attack, eps)}"
+
+
+def average_state_dir(attack_state: str) -> str:
+    """The state of an attack job's averaged-population set (the deterministic inference rules):
+    a sibling of its attack state folder, not a child (a chunk store removes whatever else its
+    folder holds)."""
+    return f"{attack_state}-average"
 
 
 def adversarial(spec: str, exp: str, pop: str, attack: str, eps: float,
@@ -130,15 +157,15 @@ def adversarial(spec: str, exp: str, pop: str, attack: str, eps: float,
 
 def scores(spec: str, exp: str, pop: str, attack: str, eps: float,
            replicate: int | None = None) -> str:
-    return f"{population_dir(spec, exp, pop, replicate)}/scores/{attack}-eps{format_eps(eps)}.json"
+    return f"{population_dir(spec, exp, pop, replicate)}/{SCORES}/{attack}-eps{format_eps(eps)}.json"
 
 
 def benign_scores(spec: str, exp: str, pop: str, replicate: int | None = None) -> str:
-    return f"{population_dir(spec, exp, pop, replicate)}/scores/benign.json"
+    return f"{population_dir(spec, exp, pop, replicate)}/{SCORES}/benign.json"
 
 
 def analysis(spec: str, exp: str, pop: str, replicate: int | None = None) -> str:
-    return f"{population_dir(spec, exp, pop, replicate)}/analysis.json"
+    return f"{population_dir(spec, exp, pop, replicate)}/{ANALYSIS}"
 
 
 def sanity(spec: str, exp: str, pop: str, replicate: int | None = None) -> str:

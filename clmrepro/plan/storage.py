@@ -41,6 +41,7 @@ from functools import lru_cache
 from clmrepro.kinds import checks as check_kinds
 from clmrepro.plan.jsonsize import Num, Repeat, file_bytes, json_bytes
 from clmrepro.plan.model import Plan
+from clmrepro.plan.samples import images_per_threat
 
 FLOAT32, INT64 = 4, 8
 IMAGE_SIDE = 32
@@ -161,17 +162,9 @@ def _image_bytes(job: dict) -> int:
 
 
 def threat_sizes(job: dict) -> dict[str, int]:
-    """Images per threat model of an attack or evaluate job (``steps.evaluate.sample_sizes``,
-    cut to the test split as ``core.data.test_tensors`` does)."""
-    p = job["params"]
-    n_test = int(p["dataset"]["n_test"])
-    samples = p.get("samples") or {}
-    default = p.get("n_samples")
-    out = {}
-    for threat in p.get("threat_models") or []:
-        n = samples.get(threat, default)
-        out[threat] = n_test if n is None else min(int(n), n_test)
-    return out
+    """Images per threat model of an attack or evaluate job (``plan.samples.images_per_threat``:
+    the rule the steps use, capped at the test split)."""
+    return {t: int(n) for t, n in images_per_threat(job["params"]).items()}
 
 
 def _size(job: dict) -> int:

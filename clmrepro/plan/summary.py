@@ -1,8 +1,8 @@
 """What a plan costs, for `clmrepro plan`: per-stage totals, the cost of replicates, the hours the
 transfer/adaptive subsets save and what the authors' execution settings would cost.
 
-Every figure comes from ``estimate_seconds(job)`` (clmrepro.plan.estimate), so a calibrated
-estimator makes all of them calibrated; a "what if" figure estimates the job file and a copy of
+Every figure comes from ``estimate_seconds(job, calibration)`` (clmrepro.plan.estimate) with
+the calibration the caller priced the plan with; a "what if" figure estimates the job file and a copy of
 it with one thing changed.
 """
 
@@ -72,7 +72,7 @@ def replicate_costs(plan: Plan) -> list[ReplicateCost]:
     return costs
 
 
-def subset_savings(plan: Plan) -> list[WhatIf]:
+def subset_savings(plan: Plan, calibration: dict) -> list[WhatIf]:
     """Attack jobs whose transfer/adaptive sets are subsets, re-estimated on all n_samples."""
     found = []
     for experiment, jobs in _by_experiment(plan).items():
@@ -85,8 +85,8 @@ def subset_savings(plan: Plan) -> list[WhatIf]:
                 continue
             full = copy.deepcopy(job.job)
             full["params"]["samples"] = {model: n for model in samples}
-            planned += estimate_seconds(job.job)
-            alternative += estimate_seconds(full)
+            planned += estimate_seconds(job.job, calibration)
+            alternative += estimate_seconds(full, calibration)
             attack = job.job["params"].get("attack") or {}
             for model, count in samples.items():
                 if count != n:  # ARC's own subset of the adaptive images is named apart
@@ -99,7 +99,7 @@ def subset_savings(plan: Plan) -> list[WhatIf]:
     return found
 
 
-def authors_execution(plan: Plan) -> list[WhatIf]:
+def authors_execution(plan: Plan, calibration: dict) -> list[WhatIf]:
     """Jobs run with bf16 or the lockstep CLM schedule, re-estimated with the authors' fp32 and
     Alg. 1's sequential schedule (issue 10: the plan prints both figures)."""
     found = []
@@ -115,8 +115,8 @@ def authors_execution(plan: Plan) -> list[WhatIf]:
             changed.update(f"{key} {execution[key]}" for key in differs)
             authors = copy.deepcopy(job.job)
             authors["params"]["execution"].update(AUTHORS_EXECUTION)
-            planned += estimate_seconds(job.job)
-            alternative += estimate_seconds(authors)
+            planned += estimate_seconds(job.job, calibration)
+            alternative += estimate_seconds(authors, calibration)
         if changed:
             found.append(WhatIf(experiment, planned, alternative, ", ".join(sorted(changed))))
     return found

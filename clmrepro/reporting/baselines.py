@@ -16,13 +16,14 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
+from clmrepro.fields import THREAT_MODELS
 from clmrepro.reporting.claims import NOT_RUN, outcome
 from clmrepro.reporting.estimates import paired_difference
 from clmrepro.reporting.paper import ATTACK_LABELS, BASELINE_REGIMES, REGIME_LABELS, REGIMES
 from clmrepro.reporting.stats import Interval
 from clmrepro.reporting.tables import Cell, eps_text
 
-THREAT_ORDER = ("paper", "transfer", "adaptive")
+THREAT_ORDER = THREAT_MODELS
 ATTACK_ORDER = tuple(ATTACK_LABELS)   # benign first, strongest last
 
 

@@ -107,6 +107,7 @@ def environment() -> jinja2.Environment:
                        regime=lambda r: REGIME_LABELS.get(r, r),
                        dataset=lambda d: DATASET_LABELS.get(d, d),
                        threat=lambda t: THREAT_LABELS.get(t, t))
+    env.globals["THREAT_MODELS"] = tab.THREAT_MODELS  # clmrepro.fields: their one home
     return env
 
 

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from clmrepro.fields import THREAT_MODELS
 from clmrepro.reporting.estimates import cell_interval, replicate
 from clmrepro.reporting.paper import (ATTACK_LABELS, EPS_TOLERANCE, REGIME_LABELS, PaperTable,
                                       find_table, paper_dataset)
@@ -268,7 +269,6 @@ def summarise(views: list[PaperTableView]) -> Summary:
 
 # ---- beyond the paper's tables --------------------------------------------------------------
 
-THREAT_MODELS = ("paper", "transfer", "adaptive")
 
 
 @dataclass

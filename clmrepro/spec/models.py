@@ -17,7 +17,8 @@ from pydantic import Field, PrivateAttr, create_model, field_validator, model_se
 # (clmrepro.kinds) can use them; re-exported here, where the rest of the spec layer finds them.
 from clmrepro.fields import (FRACTION, KNOB_PATH, MAX_SWEEP_VALUES, SAFE_ID,  # noqa: F401
                              SAFE_ID_HELP, SWEEP_HELP, BooleanGiven, Budget, Count, SafeId, Step,
-                             Strict, Sweep, SweepValue, _fraction, _numeric)
+                             THREAT_MODELS, Strict, Sweep, SweepValue, ThreatModel, _fraction,
+                             _numeric)
 # The attack kinds are one module each (clmrepro.kinds.attacks): their spec models, the union
 # the grid is discriminated on, and the kind names come from that registry.
 from clmrepro.kinds.attacks import ATTACK_KINDS, Attack  # noqa: F401
@@ -36,7 +37,6 @@ REGIME_KINDS = ("ulm", "clm", "ulm-adv", "clm-adv", "adp", "gal", "trs", "dverge
 # The field's other ensemble-diversity methods (core.training.diversity): trained jointly, one
 # loss over all members on the same minibatch.
 BASELINE_KINDS = ("adp", "gal", "trs", "dverge")
-THREAT_MODELS = ("paper", "transfer", "adaptive")
 # Default train/test sizes; mnist-5k is 5,000 digits split 4,000/1,000 (REFERENCE §5).
 DATASET_SIZES = {"mnist-5k": (4000, 1000), "mnist": (60000, 10000), "cifar10": (50000, 10000),
                  "fake-cifar10": (512, 256)}
@@ -245,7 +245,7 @@ class Evaluation(Strict):
     crafting: Literal["per-batch", "per-sample"] = Field("per-batch", description="paper "
                                                          "threat model: one crafting submodel per "
                                                          "batch (code) or per sample (text)")
-    threat_models: list[Literal["paper", "transfer", "adaptive"]] = Field(
+    threat_models: list[ThreatModel] = Field(
         default_factory=lambda: list(THREAT_MODELS), min_length=1, description="paper: random "
         "crafting submodel (eq. 6); transfer: n×n matrix; adaptive: attack the whole population")
     saliency_samples: int = Field(64, ge=0, le=1_000_000, description="test images for the "

@@ -2,7 +2,7 @@
 
 ``python -m clmrepro.steps.attack JOB.json``.  Reads ``inputs.population``, crafts every
 threat model in ``params.threat_models`` on the first N test images (N per threat model:
-``params.samples``, else ``params.n_samples``), checks every chunk against the eps-ball and
+``plan.samples.images_per_threat``), checks every chunk against the eps-ball and
 [0, 1], and writes
 
 - ``outputs.adversarial``: the sets, so that they can be re-scored without attacking again
@@ -13,7 +13,7 @@ threat model in ``params.threat_models`` on the first N test images (N per threa
      "adaptive": {"x_adv", "params": effective adaptive params}}   (those asked for)
 
 - ``outputs.scores`` (when the job names it): one record per threat model
-  (``steps.evaluate.attack_records``; docs/architecture.md).
+  (``steps.scoring.attack_records``, as ``steps.evaluate`` re-scores; docs/architecture.md).
 
 Execution (``params.execution``, ``core.runtime``): ``population`` sequential
 (torchattacks, one submodel at a time) or batched (``core.attacks.batched``; AutoAttack and
@@ -38,31 +38,25 @@ from clmrepro.core.interrupt import StopCheck
 from clmrepro.kinds import attacks as attack_kinds
 from clmrepro.steps import common
 from clmrepro.steps.common import Job, prepare_torch, show_progress, step_main
-from clmrepro.steps.evaluate import (  # noqa: F401
-    AVERAGE_SET,
-    load_test_set,
-    rules_of,
-    runtime_for,
-    sample_sizes,
-)
+from clmrepro.plan.samples import images_per_threat
+from clmrepro.steps.scoring import AVERAGE_SET, load_test_set, rules_of, runtime_for
 
-STATE_ROOT = Path(".clmrepro-state")
 # Bump when a change of this code changes the adversarial sets: old state is then stale.
 STATE_FORMAT = 1
 
 
 def attack_state_dir(job: Job) -> Path:
-    """``.clmrepro-state/{spec}/{exp}/{pop}[/r{r}]/attack-{attack}-eps{eps}``: beside the
-    population's training state, per replicate where the plan has replicates (job ids
-    ending in ``-r{r}``, docs/architecture.md).  Not a declared output: Snakemake deletes those of
-    a failed job (REFERENCE.md §4)."""
+    """The job's state folder (``plan.paths.attack_state_dir_of``): beside the population's
+    training state, per replicate where the plan has replicates.  Not a declared output:
+    Snakemake deletes those of a failed job (REFERENCE.md §4)."""
+    from clmrepro.plan import paths
+
     p = job["params"]
-    folder = STATE_ROOT / str(job["spec"]) / str(job["experiment"]) / str(p["population"]["id"])
-    replicate = int(p.get("replicate", 0))
-    if str(job["id"]).endswith(f"-r{replicate}"):
-        folder = folder / f"r{replicate}"
     attack = p["attack"]
-    return folder / f"attack-{attack.get('id', attack['kind'])}-eps{float(attack['eps']):.6g}"
+    return Path(paths.attack_state_dir_of(
+        str(job["inputs"]["population"]), str(attack.get("id", attack["kind"])),
+        float(attack["eps"]), str(job["spec"]), str(job["experiment"]),
+        str(p["population"]["id"])))
 
 
 def _fingerprint(job: Job, runtime, population_path: str, x, y) -> dict:
@@ -89,7 +83,7 @@ def run_attack(job: Job, should_stop: StopCheck | None = None) -> None:
     from clmrepro.core.attacks.state import ChunkStore
     from clmrepro.core.attacks.threats import craft_sets
     from clmrepro.core.checkpoints import atomic_torch_save
-    from clmrepro.steps.evaluate import attack_records, write_scores
+    from clmrepro.steps.scoring import attack_records, write_scores
     from clmrepro.steps.population import load_population
 
     device = prepare_torch(job)
@@ -99,7 +93,7 @@ def run_attack(job: Job, should_stop: StopCheck | None = None) -> None:
         raise ValueError(f"{job['id']}: an attack job needs params.attack")
     runtime = runtime_for(job, device)
     threat_models = list(p["threat_models"])
-    sizes = {t: n for t, n in sample_sizes(p).items() if t in threat_models}
+    sizes = images_per_threat(p)
     population_path = job["inputs"]["population"]
     _, models = load_population(population_path, device)
     models = runtime.prepare(models)
@@ -129,9 +123,9 @@ def run_attack(job: Job, should_stop: StopCheck | None = None) -> None:
 
 
 def _average_state_dir(job: Job) -> Path:
-    # a sibling, not a child: a ChunkStore removes whatever else its folder holds
-    folder = attack_state_dir(job)
-    return folder.with_name(folder.name + "-average")
+    from clmrepro.plan import paths
+
+    return Path(paths.average_state_dir(str(attack_state_dir(job))))
 
 
 def averaged_adaptive_set(job: Job, models, x, y, size: int | None, runtime, fingerprint: dict,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from clmrepro.core.checkpoints import REBUILD, ArtifactError
+from clmrepro.plan.samples import images_per_threat
 
 Job = dict[str, Any]
 
@@ -198,7 +199,7 @@ def check_adversarial_set(blob: Any, job: Job, path: str | Path) -> None:
     if wanted is not None and len(x) > int(wanted):
         raise ArtifactError(f"{path}: holds {len(x)} images, but job {job['id']} scores "
                             f"n_samples = {wanted}; {fix}")
-    samples = params.get("samples") or {}
+    sizes = images_per_threat(params)
     n_models = int(params["population"].get("size") or 0)
     eps = float(attack["eps"])
     for threat in params.get("threat_models") or ():
@@ -212,7 +213,7 @@ def check_adversarial_set(blob: Any, job: Job, path: str | Path) -> None:
             raise ArtifactError(f"{path}: transfer set of shape {tuple(x_adv.shape)}, but the "
                                 f"population has {n_models} submodels (expected "
                                 f"{n_models}×N×C×32×32); {fix}")
-        n_expected = min(int(samples[threat]), len(x)) if threat in samples else len(x)
+        n_expected = len(x) if sizes.get(threat) is None else min(sizes[threat], len(x))
         for crafter, images in enumerate(sets):
             if tuple(images.shape) != (n_expected, *x.shape[1:]):
                 raise ArtifactError(f"{path}: {threat} set of shape {tuple(images.shape)}, "

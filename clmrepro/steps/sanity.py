@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 
 from clmrepro.steps.common import Job, prepare_torch, show_progress, step_main
-from clmrepro.steps.evaluate import load_test_set, runtime_for
+from clmrepro.steps.scoring import load_test_set, runtime_for
 
 SCHEMA_VERSION = 1
 

@@ -2,7 +2,7 @@
 
 train: a fresh population (seeds derived from the job seed) trained as the job says.
 retrain: the population of ``inputs["init"]`` trained further (CLM from a trained ULM, §2).
-Resumable state lives in ``.clmrepro-state/{spec}/{experiment}/{population}`` beside the
+Resumable state lives in the population's state folder (``plan.paths.state_dir_of``) beside the
 outputs, because Snakemake deletes the outputs of a failed job (REFERENCE.md §4); it is
 removed once the outputs are written.  It is saved after every epoch, every
 ``STATE_EVERY_S`` seconds inside one (environment ``CLMREPRO_STATE_EVERY_S`` overrides it;
@@ -22,7 +22,6 @@ from pathlib import Path
 
 from clmrepro.steps.common import Job, prepare_torch, show_progress, step_main, stop_requested
 
-STATE_ROOT = Path(".clmrepro-state")
 STATE_EVERY_S = 60.0  # seconds between saves inside an epoch: a SIGKILL loses at most this
 
 
@@ -41,15 +40,11 @@ def state_every_s() -> float:
 
 def state_dir_for(job: Job) -> Path:
     """The population's state folder (``plan.paths.state_dir_of``): per replicate when the
-    spec has replicates, so replicates never resume each other's state.  A population
-    outside the results/ layout (a hand-made job) keeps it under .clmrepro-state/ by ids."""
+    spec has replicates, so replicates never resume each other's state."""
     from clmrepro.plan import paths
 
-    try:
-        return Path(paths.state_dir_of(str(job["outputs"]["population"])))
-    except ValueError:
-        folder = STATE_ROOT / str(job["spec"]) / str(job["experiment"])
-        return folder / str(job["params"]["population"]["id"])
+    return Path(paths.state_dir_of(str(job["outputs"]["population"]), str(job["spec"]),
+                                   str(job["experiment"]), str(job["params"]["population"]["id"])))
 
 
 def run_train(job: Job, should_stop=None) -> None:

@@ -72,7 +72,7 @@ def test_plan_shows_what_each_stage_writes(capsys, monkeypatch):
 def test_plan_shows_the_cost_of_replicates_and_the_hours_subsets_save(capsys, monkeypatch):
     import clmrepro.plan.summary as summary
 
-    def by_images(job):
+    def by_images(job, calibration):
         """A stand-in estimator: one hour per scored image and threat model."""
         samples = job["params"].get("samples")
         return 3600.0 * sum(samples.values()) if samples else 60.0

@@ -73,6 +73,11 @@ def test_compile_writes_runtime_limits_from_the_calibration(slow_calibration, tm
                      str(slow_calibration)]) == 0
     plan = json.loads((root / paths.plan_file("tiny")).read_text())
     assert all(job["resources"]["runtime"] >= 30 for job in plan["jobs"])  # 3 × 600 s
+    # the plan names the calibration that priced it; without one, the shipped reference
+    assert plan["calibration"]["name"] == json.loads(slow_calibration.read_text())["name"]
+    assert cli.main(["compile", "specs/tiny.yaml", "--root", str(root)]) == 0
+    plan = json.loads((root / paths.plan_file("tiny")).read_text())
+    assert plan["calibration"]["name"] == "cpu-2core"
 
 
 def test_calibrate_writes_the_file(tmp_path, monkeypatch, capsys):

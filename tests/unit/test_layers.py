@@ -18,8 +18,11 @@ PACKAGE = Path(__file__).resolve().parents[2] / "clmrepro"
 
 # Lower numbers are lower layers (docs/architecture.md, "Layers").
 LAYERS = {
-    "seeds": 0, "runlock": 0, "fields": 0,
-    "core": 1,
+    "seeds": 0, "fields": 0,
+    # the artifact layout's names (plan.paths re-exports them): the run lock and calibration
+    # name folders from here (issue 25)
+    "layout": 0,
+    "core": 1, "runlock": 1,
     # one module per attack, regime and check (issue 25): spec models on clmrepro.fields, the
     # science from core (lazily)
     "kinds": 2,

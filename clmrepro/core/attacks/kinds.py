@@ -16,6 +16,8 @@ from typing import Any, Callable, Protocol
 import torch
 from torch import Tensor
 
+from clmrepro.fields import THREAT_MODELS  # noqa: F401  (core.attacks.threats reads it here)
+
 
 class AttackKind(Protocol):
     """The part of a ``clmrepro.kinds.attacks`` module the executors use (``kinds.attacks.base``
@@ -34,7 +36,6 @@ class AttackKind(Protocol):
 
 
 CRAFTING_MODES = ("per-batch", "per-sample")
-THREAT_MODELS = ("paper", "transfer", "adaptive")
 
 
 class PerturbationError(ValueError):

@@ -16,8 +16,7 @@ from clmrepro.calibration.files import CalibrationError, choose_calibration, loa
 from clmrepro.kinds.checks.square import SQUARE_SURVIVAL
 from clmrepro.plan import estimate
 from clmrepro.plan.compile import compile_spec
-from clmrepro.plan.estimate import (authors_settings, estimate_seconds, runtime_minutes,
-                                    use_calibration)
+from clmrepro.plan.estimate import authors_settings, estimate_seconds, runtime_minutes
 from clmrepro.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -50,7 +49,7 @@ def train_job(size=2, epochs=3, adversarial=None, linking=None, execution=None, 
 
 def attack_job(kind="pgd", params=None, samples=None, regime="ulm", size=4, fused=True,
                execution=None):
-    p = {"dataset": {"name": "mnist-5k", "n_train": 100, "n_test": 50},
+    p = {"dataset": {"name": "mnist-5k", "n_train": 100, "n_test": 1000},
          "architecture": "lenet5",
          "population": {"id": regime, "regime": regime, "size": size, "from": None},
          "attack": {"id": kind, "kind": kind, "eps": 0.3,
@@ -213,23 +212,42 @@ def test_choose_calibration_matches_the_machine():
     assert choose_calibration(found[:2], "cuda") is None
 
 
-def test_calibration_used_by_compile_and_env_override(tmp_path, monkeypatch):
+def test_compile_prices_with_the_calibration_passed_in_and_records_it():
     spec = load_spec(ROOT / "specs/smoke.yaml")
     slow = calibration(startup_s={"train": 1000.0, "attack": 1000.0, "evaluate": 1000.0,
                                   "report": 1000.0})
-    with use_calibration(slow):
-        plan = compile_spec(spec, "specs/smoke.yaml")
+    plan = compile_spec(spec, "specs/smoke.yaml", slow)
     assert all(job.estimate_s >= 1000 for job in plan.jobs)
     assert all(job.resources["runtime"] >= 50 for job in plan.jobs)
+    assert plan.calibration == {"name": "test", "sha256": files.calibration_digest(slow)}
+    reference = compile_spec(spec, "specs/smoke.yaml")
+    assert reference.calibration["name"] == files.reference_calibration()["name"] == "cpu-2core"
+    assert reference.jobs[1].estimate_s < 1000
+
+
+def test_the_calibration_digest_is_its_content_not_its_place(tmp_path):
+    one, two = tmp_path / "a.json", tmp_path / "b.json"
+    one.write_text(json.dumps(calibration()))
+    two.write_text(json.dumps(calibration(), indent=4))
+    assert (files.calibration_digest(load_calibration(one))
+            == files.calibration_digest(load_calibration(two)))
+    assert (files.calibration_digest(calibration(threads=3))
+            != files.calibration_digest(calibration()))
+
+
+def test_this_machine_is_priced_with_the_env_override(tmp_path, monkeypatch):
+    """`clmrepro plan` (never a compile) reads $CLMREPRO_CALIBRATION."""
+    slow = calibration(startup_s={"train": 1000.0, "attack": 1000.0, "evaluate": 1000.0,
+                                  "report": 1000.0})
     path = tmp_path / "slow.json"
     path.write_text(json.dumps(slow))
     monkeypatch.setenv(files.ENV_VARIABLE, str(path))
-    files.default_calibration.cache_clear()
+    files.machine_calibration.cache_clear()
     try:
-        assert estimate.calibration_for(plan.jobs[0].job)["name"] == "test"
+        assert estimate.for_this_machine("auto")["name"] == "test"
     finally:
         monkeypatch.delenv(files.ENV_VARIABLE)
-        files.default_calibration.cache_clear()
+        files.machine_calibration.cache_clear()
 
 
 def test_bad_calibration_files_say_what_is_wrong(tmp_path):

@@ -104,6 +104,25 @@ def test_replicate_ids_folders_and_state():
     assert paths.state_dir_of(single.outputs["population"]) == ".clmrepro-state/smoke/mnist/ulm"
     with pytest.raises(ValueError):
         paths.state_dir_of("elsewhere/population.pt")
+    # a hand-made job's population outside results/: its state by ids
+    assert (paths.state_dir_of("elsewhere/population.pt", "t", "e", "p")
+            == paths.state_dir("t", "e", "p") == ".clmrepro-state/t/e/p")
+
+
+def test_the_steps_find_their_state_folders_through_plan_paths():
+    """The steps derive a state folder from the population path alone (one rule for the
+    replicate folder): what the plan's paths say, for K = 1 and K = 3."""
+    from clmrepro.steps.attack import attack_state_dir
+    from clmrepro.steps.train import state_dir_for
+
+    for plan, at in ((tiny(3), 2), (plan_of("smoke"), None)):
+        suffix = "" if at is None else f"-r{at}"
+        spec = plan.spec
+        train = plan.by_id(f"retrain-mnist-clm{suffix}").job
+        attack = plan.by_id(f"attack-mnist-clm-pgd-0.3{suffix}").job
+        assert str(state_dir_for(train)) == paths.state_dir(spec, "mnist", "clm", at)
+        assert str(attack_state_dir(attack)) == paths.attack_state_dir(spec, "mnist", "clm",
+                                                                      "pgd", 0.3, at)
 
 
 def test_retrained_replicate_starts_from_its_parents_same_replicate():

@@ -10,9 +10,9 @@ from clmrepro.core.checkpoints import safe_load, save_population
 from clmrepro.core.interrupt import Interrupted
 from clmrepro.core.metrics import per_submodel_accuracy
 from clmrepro.core.models import build_model
-from clmrepro.steps import attack as attack_step
 from clmrepro.steps.attack import attack_state_dir, run_attack
 from clmrepro.steps.evaluate import run_evaluate
+from clmrepro.steps.scoring import load_test_set
 from clmrepro.steps.population import load_population
 
 torch.set_num_threads(1)
@@ -110,7 +110,7 @@ def test_benign_evaluate_writes_mra_and_analysis(tmp_path, population):
     run_evaluate(benign)
     record = json.loads((tmp_path / "benign.json").read_text())["records"][0]
     assert (record["attack"], record["eps"], record["threat_model"]) == ("benign", 0.0, "paper")
-    x, y = attack_step.load_test_set(DATASET, N_SAMPLES)
+    x, y = load_test_set(DATASET, N_SAMPLES)
     _, models = load_population(population, "cpu")
     per = per_submodel_accuracy(models, x, y, batch_size=5, device="cpu")
     assert record["per_submodel"] == pytest.approx(per.tolist())
@@ -146,9 +146,14 @@ def test_fused_attack_job_scores_what_evaluate_scores(in_tmp, population):
 
 def test_samples_per_threat_model_and_replicate(in_tmp, population):
     samples = {"paper": 12, "transfer": 5, "adaptive": 7}
-    attack_job = fused(in_tmp, population, samples=samples, replicate=2)
+    # replicate 2 of K >= 2 in the results/ layout: the state folder follows the population's
+    placed = in_tmp / "results/test/cifar/ulm/r2/population.pt"
+    placed.parent.mkdir(parents=True)
+    placed.write_bytes(population.read_bytes())
+    attack_job = fused(in_tmp, "results/test/cifar/ulm/r2/population.pt", samples=samples,
+                       replicate=2)
     attack_job["id"] = "attack-test-r2"
-    assert attack_state_dir(attack_job).parts[-2] == "r2"
+    assert attack_state_dir(attack_job).parts[-2:] == ("r2", "attack-pgd-eps0.0313725")
     run_attack(attack_job)
     blob = safe_load(in_tmp / "adv.pt")
     assert blob["paper"]["x_adv"].shape[0] == 12

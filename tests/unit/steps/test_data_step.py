@@ -11,7 +11,7 @@ from clmrepro.core import sources
 from clmrepro.core.data import load_dataset
 from clmrepro.plan import paths
 from clmrepro.steps.data import load_job_dataset, main
-from clmrepro.steps.evaluate import load_test_set
+from clmrepro.steps.scoring import load_test_set
 
 DATASET = {"name": "mnist-5k", "root": "data", "n_train": 400, "n_test": 100, "split_seed": 2}
 
