@@ -12,6 +12,7 @@ from clmrepro.core.interrupt import Interrupted
 from clmrepro.core.seeding import derive_seed, generator
 from clmrepro.core.training.config import DiversityConfig, LinkingConfig, TrainConfig
 from clmrepro.core.training.loop import init_population, train_population
+from clmrepro.kinds import regimes
 
 torch.set_num_threads(1)
 CPU = torch.device("cpu")
@@ -36,11 +37,16 @@ def adam(epochs=2, batch_size=30):
 def run(data, method, *, seed=3, size=2, training=None, knobs=None, linking=None, **kw):
     models = init_population("lenet5", size, in_channels=1, num_classes=10, seed=seed)
     start = copy.deepcopy(models)
-    cfg = DiversityConfig(method, dict(knobs or KNOBS[method]))
+    cfg = joint_config(method, knobs or KNOBS[method])
     record = train_population(models, data, training=training or adam(), linking=linking,
                               adversarial=None, seed=seed, device=CPU, progress=False,
                               diversity=cfg, **kw)
     return start, models, record
+
+
+def joint_config(method, knobs) -> DiversityConfig:
+    """The method's joint loss as its regime module (clmrepro.kinds.regimes) supplies it."""
+    return regimes.get(method).train_configs({"diversity": {"method": method, **knobs}})["diversity"]
 
 
 def states(models):
