@@ -81,17 +81,17 @@ def _population(population: Population, experiment: Experiment) -> list[str]:
     from the paper's or the code's value (against the module's ``reference``)."""
     notes = []
     regime = population.regime
-    kind = regimes.get(regime.kind)
-    if kind.BASELINE:
-        notes.append(f"a baseline the paper does not run ({kind.SOURCE}): its members "
+    module = regimes.get(regime.kind)
+    if module.BASELINE:
+        notes.append(f"a baseline the paper does not run ({module.SOURCE}): its members "
                      "are trained jointly, one loss over all of them on the same minibatches")
-    elif population.size != kind.PAPER_SIZE:
-        notes.append(f"{population.size} submodels (paper: {kind.PAPER_SIZE})")
-    if kind.LINKED and regime.from_ is None:
+    elif population.size != module.PAPER_SIZE:
+        notes.append(f"{population.size} submodels (paper: {module.PAPER_SIZE})")
+    if module.LINKED and regime.from_ is None:
         notes.append("trained from scratch with linking (paper: retrained from the unlinked one)")
     mnist = defaults.is_mnist(experiment.dataset)
     reference = Population(id=population.id, size=population.size,
-                           regime=kind.reference(regime))
+                           regime=module.reference(regime))
     for block_name, resolve in (("training", defaults.training_block),
                                 ("linking", defaults.linking_block),
                                 ("adversarial", defaults.adversarial_block)):
@@ -101,10 +101,10 @@ def _population(population: Population, experiment: Experiment) -> list[str]:
                 notes.append(f"{block_name}.{key} = {actual[key]:g} (paper/code: {paper[key]:g})"
                              if isinstance(actual[key], float) else
                              f"{block_name}.{key} = {actual[key]} (paper/code: {paper[key]})")
-    if kind.LINKED and regime.mask == "per-weight":
+    if module.LINKED and regime.mask == "per-weight":
         notes.append("linking.mask = per-weight (paper text; the authors' code shares one mask "
                      "across conv1 filters)")
-    if not mnist and kind.CIFAR_EPOCHS_OPEN and population.training.epochs is None:
+    if not mnist and module.CIFAR_EPOCHS_OPEN and population.training.epochs is None:
         notes.append("training.epochs = 200: not given by the paper (the code's cosine T_max)")
     return notes
 

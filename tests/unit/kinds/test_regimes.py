@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from clmrepro.kinds import regimes
-from clmrepro.kinds.regimes import common
 from clmrepro.spec import parse_spec
 
 ROOT = Path(__file__).resolve().parents[3]
