@@ -28,6 +28,7 @@ import torch
 from clmrepro.core.data import load_dataset
 from clmrepro.core.training.config import DiversityConfig, LinkingConfig, TrainConfig
 from clmrepro.core.training.loop import init_population, train_population
+from clmrepro.kinds import regimes
 from clmrepro.plan import defaults
 from clmrepro.spec.models import Experiment
 
@@ -43,7 +44,7 @@ def diversity_configs(size: int) -> dict[str, DiversityConfig]:
             "populations": [{"id": kind, "size": size, "regime": {"kind": kind}}],
             "evaluation": {"attacks": [{"kind": "fgsm", "eps": [0.3]}]}})
         block = defaults.diversity_block(experiment.populations[0], experiment)
-        configs[kind] = DiversityConfig.from_block(block)
+        configs[kind] = regimes.get(kind).train_configs({"diversity": block})["diversity"]
     return configs
 
 

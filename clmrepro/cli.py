@@ -38,6 +38,8 @@ def cmd_validate(args) -> int:
             print("\n".join(error.lines), file=sys.stderr)
             bad += 1
             continue
+        for warning in spec.warnings:  # valid, but not what the method was designed for
+            print(warning, file=sys.stderr)
         print(f"{path}: ok ({spec.name}, {len(spec.experiments)} experiment(s))")
     return EXIT_SPEC if bad else 0
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from clmrepro.kinds import attacks as attack_kinds
 from clmrepro.kinds import checks as check_kinds
-from clmrepro.spec.models import (BASELINE_KINDS, DATASET_SIZES, Adversarial, Attack, ClmAdv,
-                                  Dataset, Experiment, Population, Training, UlmAdv)
+from clmrepro.kinds import regimes
+from clmrepro.spec.models import DATASET_SIZES, Attack, Dataset, Experiment, Population, Training
 
 
 def is_mnist(dataset: Dataset) -> bool:
@@ -30,7 +30,8 @@ def training_block(population: Population, experiment: Experiment) -> dict:
     mnist = is_mnist(experiment.dataset)
     # A baseline that starts from a population (DVERGE from a ULM) trains with the method's
     # own full rate, as its code does; only the paper's retraining lowers it.
-    retrain = population.regime.from_ is not None and population.regime.kind not in BASELINE_KINDS
+    regime = population.regime
+    retrain = regime.from_ is not None and not regimes.get(regime.kind).BASELINE
     # Paper §4: retraining lowers the rate (1e-4 LeNet5, 1e-2 ResNet18) so the submodels
     # do not fall back into the minimum they reached as a ULM.
     if mnist:
@@ -54,63 +55,28 @@ def training_block(population: Population, experiment: Experiment) -> dict:
     }
 
 
-def linking_block(population: Population, experiment: Experiment) -> dict | None:
+def regime_blocks(population: Population, experiment: Experiment) -> dict[str, dict | None]:
+    """The regime's ``linking``, ``adversarial`` and ``diversity`` blocks, every knob resolved
+    by its module (clmrepro.kinds.regimes); None where the regime has no such block."""
     regime = population.regime
-    if regime.kind not in ("clm", "clm-adv"):
-        return None
-    mnist = is_mnist(experiment.dataset)
-    adv = regime.kind == "clm-adv"
-    # Paper §3 for alpha/delta; the authors' run folders for PRSE every 1 on MNIST CLM-Adv.
-    alpha = (0.01 if mnist else 0.1) if adv else (0.1 if mnist else 0.5)
-    delta = (0.005 if mnist else 0.05) if adv else 0.1
-    return {"alpha": _pick(regime.alpha, alpha), "delta": _pick(regime.delta, delta),
-            "prse_every": _pick(regime.prse_every, 1 if (adv and mnist) else 10),
-            "mask": regime.mask, "layer": "conv1"}
+    return regimes.get(regime.kind).params(regime, mnist=is_mnist(experiment.dataset),
+                                           architecture=experiment.architecture)
 
 
-# Defaults of the diversity baselines, from their public code (core.training.diversity says
-# where each comes from).
-ADP_DEFAULTS = {"alpha": 2.0, "beta": 0.5, "log_offset": 1e-20, "det_offset": 1e-6}
-GAL_DEFAULTS = {"lam": 0.5}
-TRS_DEFAULTS = {"scale": 5.0, "coeff": 2.0, "lamda": 2.0, "init_eps": 0.1, "adv_eps": 0.2,
-                "steps": 6}
-# DVERGE distils one layer's features, drawn per epoch from these (the outputs before a ReLU
-# where the architecture has them; ResNet18's blocks end in theirs).
-DVERGE_LAYERS = {"lenet5": ["bn1", "bn2", "bn3"],
-                 "resnet18": [f"layer{i}.{j}" for i in range(1, 5) for j in range(2)]}
+def linking_block(population: Population, experiment: Experiment) -> dict | None:
+    """PRSE (CLM, CLM-Adv)."""
+    return regime_blocks(population, experiment)["linking"]
 
 
 def diversity_block(population: Population, experiment: Experiment) -> dict | None:
-    """The joint-training loss of a baseline regime (core.training.diversity), every knob
-    resolved; None for the paper's regimes."""
-    regime = population.regime
-    if regime.kind not in BASELINE_KINDS:
-        return None
-    if regime.kind == "adp":
-        return {"method": "adp", **ADP_DEFAULTS, "alpha": _pick(regime.alpha, ADP_DEFAULTS["alpha"]),
-                "beta": _pick(regime.beta, ADP_DEFAULTS["beta"])}
-    if regime.kind == "gal":
-        return {"method": "gal", "lam": _pick(regime.lam, GAL_DEFAULTS["lam"])}
-    if regime.kind == "trs":
-        return {"method": "trs", **{key: _pick(getattr(regime, key), value)
-                                    for key, value in TRS_DEFAULTS.items()}}
-    mnist = is_mnist(experiment.dataset)
-    eps = _pick(regime.eps, 0.35 if mnist else 0.07)
-    layers = [regime.layer] if regime.layer else DVERGE_LAYERS[experiment.architecture]
-    return {"method": "dverge", "eps": eps, "step_size": _pick(regime.step_size, round(eps / 10, 10)),
-            "steps": _pick(regime.steps, 10), "layers": layers}
+    """The joint-training loss of a baseline regime (core.training.diversity); None for the
+    paper's regimes."""
+    return regime_blocks(population, experiment)["diversity"]
 
 
 def adversarial_block(population: Population, experiment: Experiment) -> dict | None:
-    regime = population.regime
-    if not isinstance(regime, (UlmAdv, ClmAdv)):
-        return None
-    adv: Adversarial = regime.adversarial
-    mnist = is_mnist(experiment.dataset)
-    return {"eps": _pick(adv.eps, 0.3 if mnist else 8 / 255),
-            "alpha": _pick(adv.alpha, 0.01 if mnist else 2 / 255),
-            "steps": _pick(adv.steps, 100 if mnist else 20),
-            "random_start": adv.random_start}
+    """PGD adversarial training (ULM-Adv, CLM-Adv)."""
+    return regime_blocks(population, experiment)["adversarial"]
 
 
 def pgd_alpha(experiment: Experiment) -> float:

@@ -9,18 +9,10 @@ departure, but the reader should see them beside the intervals.
 from __future__ import annotations
 
 from clmrepro.kinds import attacks as attack_kinds
+from clmrepro.kinds import regimes
 from clmrepro.plan import defaults
-from clmrepro.spec.models import BASELINE_KINDS, DATASET_SIZES, Experiment, Population, Spec
+from clmrepro.spec.models import DATASET_SIZES, Experiment, Population, Spec
 
-# Paper §3-4 and the authors' runs (REFERENCE §1).
-PAPER_SIZE = {"ulm": 10, "clm": 10, "ulm-adv": 4, "clm-adv": 4}
-# The diversity baselines (core.training.diversity) are not in the paper: the report says so.
-BASELINE_SOURCES = {
-    "adp": "ADP, Pang et al. ICML 2019",
-    "gal": "GAL, Kariyappa & Qureshi 2019",
-    "trs": "TRS, Yang et al. NeurIPS 2021",
-    "dverge": "DVERGE, Yang et al. NeurIPS 2020",
-}
 
 
 def departures_from_paper(spec: Spec) -> list[str]:
@@ -55,7 +47,7 @@ def _execution(experiment: Experiment) -> list[str]:
     if execution.precision == "bf16":
         notes.append("execution.precision = bf16: forward and backward passes under bfloat16 "
                      "autocast (the authors: fp32)")
-    linked = any(p.regime.kind in ("clm", "clm-adv") for p in experiment.populations)
+    linked = any(regimes.get(p.regime.kind).LINKED for p in experiment.populations)
     if execution.clm_schedule == "lockstep" and linked:
         notes.append("execution.clm_schedule = lockstep: the linked submodels take their "
                      "training steps together (Alg. 1: each submodel a full pass while the "
@@ -82,18 +74,22 @@ def precision_notes(spec: Spec) -> list[str]:
 
 
 def _population(population: Population, experiment: Experiment) -> list[str]:
+    """The regime's departures: a baseline the paper does not run, or another size than the
+    paper's (its module's PAPER_SIZE, paper §3-4 and the authors' runs), every knob set away
+    from the paper's or the code's value (against the module's ``reference``)."""
     notes = []
-    kind = population.regime.kind
-    if kind in BASELINE_KINDS:
-        notes.append(f"a baseline the paper does not run ({BASELINE_SOURCES[kind]}): its members "
+    regime = population.regime
+    module = regimes.get(regime.kind)
+    if module.BASELINE:
+        notes.append(f"a baseline the paper does not run ({module.SOURCE}): its members "
                      "are trained jointly, one loss over all of them on the same minibatches")
-    elif population.size != PAPER_SIZE[kind]:
-        notes.append(f"{population.size} submodels (paper: {PAPER_SIZE[kind]})")
-    if kind in ("clm", "clm-adv") and population.regime.from_ is None:
+    elif population.size != module.PAPER_SIZE:
+        notes.append(f"{population.size} submodels (paper: {module.PAPER_SIZE})")
+    if module.LINKED and regime.from_ is None:
         notes.append("trained from scratch with linking (paper: retrained from the unlinked one)")
     mnist = defaults.is_mnist(experiment.dataset)
     reference = Population(id=population.id, size=population.size,
-                           regime=population.regime.model_copy(update=_null_knobs(population)))
+                           regime=module.reference(regime))
     for block_name, resolve in (("training", defaults.training_block),
                                 ("linking", defaults.linking_block),
                                 ("adversarial", defaults.adversarial_block)):
@@ -103,23 +99,12 @@ def _population(population: Population, experiment: Experiment) -> list[str]:
                 notes.append(f"{block_name}.{key} = {actual[key]:g} (paper/code: {paper[key]:g})"
                              if isinstance(actual[key], float) else
                              f"{block_name}.{key} = {actual[key]} (paper/code: {paper[key]})")
-    if kind in ("clm", "clm-adv") and population.regime.mask == "per-weight":
+    if module.LINKED and regime.mask == "per-weight":
         notes.append("linking.mask = per-weight (paper text; the authors' code shares one mask "
                      "across conv1 filters)")
-    if not mnist and kind in ("ulm", "ulm-adv") and population.training.epochs is None:
+    if not mnist and module.CIFAR_EPOCHS_OPEN and population.training.epochs is None:
         notes.append("training.epochs = 200: not given by the paper (the code's cosine T_max)")
     return notes
-
-
-def _null_knobs(population: Population) -> dict:
-    """The regime with its dataset-default knobs, to compare the spec against."""
-    regime = population.regime
-    update: dict = {}
-    if regime.kind in ("clm", "clm-adv"):
-        update.update(alpha=None, delta=None, prse_every=None)
-    if regime.kind in ("ulm-adv", "clm-adv"):
-        update["adversarial"] = type(regime.adversarial)()
-    return update
 
 
 def _evaluation(experiment: Experiment) -> list[str]:

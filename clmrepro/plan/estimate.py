@@ -10,7 +10,9 @@ submodels, N images, E epochs:
 
 - train / retrain: ``S + E * n * (N_train * (T + k * A_pgd) + N_test * F(eval_batch))`` with
   k the PGD steps of adversarial training (0 otherwise); batched (ULM, or CLM with the
-  lockstep schedule): ``T_b``, ``G_each`` and ``F_all`` instead.
+  lockstep schedule): ``T_b``, ``G_each`` and ``F_all`` instead.  Each regime prices its own
+  training (clmrepro.kinds.regimes, ``price``): the formula above for the paper's, per-image
+  factors of ``T`` measured against ULM for the diversity baselines' joint training.
 - attack (one job per population, attack and eps; ``samples`` per threat model):
   crafting, per image: paper ``C``; transfer ``n * C`` (batched: ``n * steps * G_each``);
   adaptive ``n * steps * G`` for FGSM/PGD/MI-FGSM (batched ``G_all``), ``steps * eot * D(n)``
@@ -49,6 +51,7 @@ from clmrepro.calibration.files import machine_calibration, reference_calibratio
 from clmrepro.kinds import attacks as attack_kinds
 from clmrepro.kinds import checks as check_kinds
 from clmrepro.kinds.checks.base import Costs
+from clmrepro.kinds import regimes
 from clmrepro.plan import paths
 from clmrepro.plan.samples import images_per_threat
 
@@ -246,48 +249,17 @@ class _Units:
 
 # --- stages --------------------------------------------------------------------------
 
-# Joint training of a diversity baseline (core.training.joint), per image and member, in units
-# of a plain training step T: ADP one step plus its determinant; GAL and TRS backpropagate
-# through the input gradients (TRS twice: at the image and at a random point near it).
-# DVERGE is priced from its parts below, a distillation step as DVERGE_STEP PGD steps (the
-# source's features with their gradient, the target's again).  Measured per epoch against
-# ULM's n passes in CPU time (benchmarks.baselines_cost, 4 LeNet5s, 2,000 mnist-5k images,
-# 2-core AVX512, 2026-12-03; BENCHMARKS.md): ADP 0.92, GAL 3.34, TRS 15.75, DVERGE 18.97.
-JOINT_FACTOR = {"adp": 1.0, "gal": 3.5, "trs": 17.0}
-DVERGE_STEP = 1.5
-
-
-def _joint_seconds(job: dict, u: _Units) -> float:
-    p = job["params"]
-    n, diversity = int(p["population"]["size"]), p["diversity"]
-    if diversity["method"] == "dverge":
-        # every member: `steps` feature-distillation gradients, a step on each other member's
-        # distilled batch, and a forward on the clean batch for the record
-        per_image = n * (int(diversity["steps"]) * DVERGE_STEP * u.attack_step("pgd")
-                         + (n - 1) * u.train(False)
-                         + u.forward(int(p["training"]["batch_size"]), False))
-    else:
-        per_image = n * JOINT_FACTOR[diversity["method"]] * u.train(False)
-    n_train, n_test = int(p["dataset"]["n_train"]), int(p["dataset"]["n_test"])
-    test = n * n_test * u.forward(int(p["training"].get("eval_batch_size", 1000)), False)
-    return int(p["training"]["epochs"]) * (n_train * per_image + test)
-
-
 def _train_seconds(job: dict, u: _Units) -> float:
+    """The regime's own price (clmrepro.kinds.regimes: Alg. 1 for the paper's regimes, the
+    joint schedule's for the baselines) in this calibration's unit costs."""
     p = job["params"]
-    if p.get("diversity"):
-        return _joint_seconds(job, u)
-    n = int(p["population"]["size"])
-    training = p["training"]
-    steps = int(p["adversarial"]["steps"]) if p.get("adversarial") else 0
-    batched = u.batched and (not p.get("linking") or u.clm_lockstep)
-    if batched:
-        per_image = u.train(True) + steps * u.grad("each")
-    else:
-        per_image = u.train(False) + steps * u.attack_step("pgd")
-    n_train, n_test = int(p["dataset"]["n_train"]), int(p["dataset"]["n_test"])
-    test = n_test * u.forward(int(training.get("eval_batch_size", 1000)), batched)
-    return int(training["epochs"]) * n * (n_train * per_image + test)
+    return regimes.get(p["population"]["regime"]).price(p, u)
+
+
+def _adversarially_trained(job: dict) -> bool:
+    """Whether the population was PGD-trained (it picks the measured survival rates)."""
+    kind = job["params"]["population"].get("regime")
+    return kind is not None and regimes.get(kind).ADVERSARIAL
 
 
 def _craft_one(job: dict, u: _Units, attack: dict) -> float:
@@ -367,7 +339,7 @@ def _sanity_seconds(job: dict, u: _Units) -> float:
     grad = u.grad("all" if u.batched else None)
     forward = u.forward(int(p.get("batch_size", 100)), u.batched)
     steps = int(s["pgd"]["steps"])
-    adversarial = "adv" in str(p["population"]["regime"])
+    adversarial = _adversarially_trained(job)
     total = 0.0
     for threat in s["threat_models"]:
         m = 1 if threat == "paper" else n

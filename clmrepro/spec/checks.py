@@ -5,6 +5,7 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 
+from clmrepro.kinds import regimes
 from clmrepro.spec.models import DATASET_SIZES, Experiment, Spec
 
 Path = tuple[str | int, ...]
@@ -12,6 +13,7 @@ Path = tuple[str | int, ...]
 # LeNet5 takes 1×32×32 inputs, ResNet18 3×32×32 (REFERENCE §1).
 ARCHITECTURE_DATASETS = {"lenet5": ("mnist-5k", "mnist"), "resnet18": ("cifar10", "fake-cifar10")}
 MNIST_5K_TOTAL = 5000
+N_CLASSES = 10  # every dataset of the spec language: MNIST's digits, CIFAR-10's classes
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,19 @@ def check_spec(spec: Spec) -> list[Problem]:
     for index, experiment in enumerate(spec.experiments):
         problems += _check_experiment(experiment, ("experiments", index))
     problems += _dataset_roots(spec)
+    return problems
+
+
+def regime_warnings(spec: Spec) -> list[Problem]:
+    """What the regimes' modules say about populations the spec accepts but their method was
+    not designed for (ADP with as many members as classes or more): `clmrepro validate`
+    prints them, the spec still runs."""
+    problems = []
+    for e, experiment in enumerate(spec.experiments):
+        for p, population in enumerate(experiment.populations):
+            for message in regimes.get(population.regime.kind).warnings(population, N_CLASSES):
+                problems.append(Problem(("experiments", e, "populations", p, "size"),
+                                        f"warning: population '{population.id}': {message}"))
     return problems
 
 

@@ -12,7 +12,7 @@ from pathlib import Path as FsPath
 import yaml
 from pydantic import ValidationError
 
-from clmrepro.spec.checks import Path, Problem, check_spec
+from clmrepro.spec.checks import Path, Problem, check_spec, regime_warnings
 from clmrepro.spec.errors import describe_error, display_path
 from clmrepro.spec.models import Spec
 from clmrepro.spec.sweeps import expand_sweeps
@@ -68,6 +68,8 @@ def parse_spec(text: str, filename: str = "<spec>") -> Spec:
     if problems:
         raise SpecError(_format(problems, lines, filename))
     spec._sweeps = expansion.sweeps
+    warnings = [Problem(expansion.original(p.path), p.message) for p in regime_warnings(spec)]
+    spec._warnings = _format(warnings, lines, filename)
     return spec
 
 

@@ -30,13 +30,12 @@ from clmrepro.kinds.attacks.fgsm import Fgsm  # noqa: F401
 from clmrepro.kinds.attacks.mifgsm import Mifgsm  # noqa: F401
 from clmrepro.kinds.attacks.pgd import Pgd  # noqa: F401
 from clmrepro.kinds import checks as check_kinds
+# The regimes (one module each, clmrepro.kinds.regimes): their union, kinds and spec models.
+from clmrepro.kinds.regimes import (BASELINE_KINDS, REGIME_KINDS, REGIME_MODELS,  # noqa: F401
+                                    Regime)
 
 DATASETS = ("mnist-5k", "mnist", "cifar10", "fake-cifar10")
 ARCHITECTURES = ("lenet5", "resnet18")
-REGIME_KINDS = ("ulm", "clm", "ulm-adv", "clm-adv", "adp", "gal", "trs", "dverge")
-# The field's other ensemble-diversity methods (core.training.diversity): trained jointly, one
-# loss over all members on the same minibatch.
-BASELINE_KINDS = ("adp", "gal", "trs", "dverge")
 # Default train/test sizes; mnist-5k is 5,000 digits split 4,000/1,000 (REFERENCE §5).
 DATASET_SIZES = {"mnist-5k": (4000, 1000), "mnist": (60000, 10000), "cifar10": (50000, 10000),
                  "fake-cifar10": (512, 256)}
@@ -73,122 +72,6 @@ class Training(Strict):
     augment: bool | None = Field(None, description="random crop + flip; null → true on CIFAR-10")
     eval_batch_size: Count = Field(1000, le=100_000, description="batch size of the per-epoch "
                                    "test-accuracy pass")
-
-
-class Adversarial(Strict):
-    """PGD adversarial training (Madry et al.), crafted on the submodel being trained."""
-
-    eps: Budget | None = Field(None, description="L∞ budget; null → 0.3 MNIST, 8/255 CIFAR-10")
-    alpha: Step | None = Field(None, description="PGD step; null → 0.01 MNIST, 2/255 CIFAR-10")
-    steps: Count | None = Field(None, le=10_000, description="null → 100 MNIST, 20 CIFAR-10")
-    random_start: bool = Field(True, description="start from a uniform point in the ball (code)")
-
-
-class Linking(Strict):
-    """Counter linking (PRSE, Alg. 1 and eq. 4–5) of the first weight layer."""
-
-    alpha: float | None = Field(None, gt=0, le=10, allow_inf_nan=False, description="the α of eq. 5; "
-                                "null → paper §3: 0.1 LeNet5, 0.5 ResNet18 (0.01 / 0.1 with adversarial)")
-    delta: float | None = Field(None, gt=0, le=10, allow_inf_nan=False, description="the δ of eq. 4; "
-                                "null → 0.1 both (0.005 LeNet5 / 0.05 ResNet18 with adversarial)")
-    prse_every: Count | None = Field(None, le=100_000, description="a PRSE every this many "
-                                     "minibatches of a submodel (Alg. 1 read as the text and code "
-                                     "mean it); null → 10, except 1 for MNIST CLM-Adv (authors' runs)")
-    mask: Literal["shared", "per-weight"] = Field("shared", description="shared: one kernel-shaped "
-                                                  "mask for every conv1 filter (code); per-weight: "
-                                                  "one bit per weight (paper text)")
-
-
-class Ulm(Strict):
-    kind: Literal["ulm"] = Field(description="unlinked: independent submodels")
-    from_: SafeId | None = Field(None, alias="from", description="population to start from "
-                                 "(retrain); null → train from scratch")
-
-
-class UlmAdv(Strict):
-    kind: Literal["ulm-adv"] = Field(description="unlinked, PGD adversarial training")
-    from_: SafeId | None = Field(None, alias="from", description="population to start from")
-    adversarial: Adversarial = Field(default_factory=Adversarial, description="PGD training knobs")
-
-
-class Clm(Linking):
-    kind: Literal["clm"] = Field(description="counter-linked (PRSE during training)")
-    from_: SafeId | None = Field(None, alias="from", description="population to retrain "
-                                 "(paper: CLM is retrained from the ULM); null → from scratch")
-
-
-class ClmAdv(Linking):
-    kind: Literal["clm-adv"] = Field(description="counter-linked with PGD adversarial training")
-    from_: SafeId | None = Field(None, alias="from", description="population to retrain "
-                                 "(paper: from the ULM-Adv); null → from scratch")
-    adversarial: Adversarial = Field(default_factory=Adversarial, description="PGD training knobs")
-
-
-class Adp(Strict):
-    """Pang et al., ICML 2019 (code: P2333/Adaptive-Diverse-Ensemble)."""
-
-    kind: Literal["adp"] = Field(description="Adaptive Diversity Promoting: the members' "
-                                 "cross-entropies − α·ensemble entropy − β·log ensemble diversity")
-    from_: SafeId | None = Field(None, alias="from", description="population to start from; "
-                                 "null → from scratch (the method's own setting)")
-    alpha: float | None = Field(None, ge=0, le=100, allow_inf_nan=False, description="weight of "
-                                "the ensemble entropy; null → 2 (authors' code)")
-    beta: float | None = Field(None, ge=0, le=100, allow_inf_nan=False, description="weight of "
-                               "the log-determinant; null → 0.5 (authors' code)")
-
-
-class Gal(Strict):
-    """Kariyappa & Qureshi, 2019 (arXiv 1901.09981)."""
-
-    kind: Literal["gal"] = Field(description="Gradient Alignment Loss: cross-entropies + "
-                                 "λ·log Σ exp(cosine similarity of the members' input gradients)")
-    from_: SafeId | None = Field(None, alias="from", description="population to start from; "
-                                 "null → from scratch (the method's own setting)")
-    lam: float | None = Field(None, ge=0, le=100, allow_inf_nan=False, description="λ, weight "
-                              "of the gradient alignment term; null → 0.5")
-
-
-class Trs(Strict):
-    """Yang et al., NeurIPS 2021 (code: AI-secure/Transferability-Reduced-Smooth-Ensemble)."""
-
-    kind: Literal["trs"] = Field(description="Transferability Reduced Smooth ensemble: "
-                                 "cross-entropies + scale·(coeff·|cos| of input gradients + "
-                                 "lamda·gradient magnitude near the image)")
-    from_: SafeId | None = Field(None, alias="from", description="population to start from; "
-                                 "null → from scratch")
-    scale: float | None = Field(None, ge=0, le=100, allow_inf_nan=False, description="overall "
-                                "weight of the two terms; null → 5 (authors' code)")
-    coeff: float | None = Field(None, ge=0, le=100, allow_inf_nan=False, description="weight "
-                                "of the pairwise |cos| of input gradients; null → 2 (code)")
-    lamda: float | None = Field(None, ge=0, le=100, allow_inf_nan=False, description="weight "
-                                "of the smoothness (gradient magnitude) term; null → 2 (code)")
-    init_eps: Budget | None = Field(None, description="radius of the smoothness search in "
-                                    "the first epoch; null → 0.1 (code)")
-    adv_eps: Budget | None = Field(None, description="radius it grows to, linearly over the "
-                                   "epochs; null → 0.2 (code)")
-    steps: Count | None = Field(None, le=1000, description="steps of the smoothness search "
-                                "(step eps/3); null → 6 (code)")
-
-
-class Dverge(Strict):
-    """Yang et al., NeurIPS 2020 (code: zjysteven/DVERGE)."""
-
-    kind: Literal["dverge"] = Field(description="each member trained on the feature-distilled "
-                                    "examples of the others")
-    from_: SafeId | None = Field(None, alias="from", description="population to start from "
-                                 "(the method starts from trained baselines: a ULM); null → scratch")
-    eps: Budget | None = Field(None, description="L∞ budget of the feature distillation; "
-                               "null → 0.35 MNIST (TRS repository's DVERGE), 0.07 CIFAR-10")
-    step_size: Step | None = Field(None, description="distillation step; null → eps / 10")
-    steps: Count | None = Field(None, le=10_000, description="distillation steps; null → 10")
-    layer: str | None = Field(None, pattern=r"^[a-z0-9_.]+$", description="the layer whose "
-                              "features are distilled (a module name, e.g. bn2); null → one "
-                              "drawn per epoch (authors' code) from bn1, bn2, bn3 (LeNet5) or "
-                              "the eight residual blocks (ResNet18)")
-
-
-REGIME_MODELS = (Ulm, Clm, UlmAdv, ClmAdv, Adp, Gal, Trs, Dverge)
-Regime = Annotated[Union[REGIME_MODELS], Field(discriminator="kind")]
 
 
 class Population(Strict):
@@ -327,7 +210,13 @@ class Spec(Strict):
     # The sweeps the loader expanded (clmrepro.spec.sweeps.SweepRecord.as_dict), carried to the
     # report's MRA-against-knob figure; not a spec key.
     _sweeps: list[dict] = PrivateAttr(default_factory=list)
+    # What the loader found questionable but valid (spec.checks.regime_warnings), one line each.
+    _warnings: list[str] = PrivateAttr(default_factory=list)
 
     @property
     def sweeps(self) -> list[dict]:
         return list(self._sweeps)
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self._warnings)

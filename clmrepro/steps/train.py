@@ -52,14 +52,9 @@ def run_train(job: Job, should_stop=None) -> None:
     core.interrupt (default: ``default_stop_check()``)."""
     from clmrepro.core.checkpoints import atomic_write_json, save_population
     from clmrepro.core.devices import machine
-    from clmrepro.core.training.config import (
-        AdversarialConfig,
-        DiversityConfig,
-        ExecutionConfig,
-        LinkingConfig,
-        TrainConfig,
-    )
+    from clmrepro.core.training.config import ExecutionConfig, TrainConfig
     from clmrepro.core.training.loop import init_population, train_population
+    from clmrepro.kinds import regimes
     from clmrepro.steps.data import load_job_dataset
     from clmrepro.steps.population import load_population
 
@@ -78,20 +73,18 @@ def run_train(job: Job, should_stop=None) -> None:
                                  num_classes=data.num_classes, seed=int(job["seed"]))
     else:
         raise ValueError(f"job {job['id']}: stage must be train or retrain (got {job['stage']!r})")
-    linking, adversarial = params.get("linking"), params.get("adversarial")
+    # the regime's linking / adversarial / joint-loss configs (clmrepro.kinds.regimes)
+    regime = regimes.get(pop["regime"]).train_configs(params)
     try:
         execution = ExecutionConfig(**params.get("execution") or {})
     except TypeError as exc:
         raise ValueError(f"job {job['id']}: params.execution: {exc}") from exc
     state_dir = state_dir_for(job)
     record = train_population(
-        models, data, training=TrainConfig(**params["training"]),
-        linking=LinkingConfig(**linking) if linking else None,
-        adversarial=AdversarialConfig(**adversarial) if adversarial else None,
+        models, data, training=TrainConfig(**params["training"]), **regime,
         seed=int(job["seed"]), device=device, state_dir=state_dir, progress=show_progress(),
         execution=execution, should_stop=stop_requested if should_stop is None else should_stop,
         state_every_s=state_every_s(),
-        diversity=DiversityConfig.from_block(params["diversity"]) if params.get("diversity") else None,
         on_resume=lambda where: print(
             f"[clmrepro] {job['id']}: resuming from {state_dir}: epoch {where.epoch + 1}, "
             f"submodel {where.submodel}, {where.batch} minibatch(es) done", file=sys.stderr, flush=True))

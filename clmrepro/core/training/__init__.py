@@ -4,7 +4,8 @@ and the field's diversity baselines (ADP, GAL, TRS, DVERGE), trained jointly.
 ``loop``       ``train_population``: sets a run up, resumes it, hands it to a schedule, and
                returns the training record; ``init_population``
 ``schedules``  the two orders of minibatches: Alg. 1 (``sequential``) and ``lockstep``
-``joint``      the baselines' schedule: one shared order, one loss over all members
+``joint``      the baselines' schedule: one shared order, one loss over all members (the
+               loss each baseline's regime module, clmrepro.kinds.regimes, supplies)
 ``diversity``  the baselines' losses (ADP, GAL, TRS) and DVERGE's feature distillation
 ``step``       one optimiser step of a trainee (one submodel or a stacked group), the
                adversarial examples of PGD training, the per-epoch test accuracy

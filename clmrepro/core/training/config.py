@@ -10,8 +10,9 @@ rounding is enough to break bit-identical resumption.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -48,18 +49,38 @@ class AdversarialConfig:
     random_start: bool = True
 
 
+class JointLoss(Protocol):
+    """A baseline's loss on one shared batch (its regime module in clmrepro.kinds.regimes
+    builds it from core.training.diversity): ``knobs`` are the job's diversity params,
+    ``forward`` maps (m, B, ...) to (m, B, classes) through the members, ``x`` (B, ...) and
+    ``y`` (B,) the batch, ``x_target`` the batch of the second order (None without one),
+    ``gen`` the run's diversity generator.  Returns (loss, outputs (m, B, classes) on the
+    clean batch, the loss's terms as detached 0-dim tensors)."""
+
+    def __call__(self, knobs: dict, forward: Callable[[torch.Tensor], torch.Tensor],
+                 models: list[nn.Module], x: torch.Tensor, y: torch.Tensor,
+                 x_target: torch.Tensor | None, gen: torch.Generator, *, epoch: int,
+                 epochs: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, dict]: ...
+
+
 @dataclass
 class DiversityConfig:
-    """A baseline's joint-training loss (core.training.diversity): ``method`` adp | gal | trs |
-    dverge and its knobs (``params`` as the job file gives them, e.g. {"alpha": 2.0, ...})."""
+    """A baseline's joint training (core.training.joint): ``method`` its regime kind (adp |
+    gal | trs | dverge, kept in the record), ``params`` its knobs as the job file gives them
+    (e.g. {"alpha": 2.0, ...}), ``loss`` the loss of one shared batch, and ``target_order``
+    whether each minibatch is paired with one of a second shuffled order (DVERGE distils
+    towards those images)."""
 
     method: str
     params: dict
+    loss: JointLoss = field(repr=False, compare=False)
+    target_order: bool = False
 
     @classmethod
-    def from_block(cls, block: dict) -> "DiversityConfig":
+    def from_block(cls, block: dict, *, loss: JointLoss,
+                   target_order: bool = False) -> "DiversityConfig":
         params = {k: v for k, v in block.items() if k != "method"}
-        return cls(method=block["method"], params=params)
+        return cls(method=block["method"], params=params, loss=loss, target_order=target_order)
 
 
 POPULATION_MODES = ("auto", "sequential", "batched")

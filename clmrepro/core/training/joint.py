@@ -9,6 +9,10 @@ shuffled loader.  Each member keeps its own optimiser (Adam and SGD act elementw
 optimisers after one backward pass are one optimiser over all parameters) and runs its own
 kernels (``SingleTrainee``): DVERGE reads a hidden layer through forward hooks.
 
+Which loss a run minimises is its ``DiversityConfig.loss`` (core.training.config.JointLoss),
+built by the regime's module (clmrepro.kinds.regimes) from the losses of
+core.training.diversity; ``target_order`` asks for DVERGE's second order.
+
 The minibatch's record is each member's cross-entropy and correct count on what it trained
 on (clean images for ADP, GAL, TRS; for DVERGE the clean images, scored without gradient),
 and the epoch's mean of every term of the loss (``record["diversity"]["terms"]``).
@@ -21,12 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from clmrepro.core.data import augment_batch
-from clmrepro.core.seeding import derive_seed, generator
-from clmrepro.core.training import diversity
-from clmrepro.core.training.config import DiversityConfig
 from clmrepro.core.training.step import input_batch
-
-METHODS = ("adp", "gal", "trs", "dverge")
 
 
 def population_forward(trainees):
@@ -36,55 +35,11 @@ def population_forward(trainees):
     return forward
 
 
-def trs_eps(params: dict, epoch: int, epochs: int) -> float:
-    """TRS's smoothness radius in ``epoch``: init_eps growing linearly towards adv_eps (their
-    ``eps = init_eps + (adv_eps - init_eps) * epoch / epochs``)."""
-    return params["init_eps"] + (params["adv_eps"] - params["init_eps"]) * epoch / epochs
-
-
-def dverge_layer(params: dict, seed: int, epoch: int) -> str:
-    """The layer DVERGE distils in ``epoch``: drawn uniformly from ``layers`` per epoch, as the
-    authors' code does unless the layer is fixed (a one-element list)."""
-    layers = params["layers"]
-    pick = torch.randint(len(layers), (1,), generator=generator(derive_seed(seed, "layer", epoch)))
-    return layers[int(pick)]
-
-
-def joint_loss(cfg: DiversityConfig, forward, models, x: Tensor, y: Tensor,
-               x_target: Tensor | None, gen: torch.Generator, *, epoch: int, epochs: int,
-               seed: int) -> tuple[Tensor, Tensor, dict]:
-    """The method's loss on the shared batch x (B, ...), y (B,) in ``epoch`` of ``epochs``:
-    (loss, outputs (m, B, classes) on the clean batch, the loss's terms)."""
-    m, k = len(models), cfg.params
-    if cfg.method == "adp":
-        out = forward(x.unsqueeze(0).expand(m, *x.shape))
-        loss, terms = diversity.adp_loss(out, y, alpha=k["alpha"], beta=k["beta"],
-                                         log_offset=k["log_offset"], det_offset=k["det_offset"])
-        return loss, out, terms
-    if cfg.method == "gal":
-        loss, out, terms = diversity.gal_loss(forward, x, y, m, lam=k["lam"])
-        return loss, out, terms
-    if cfg.method == "trs":
-        loss, out, terms = diversity.trs_loss(
-            forward, x, y, m, scale=k["scale"], coeff=k["coeff"], lamda=k["lamda"],
-            eps=trs_eps(k, epoch, epochs), steps=k["steps"], gen=gen)
-        return loss, out, terms
-    if cfg.method == "dverge":
-        features = diversity.layer_features(models, dverge_layer(k, seed, epoch))
-        distilled = diversity.dverge_distill(features, x, x_target, eps=k["eps"],
-                                             step_size=k["step_size"], steps=k["steps"], gen=gen)
-        loss, _, terms = diversity.dverge_loss(forward, distilled, y)
-        with torch.no_grad():
-            out = forward(x.unsqueeze(0).expand(m, *x.shape))
-        return loss, out, terms
-    raise ValueError(f"diversity.method must be one of {', '.join(METHODS)} (got {cfg.method!r})")
-
-
 def start_joint_pass(run) -> None:
     p, device = run.progress, run.data["y_train"].device
     size = len(run.data["y_train"])
     p.orders = {0: torch.randperm(size, generator=run.gens["order0"]).to(device)}
-    if run.diversity.method == "dverge":
+    if run.diversity.target_order:
         p.orders[-1] = torch.randperm(size, generator=run.gens["target"]).to(device)
     p.loss_sum = torch.zeros(run.n, device=device)
     p.correct = torch.zeros(run.n, dtype=torch.long, device=device)
@@ -107,9 +62,9 @@ def joint_minibatch(run, epoch: int, b: int) -> None:
     for trainee in run.trainees:
         trainee.train(True)
         trainee.optimizer.zero_grad(set_to_none=True)
-    loss, out, terms = joint_loss(run.diversity, population_forward(run.trainees), run.models,
-                                  x, y, x_target, run.gens["diversity"], epoch=epoch,
-                                  epochs=run.training.epochs, seed=run.seed)
+    loss, out, terms = run.diversity.loss(run.diversity.params, population_forward(run.trainees),
+                                          run.models, x, y, x_target, run.gens["diversity"],
+                                          epoch=epoch, epochs=run.training.epochs, seed=run.seed)
     loss.backward()
     for trainee in run.trainees:
         trainee.optimizer.step()

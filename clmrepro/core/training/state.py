@@ -81,7 +81,10 @@ def fingerprint(models, data, training, linking, adversarial, seed, execution,
             "adversarial": repr(adversarial and sorted(asdict(adversarial).items())),
             "execution": repr(sorted(asdict(execution).items())),
             "model": type(models[0]).__name__,
-            **({"diversity": repr(sorted(asdict(diversity).items()))} if diversity else {})}
+            # the method and its knobs, written as before the loss became a field
+            **({"diversity": repr(sorted({"method": diversity.method,
+                                          "params": diversity.params}.items()))}
+               if diversity else {})}
 
 
 class Checkpoint:

@@ -124,7 +124,11 @@ def gradient_steps(params: dict) -> int:
 
 
 def _survival(job: dict, survival: dict) -> dict:
-    adversarial = "adv" in str(job["params"]["population"].get("regime", ""))
+    """The measured survival rates of a PGD-trained population, or of a standard one."""
+    from clmrepro.kinds import regimes
+
+    kind = job["params"]["population"].get("regime")
+    adversarial = kind is not None and regimes.get(kind).ADVERSARIAL
     return survival["adversarial" if adversarial else "standard"]
 
 

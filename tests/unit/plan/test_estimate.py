@@ -13,6 +13,7 @@ import pytest
 
 from clmrepro.calibration import files
 from clmrepro.calibration.files import CalibrationError, choose_calibration, load_calibration
+from clmrepro.kinds import regimes
 from clmrepro.kinds.checks.square import SQUARE_SURVIVAL
 from clmrepro.plan import estimate
 from clmrepro.plan.compile import compile_spec
@@ -302,18 +303,35 @@ def test_eot_pgd_on_one_submodel_costs_pgd_and_on_the_dispatch_eot_draws():
 def test_joint_training_of_the_baselines_by_hand():
     cal = calibration()
     job = train_job()
+
+    def baseline(diversity):
+        job["params"]["population"]["regime"] = diversity["method"]
+        job["params"]["diversity"] = diversity
+        return estimate_seconds(job, cal)
+
     # ADP: S + E * (N_train * n * factor * T + n * N_test * F(1000)) with factor 1.0
-    job["params"]["diversity"] = {"method": "adp"}
-    assert estimate_seconds(job, cal) == pytest.approx(2 + 3 * (100 * 2 * 1e-3 + 2 * 50 * 2e-4))
-    job["params"]["diversity"] = {"method": "trs"}
-    factor = estimate.JOINT_FACTOR["trs"]
-    assert estimate_seconds(job, cal) == pytest.approx(
+    assert baseline({"method": "adp"}) == pytest.approx(2 + 3 * (100 * 2 * 1e-3 + 2 * 50 * 2e-4))
+    factor = regimes.get("trs").COST_FACTOR
+    assert baseline({"method": "trs"}) == pytest.approx(
         2 + 3 * (100 * 2 * factor * 1e-3 + 2 * 50 * 2e-4))
     # DVERGE: each member `steps` distillation gradients (a PGD step each), a training step
     # on each other member's batch, a forward for the record (F at batch 100)
-    job["params"]["diversity"] = {"method": "dverge", "steps": 10}
-    per_image = 2 * (10 * estimate.DVERGE_STEP * 3e-3 + 1 * 1e-3 + 1e-4)
-    assert estimate_seconds(job, cal) == pytest.approx(2 + 3 * (100 * per_image + 2 * 50 * 2e-4))
+    per_image = 2 * (10 * regimes.get("dverge").DISTILL_STEP * 3e-3 + 1 * 1e-3 + 1e-4)
+    assert baseline({"method": "dverge", "steps": 10}) == pytest.approx(
+        2 + 3 * (100 * per_image + 2 * 50 * 2e-4))
+
+
+def test_each_regime_prices_its_own_training():
+    """The price is the regime's (clmrepro.kinds.regimes), looked up by the job's regime: a
+    regime the registry does not know is an error that names the known ones."""
+    cal = calibration()
+    job = train_job()
+    ulm = estimate_seconds(job, cal)
+    job["params"]["population"]["regime"] = "clm"
+    assert estimate_seconds(job, cal) == pytest.approx(ulm)  # no PRSE cost in the model
+    job["params"]["population"]["regime"] = "madeup"
+    with pytest.raises(ValueError, match="unknown regime kind 'madeup'; known: ulm, clm"):
+        estimate_seconds(job, cal)
 
 
 def test_deterministic_inference_rules_add_the_averaged_adaptive_attack_and_their_scoring():

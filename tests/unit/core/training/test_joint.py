@@ -12,6 +12,7 @@ from clmrepro.core.interrupt import Interrupted
 from clmrepro.core.seeding import derive_seed, generator
 from clmrepro.core.training.config import DiversityConfig, LinkingConfig, TrainConfig
 from clmrepro.core.training.loop import init_population, train_population
+from clmrepro.kinds import regimes
 
 torch.set_num_threads(1)
 CPU = torch.device("cpu")
@@ -36,11 +37,16 @@ def adam(epochs=2, batch_size=30):
 def run(data, method, *, seed=3, size=2, training=None, knobs=None, linking=None, **kw):
     models = init_population("lenet5", size, in_channels=1, num_classes=10, seed=seed)
     start = copy.deepcopy(models)
-    cfg = DiversityConfig(method, dict(knobs or KNOBS[method]))
+    cfg = joint_config(method, knobs or KNOBS[method])
     record = train_population(models, data, training=training or adam(), linking=linking,
                               adversarial=None, seed=seed, device=CPU, progress=False,
                               diversity=cfg, **kw)
     return start, models, record
+
+
+def joint_config(method, knobs) -> DiversityConfig:
+    """The method's joint loss as its regime module (clmrepro.kinds.regimes) supplies it."""
+    return regimes.get(method).train_configs({"diversity": {"method": method, **knobs}})["diversity"]
 
 
 def states(models):
@@ -111,3 +117,24 @@ def test_resume_inside_an_epoch_is_bit_identical(small_mnist, tmp_path, method):
 def test_a_baseline_refuses_linking(small_mnist):
     with pytest.raises(ValueError, match="without counter-linking"):
         run(small_mnist, "adp", linking=LinkingConfig(alpha=0.1, delta=0.1, prse_every=10))
+
+
+def test_the_state_fingerprint_reads_the_method_and_knobs_not_the_loss_object(small_mnist):
+    """A saved state is resumed in another process, where the loss function is another
+    object: the fingerprint holds the method and its knobs only, written as before the loss
+    became a field of DiversityConfig (states saved then still resume)."""
+    from clmrepro.core.training.config import Execution
+    from clmrepro.core.training.state import fingerprint
+
+    models = init_population("lenet5", 2, in_channels=1, num_classes=10, seed=0)
+    execution = Execution(schedule="joint", stacked=False, channels_last=False, bf16=False)
+    knobs = dict(KNOBS["gal"])
+
+    def key(loss):
+        cfg = DiversityConfig("gal", dict(knobs), loss=loss)
+        return fingerprint(models, small_mnist, adam(), None, None, 3, execution, cfg)
+
+    assert key(lambda *a, **k: None) == key(lambda *a, **k: None)
+    assert key(print)["diversity"] == repr(sorted({"method": "gal", "params": knobs}.items()))
+    other = DiversityConfig("gal", {"lam": 0.1}, loss=print)
+    assert fingerprint(models, small_mnist, adam(), None, None, 3, execution, other) != key(print)

@@ -16,6 +16,7 @@ from clmrepro.core.attacks.sequential import build_attack, seed_attack
 from clmrepro.core.seeding import generator
 from clmrepro.kinds import attacks
 from clmrepro.plan.compile import compile_spec
+from clmrepro.calibration.files import reference_calibration
 from clmrepro.plan.estimate import estimate_seconds
 from clmrepro.spec import SpecError, parse_spec
 
@@ -132,7 +133,8 @@ def test_compiling_gives_square_jobs_with_every_param_explicit_and_a_price():
     fewer = {**job, "params": {**job["params"], "attack": {
         **job["params"]["attack"], "params": {**PARAMS, "n_queries": 10}}}}
     # the price grows with the queries (an upper bound: every image queried throughout)
-    assert estimate_seconds(fewer) < estimate_seconds(job)
+    calibration = reference_calibration()
+    assert estimate_seconds(fewer, calibration) < estimate_seconds(job, calibration)
 
 
 def test_the_report_lists_square_as_a_departure_from_the_paper():

@@ -148,4 +148,6 @@ def test_the_spec_the_plan_and_the_sanity_step_run_it(tmp_path):
     assert abs(file_bytes(sanity_file(job)) - written) < 0.05 * written
     without = json.loads(json.dumps(job))
     without["params"]["sanity"]["checks"] = ["convergence"]
-    assert estimate_seconds(job) > estimate_seconds(without)   # one more PGD, one more set
+    from clmrepro.calibration.files import reference_calibration
+    calibration = reference_calibration()
+    assert estimate_seconds(job, calibration) > estimate_seconds(without, calibration)  # one more PGD
