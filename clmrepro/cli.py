@@ -266,7 +266,7 @@ def cmd_doctor(args) -> int:
 def cmd_run(args) -> int:
     """Compile one spec and run only it: other compiled specs are neither run nor recorded."""
     from clmrepro.emit import emit_all
-    from clmrepro.lab import release_linked_outputs
+    from clmrepro.lab import commit_hint, release_linked_outputs
 
     # the whole run holds the checkout: compile, Snakemake, dvc commit, restore
     with hold("clmrepro run") as lock:
@@ -300,6 +300,10 @@ def cmd_run(args) -> int:
                 # dvc commit rewrites the outputs' files; without this Snakemake reruns everything
                 args.specs = [plan.spec]
                 code = cmd_restore(args)
+            if code == 0:
+                # every lock the run wrote, the shared data pipelines' too (docs/lab.md, Locks)
+                for line in commit_hint(plan):
+                    print(line, flush=True)
     return code
 
 
