@@ -131,6 +131,23 @@ def restore(names: list[str] | None = None, root: str | Path = ".",
     return code, skipped
 
 
+def pull_plan(names: list[str] | None = None,
+              root: str | Path = ".") -> tuple[list[str], list[str], list[str]]:
+    """What `clmrepro restore --pull` fetches: the chosen specs (default: all) whose own
+    dvc.lock is here, i.e. a run of theirs was committed; the DVC pipelines that hold them (each
+    spec's and the shared data pipelines it reads: a plain `dvc pull` of the spec's dvc.yaml
+    would leave the prepared dataset out); the specs with no lock, which have nothing to pull.
+    Returns (recorded specs, dvc.yaml files, specs never recorded)."""
+    recorded, files, never = [], [], []
+    for name, plan in load_plans(names or "all", root).items():
+        if (Path(root) / lock_of(paths.spec_dvc_yaml(name))).is_file():
+            recorded.append(name)
+            files += [f for f in plan.dvc_files() if f not in files]
+        else:
+            never.append(name)
+    return recorded, files, never
+
+
 def pending_outputs(name: str, root: str | Path = ".") -> set[str] | None:
     """Outputs a run of this spec would (re)write: `snakemake --summary`, plan column
     'update pending'.  None when Snakemake could not say."""

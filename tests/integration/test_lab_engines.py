@@ -72,11 +72,9 @@ def by_snakemake(tmp_path_factory) -> Path:
     return repo
 
 
-def clone_and_pull(origin: Path, target: Path) -> Path:
+def clone(origin: Path, target: Path) -> Path:
     subprocess.run(["git", "clone", "-q", str(origin), str(target)], check=True)
     assert not (target / "results").exists() and not (target / "data").exists()
-    pull = dvc(target, "pull")  # a plain pull: every committed lock's outputs are on the remote
-    assert "fetched" in pull.stdout or "added" in pull.stdout, pull.stdout
     return target
 
 
@@ -91,21 +89,26 @@ def assert_current_and_identical(clone: Path, origin: Path) -> None:
                            for name in figures if name != ".snakemake_timestamp")
 
 
-def test_origin_built_by_dvc_repro_clone_restored(by_dvc: Path, tmp_path):
-    clone = clone_and_pull(by_dvc, tmp_path / "clone")
-    assert "Data and pipelines are up to date" in dvc(clone, "status").stdout
-    clmrepro(clone, "restore")  # Snakemake marks the figures folder: DVC does not see it
-    assert (clone / "reports/lab-a/figures/.snakemake_timestamp").is_file()
-    assert_current_and_identical(clone, by_dvc)
+def test_origin_built_by_dvc_repro_clone_pulled_and_restored(by_dvc: Path, tmp_path):
+    repo = clone(by_dvc, tmp_path / "clone")
+    pull = dvc(repo, "pull")  # a plain pull: every committed lock's outputs are on the remote
+    assert "added" in pull.stdout, pull.stdout
+    assert "Data and pipelines are up to date" in dvc(repo, "status").stdout
+    clmrepro(repo, "restore")  # Snakemake marks the figures folder: DVC does not see it
+    assert (repo / "reports/lab-a/figures/.snakemake_timestamp").is_file()
+    assert_current_and_identical(repo, by_dvc)
 
 
-def test_origin_built_by_snakemake_clone_reproduced_and_restored(by_snakemake: Path, tmp_path):
-    clone = clone_and_pull(by_snakemake, tmp_path / "clone")
-    assert "Data and pipelines are up to date" in dvc(clone, "status").stdout
-    repro = dvc(clone, "repro")  # DVC in the clone: nothing to run either
+def test_origin_built_by_snakemake_clone_restored_with_pull_and_reproduced(by_snakemake: Path,
+                                                                           tmp_path):
+    repo = clone(by_snakemake, tmp_path / "clone")
+    # one command: `dvc pull` of the spec's pipeline and the data pipeline it reads, restore
+    out = clmrepro(repo, "restore", "--pull").stdout
+    assert "added" in out and (repo / "data/prepared/mnist-5k.pt").is_file(), out
+    assert "Data and pipelines are up to date" in dvc(repo, "status").stdout
+    repro = dvc(repo, "repro")  # DVC in the clone: nothing to run either
     assert not re.search(r"^Running stage", repro.stdout, re.M), repro.stdout
-    clmrepro(clone, "restore")
-    assert_current_and_identical(clone, by_snakemake)
+    assert_current_and_identical(repo, by_snakemake)
 
 
 def test_a_dvc_repro_build_is_current_for_snakemake_after_restore(by_dvc: Path, tmp_path):

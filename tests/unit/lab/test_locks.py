@@ -173,3 +173,11 @@ def test_a_fresh_clone_dvc_status_agrees_with_the_lock_policy(tmp_path):
             for path, what in change.get("changed outs", {}).items():
                 assert what == "deleted", (stage, path, what)
         assert job_file == "new", stage
+
+
+def test_restore_pull_takes_the_recorded_specs_with_their_data_pipelines(recorded):
+    plan, root = recorded
+    assert lab.pull_plan(None, root) == (
+        ["tiny"], [paths.spec_dvc_yaml("tiny"), paths.data_dvc_yaml("mnist-5k", "data")], [])
+    (root / lab.lock_of(paths.spec_dvc_yaml("tiny"))).unlink()  # never run and committed
+    assert lab.pull_plan(["tiny"], root) == ([], [], ["tiny"])
