@@ -1,6 +1,7 @@
-# Thin on purpose: `clmrepro compile SPEC` writes each spec's plan; the rules below turn each
-# planned job into one rule (same command as the spec's dvc.yaml).  Every compiled spec runs
-# unless `--config spec=NAME[,NAME]` picks some; `snakemake spec_NAME` builds one spec.
+# Thin on purpose: `clmrepro compile SPEC` writes each spec's plan; workflow/rules/jobs.smk turns
+# each planned job, whatever its stage, into one rule (same command as the spec's dvc.yaml).
+# Every compiled spec runs unless `--config spec=NAME[,NAME]` picks some; `snakemake spec_NAME`
+# builds one spec.
 # Run: snakemake -j4 --resources gpu=2
 # Several jobs per GPU (docs/cluster.md): --config slots_per_gpu=4 --resources gpu=8 (2 GPUs).
 from clmrepro.compiled import load_plans, snakemake_plan, spec_rule_name
@@ -26,35 +27,6 @@ onstart:
     hold_for_snakemake()
 
 
-def inputs_of(job):
-    """Declared inputs.  The prepared datasets and their manifests (inputs data, manifests) are
-    compared as `ancient`: every compiled spec reads them, and `dvc commit`/`dvc pull` rewrite
-    them in place, so their times say nothing of their bytes (checked against sha256s; DVC
-    compares bytes).  Compared by time, running or restoring one spec would make every other
-    spec's jobs look out of date."""
-    return {name: ([ancient(p) for p in path] if isinstance(path, list) else ancient(path))
-            if name in ("data", "manifests") else path
-            for name, path in job.inputs.items()}
-
-
-def outputs_of(job):
-    """Declared outputs, with folders (the report's figures) marked as such."""
-    return {name: directory(path) if name in job.directories else path
-            for name, path in job.outputs.items()}
-
-
-def resources_of(job):
-    slots = SLOTS_PER_GPU if job.resources.get("gpu_whole") else 1
-    return {"gpu": job.resources["gpu"] * slots, "mem_mb": job.resources["mem_mb"],
-            "runtime": job.resources["runtime"]}
-
-
-def shell_of(job):
-    """The plan's command (the same as dvc.yaml's), told the slot count when it takes a GPU."""
-    prefix = f"CLMREPRO_SLOTS_PER_GPU={SLOTS_PER_GPU} " if job.resources["gpu"] else ""
-    return prefix + job.cmd
-
-
 rule all:
     input:
         PLAN.final_outputs(),
@@ -70,10 +42,4 @@ for _spec, _plan in PLANS.items():
             _plan.final_outputs(),
 
 
-include: "workflow/rules/data.smk"
-include: "workflow/rules/train.smk"
-include: "workflow/rules/retrain.smk"
-include: "workflow/rules/attack.smk"
-include: "workflow/rules/evaluate.smk"
-include: "workflow/rules/sanity.smk"
-include: "workflow/rules/report.smk"
+include: "workflow/rules/jobs.smk"

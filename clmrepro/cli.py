@@ -210,12 +210,23 @@ def cmd_restore(args) -> int:
     order so Snakemake sees them as current (REFERENCE §4).  Every compiled spec whose outputs
     all exist, or the specs named."""
     from clmrepro.compiled import UnknownSpec
-    from clmrepro.lab import restore
+    from clmrepro.lab import dvc_command, pull_plan, restore
 
     with hold("clmrepro restore") as lock:
         try:
-            code, skipped = restore(getattr(args, "specs", None) or None,
-                                    call=lambda command: _call(command, lock))
+            names = getattr(args, "specs", None) or None
+            if getattr(args, "pull", False):
+                # every spec a committed run recorded, with the data pipelines it reads
+                recorded, files, never = pull_plan(names)
+                for name in never:
+                    print(f"{name}: no dvc.lock here (never run and committed), nothing to pull")
+                if not recorded:
+                    return 0
+                code = _call(dvc_command("pull", *files), lock)
+                if code != 0:
+                    return code
+                names = recorded
+            code, skipped = restore(names, call=lambda command: _call(command, lock))
         except UnknownSpec as error:
             print(f"clmrepro restore: {error}", file=sys.stderr)
             return 1
@@ -267,7 +278,7 @@ def cmd_doctor(args) -> int:
 def cmd_run(args) -> int:
     """Compile one spec and run only it: other compiled specs are neither run nor recorded."""
     from clmrepro.emit import emit_all
-    from clmrepro.lab import release_linked_outputs
+    from clmrepro.lab import commit_hint, release_linked_outputs
 
     # the whole run holds the checkout: compile, Snakemake, dvc commit, restore
     with hold("clmrepro run") as lock:
@@ -301,6 +312,10 @@ def cmd_run(args) -> int:
                 # dvc commit rewrites the outputs' files; without this Snakemake reruns everything
                 args.specs = [plan.spec]
                 code = cmd_restore(args)
+            if code == 0:
+                # every lock the run wrote, the shared data pipelines' too (docs/lab.md, Locks)
+                for line in commit_hint(plan):
+                    print(line, flush=True)
     return code
 
 
@@ -386,6 +401,8 @@ def parser() -> argparse.ArgumentParser:
                        "(snakemake --touch)")
     p.add_argument("specs", nargs="*", metavar="NAME", help="compiled specs (default: every one "
                    "whose outputs exist)")
+    p.add_argument("--pull", action="store_true", help="`dvc pull` them first: every spec with a "
+                   "dvc.lock here, with the shared data pipelines it reads (docs/lab.md)")
     p.set_defaults(func=cmd_restore)
     p = sub.add_parser("report-index", help="rewrite reports/index.{html,md} from every report")
     p.add_argument("--reports", default="reports", help="reports folder (default: reports)")

@@ -69,7 +69,7 @@ class SpecJob(PlannedJob):
 
 
 def snakemake_plan(plans: dict[str, Plan]) -> Plan:
-    """Every job of the chosen plans in one Plan for the rules in workflow/rules/; a data job
+    """Every job of the chosen plans in one Plan for workflow/rules/jobs.smk; a data job
     that several specs plan (one job file, workflow/compiled/_data/) is one rule."""
     jobs, shared = [], set()
     for plan in plans.values():

@@ -7,13 +7,17 @@ Up to date means both tools agree: a Snakemake dry run of the spec plans no job,
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+
+import yaml
 
 from clmrepro.compiled import load_plans
 from clmrepro.plan import paths
@@ -127,6 +131,23 @@ def restore(names: list[str] | None = None, root: str | Path = ".",
     return code, skipped
 
 
+def pull_plan(names: list[str] | None = None,
+              root: str | Path = ".") -> tuple[list[str], list[str], list[str]]:
+    """What `clmrepro restore --pull` fetches: the chosen specs (default: all) whose own
+    dvc.lock is here, i.e. a run of theirs was committed; the DVC pipelines that hold them (each
+    spec's and the shared data pipelines it reads: a plain `dvc pull` of the spec's dvc.yaml
+    would leave the prepared dataset out); the specs with no lock, which have nothing to pull.
+    Returns (recorded specs, dvc.yaml files, specs never recorded)."""
+    recorded, files, never = [], [], []
+    for name, plan in load_plans(names or "all", root).items():
+        if (Path(root) / lock_of(paths.spec_dvc_yaml(name))).is_file():
+            recorded.append(name)
+            files += [f for f in plan.dvc_files() if f not in files]
+        else:
+            never.append(name)
+    return recorded, files, never
+
+
 def pending_outputs(name: str, root: str | Path = ".") -> set[str] | None:
     """Outputs a run of this spec would (re)write: `snakemake --summary`, plan column
     'update pending'.  None when Snakemake could not say."""
@@ -182,3 +203,128 @@ def release_linked_outputs(plan: Plan, root: str | Path = ".",
     for path in doomed:
         (Path(root) / path).unlink()
     return doomed
+
+
+# ---- what a run leaves for git, and whether a committed dvc.lock is true (docs/lab.md, Locks)
+
+
+def lock_of(dvc_yaml: str) -> str:
+    """The dvc.lock that DVC writes beside a pipeline's dvc.yaml."""
+    return str(PurePosixPath(dvc_yaml).with_name("dvc.lock"))
+
+
+def locks_of(plan: Plan, root: str | Path = ".") -> list[str]:
+    """The dvc.lock files that record a run of this spec and exist: its own pipeline's and
+    those of the shared data pipelines it reads."""
+    return [lock for lock in map(lock_of, plan.dvc_files()) if (Path(root) / lock).is_file()]
+
+
+def to_commit(plan: Plan, root: str | Path = ".") -> list[str] | None:
+    """What a run of this spec leaves for git: the files of its pipelines (its compiled folder,
+    the shared data pipelines it reads, the shared files compile writes) that git sees as new,
+    changed or removed, a folder that is new as a whole named once.  That is every lock the run
+    wrote, and what compile wrote.  None when git cannot say (not a git checkout)."""
+    folders = [str(PurePosixPath(dvc_yaml).parent) for dvc_yaml in plan.dvc_files()]
+    result = subprocess.run(["git", "status", "--porcelain", "--untracked-files=normal", "--",
+                             *folders, paths.CONFIG, paths.DVC_YAML, paths.SCHEMA],
+                            cwd=root, capture_output=True, text=True)
+    if result.returncode != 0:
+        return None
+    return [line[3:].strip('"') for line in result.stdout.splitlines() if len(line) > 3]
+
+
+def commit_hint(plan: Plan, root: str | Path = ".") -> list[str]:
+    """The lines `clmrepro run` ends with: which files to `git add` so that a clone can pull
+    what the run recorded (the data pipelines' locks included: `git commit -a` leaves new
+    files out)."""
+    locks = locks_of(plan, root)
+    if not locks:
+        return []
+    changed = to_commit(plan, root)
+    if changed is None:
+        return [f"[clmrepro] DVC recorded this run in {', '.join(locks)}; commit them with the "
+                "pipeline files and `dvc push` the outputs to share it (docs/lab.md)."]
+    if not changed:
+        return [f"[clmrepro] nothing new for git: {', '.join(locks)} already committed as they are."]
+    return [f"[clmrepro] DVC recorded this run in {', '.join(locks)}. To share it (docs/lab.md), "
+            "commit what the run wrote and push the outputs:",
+            "  git add " + " ".join(shlex.quote(path) for path in changed),
+            f"  git commit -m {shlex.quote(f'{plan.spec}: run recorded')}",
+            "  dvc push"]
+
+
+def md5_of(path: str | Path) -> str:
+    """A file's md5 as DVC 3 records it (`hash: md5`: the bytes as they are)."""
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _outputs_of_pipelines(root: Path) -> set[str]:
+    """Every path a stage of the project's dvc.yaml files writes (outs, metrics, plots)."""
+    found = set()
+    for dvc_yaml in [root / paths.DVC_YAML, *(root / paths.COMPILED).rglob("dvc.yaml")]:
+        stages = (yaml.safe_load(dvc_yaml.read_text()) or {}).get("stages") or {}
+        for stage in stages.values():
+            for key in ("outs", "metrics", "plots"):
+                for entry in stage.get(key, []):
+                    found.add(next(iter(entry)) if isinstance(entry, dict) else entry)
+    return found
+
+
+def _lookup(data: dict, dotted: str):
+    for key in dotted.split("."):
+        if not isinstance(data, dict) or key not in data:
+            return _MISSING
+        data = data[key]
+    return data
+
+
+_MISSING = object()
+
+
+def _read_params(path: Path) -> dict:
+    """A params file as DVC reads it (job files are JSON; YAML otherwise); {} when missing."""
+    if not path.is_file():
+        return {}
+    text = path.read_text()
+    return json.loads(text) if path.suffix == ".json" else (yaml.safe_load(text) or {})
+
+
+def lock_disagreements(lock: str, root: str | Path = ".") -> list[str]:
+    """What a dvc.lock records that the files beside it no longer say, one line each: a source
+    dependency (a job file, a spec, the paper's tables: every dependency that no stage writes)
+    whose md5 differs or that is gone, a param whose value differs, a command that differs from
+    the dvc.yaml's, a stage the dvc.yaml no longer has.  Empty: the lock is true of this
+    checkout's files (its outputs are the run's it records; `dvc status` compares those)."""
+    root = Path(root)
+    recorded = (yaml.safe_load((root / lock).read_text()) or {}).get("stages") or {}
+    dvc_yaml = PurePosixPath(lock).with_name("dvc.yaml")
+    declared = ((yaml.safe_load((root / dvc_yaml).read_text()) or {}).get("stages") or {}
+                if (root / dvc_yaml).is_file() else {})
+    written = _outputs_of_pipelines(root)
+    found = []
+    for name, stage in recorded.items():
+        where = f"{lock}: {name}"
+        if name not in declared:
+            found.append(f"{where}: no such stage in {dvc_yaml}")
+            continue
+        if stage.get("cmd") != declared[name].get("cmd"):
+            found.append(f"{where}: command differs from {dvc_yaml}'s")
+        for dep in stage.get("deps", []):
+            path = dep["path"]
+            if path in written or "md5" not in dep:
+                continue
+            if not (root / path).is_file():
+                found.append(f"{where}: {path} is recorded but missing")
+            elif md5_of(root / path) != dep["md5"]:
+                found.append(f"{where}: {path} md5 {dep['md5']} recorded, "
+                             f"{md5_of(root / path)} here")
+        for params_file, values in (stage.get("params") or {}).items():
+            data = _read_params(root / params_file)
+            for key, value in values.items():
+                if _lookup(data, key) != value:
+                    found.append(f"{where}: param {key} of {params_file} differs")
+    return found

@@ -3,6 +3,7 @@ GPU spec, and the `gpu` resource counting slots (config slots_per_gpu, issue 10)
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -194,3 +195,70 @@ def test_a_rewritten_prepared_dataset_leaves_every_spec_current(tmp_path):
     os.utime(population, (stamp + 100, stamp + 100))
     counts = jobs_of(dry_run(where))
     assert counts["job_smoke__retrain_mnist_clm"] == 1 and "data_mnist_5k" not in counts
+
+
+# Every rule's named inputs as the Snakefile declares them: rule name, input name, file, and
+# whether Snakemake compares the file as `ancient`.
+RULE_INPUTS = """
+import json
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.io import is_flagged
+from snakemake.settings.types import OutputSettings, ResourceSettings
+with SnakemakeApi(OutputSettings()) as api:
+    workflow = api.workflow(resource_settings=ResourceSettings(), snakefile=Path("Snakefile"),
+                            workdir=Path("."))._workflow
+    found = []
+    for rule in workflow.rules:
+        for name, (start, end) in rule.input._names.items():
+            for item in rule.input[start:start + 1 if end is None else end]:
+                found.append([rule.name, name, str(item), bool(is_flagged(item, "ancient"))])
+    print(json.dumps(found))
+"""
+
+# The smallest spec with every job stage: data, train, retrain, attack, evaluate, sanity, report.
+EVERY_STAGE = """
+name: stages
+device: cpu
+experiments:
+  - id: mnist
+    dataset: {name: mnist-5k, n_train: 600, n_test: 200}
+    architecture: lenet5
+    populations:
+      - {id: ulm, size: 2, regime: {kind: ulm}}
+      - {id: clm, size: 2, regime: {kind: clm, from: ulm}}
+    evaluation:
+      n_samples: 40
+      attacks: [{kind: fgsm, eps: [0.3]}]
+      sanity: {samples: 20}
+"""
+
+
+def test_every_job_rule_reads_its_datasets_as_ancient(tmp_path):
+    """Issue 25: one rule text for every stage (workflow/rules/jobs.smk).  The prepared datasets
+    and their manifests are `ancient` inputs of every job that reads them (a sanity rule once
+    declared them plainly), and no other input is."""
+    plan = compile_spec(parse_spec(EVERY_STAGE), "specs/stages.yaml")
+    where = workspace(tmp_path, plan, EVERY_STAGE)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", RULE_INPUTS], cwd=where, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    declared = json.loads(result.stdout.strip().splitlines()[-1])
+    stage_of = {job.rule_name: job.stage for job in snakemake_plan({"stages": plan}).jobs}
+    assert set(stage_of.values()) == {"data", "train", "retrain", "attack", "evaluate", "sanity",
+                                      "report"}
+    readers = {}
+    for rule, name, path, ancient in declared:
+        if rule not in stage_of:
+            assert rule == "all" or rule.startswith("spec_"), rule
+            continue
+        dataset_input = name in ("data", "manifests")
+        assert ancient == dataset_input, (rule, name, path)
+        if dataset_input:
+            assert path.startswith("data/prepared/"), (rule, name, path)
+            readers.setdefault(stage_of[rule], set()).add(name)
+    # every stage after data reads a dataset: its prepared file, or (the report) the manifests
+    assert readers == {"train": {"data"}, "retrain": {"data"}, "attack": {"data"},
+                       "evaluate": {"data"}, "sanity": {"data"}, "report": {"manifests"}}
+    assert local_rules(where) == ["data_mnist_5k"]
