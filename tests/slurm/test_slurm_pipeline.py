@@ -85,7 +85,7 @@ def test_slurm_run_gives_the_local_run_metrics(slurm_cluster, tmp_path, fresh_re
     submitted_rules = {path.relative_to(cluster / ".snakemake/slurm_logs").parts[0]
                        for path in slurm_logs}
     # Rule names come from clmrepro.compiled.SpecJob. Data jobs are local rules
-    # (workflow/rules/data.smk): they fetch on the submit host, which has the network, so
+    # (workflow/rules/jobs.smk, a localrule by stage): they fetch on the submit host, which has the network, so
     # they must not reach sbatch; every other job must.
     rules = {job["job"]["id"]: SpecJob(**job).rule_name for job in plan["jobs"]}
     data_ids = [job["job"]["id"] for job in plan["jobs"] if job["job"]["stage"] == "data"]
