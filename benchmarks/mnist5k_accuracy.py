@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks.mnist5k_accuracy --size 10 --ulm-epochs 5 --clm-epochs 5
 
 ULM: Adam lr 1e-3, batch 100.  CLM: retrained from the ULM with Adam lr 1e-4, α = δ = 0.1,
-PRSE every 10 minibatches, shared mask (REFERENCE.md §1).  Prints one JSON line.
+PRSE every 10 minibatches, shared mask (docs/reference.md §1).  Prints one JSON line.
 """
 
 from __future__ import annotations

@@ -207,8 +207,8 @@ def _call(command: list[str], lock: RunLock) -> int:
 
 def cmd_restore(args) -> int:
     """After `dvc pull` on a fresh clone, or `dvc commit`, the files are new; touch them in DAG
-    order so Snakemake sees them as current (REFERENCE §4).  Every compiled spec whose outputs
-    all exist, or the specs named."""
+    order so Snakemake sees them as current (docs/reference.md §4).  Every compiled spec whose
+    outputs all exist, or the specs named."""
     from clmrepro.compiled import UnknownSpec
     from clmrepro.lab import dvc_command, pull_plan, restore
 

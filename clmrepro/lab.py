@@ -117,7 +117,8 @@ STATUS_HEADER = ["spec", "source", "jobs", "outputs", "snakemake", "dvc", "repor
 def restore(names: list[str] | None = None, root: str | Path = ".",
             call=None) -> tuple[int, list[str]]:
     """`snakemake --touch` over the chosen specs (default: all) whose outputs all exist, so
-    Snakemake sees the files that `dvc pull` / `dvc commit` rewrote as current (REFERENCE §4).
+    Snakemake sees the files that `dvc pull` / `dvc commit` rewrote as current
+    (docs/reference.md §4).
     Returns (exit code, specs skipped because outputs are missing).  ``call`` runs the command
     (default ``subprocess.call`` in ``root``; the CLI passes one that shares its run lock)."""
     plans = load_plans(names or "all", root)

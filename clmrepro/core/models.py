@@ -1,4 +1,4 @@
-"""The two architectures of the paper, as the authors' code builds them (REFERENCE.md §1).
+"""The two architectures of the paper, as the authors' code builds them (docs/reference.md §1).
 
 Both take inputs in [0, 1] of size 32×32 and do not normalise (the authors' code has no
 ``Normalize``).  ``counter_linked_layer`` names the layer l = 1 of eq. 4–5: the first conv.
@@ -14,7 +14,7 @@ from torch import nn
 class LeNet5(nn.Module):
     """LeNet5 of the authors' code: 3 conv (with BatchNorm) + 2 linear, log-probabilities out.
 
-    The paper says "one FC layer"; the code has Linear 120→84 and 84→10 (REFERENCE.md §1).
+    The paper says "one FC layer"; the code has Linear 120→84 and 84→10 (docs/reference.md §1).
     Expects N×C×32×32 (MNIST is resized from 28×28 to 32×32, as in the code).
     """
 

@@ -5,7 +5,7 @@ The job's ``execution`` block (docs/architecture.md) names the choices:
 
 - ``population``: ``sequential`` (torchattacks on one submodel at a time, the reference),
   ``batched`` (``core.stacked.StackedPopulation``: n small kernels become one large one,
-  the lever on a GPU, REFERENCE.md §6) or ``auto`` = batched on CUDA, sequential on CPU.
+  the lever on a GPU, docs/reference.md §6) or ``auto`` = batched on CUDA, sequential on CPU.
 - ``precision``: ``fp32`` (the authors') or ``bf16``: forward passes under
   ``torch.autocast(dtype=bfloat16)``, losses in fp32.  A departure from the paper; meant
   for CUDA, allowed on CPU (slow there, but it must not crash).

@@ -1,7 +1,7 @@
 """Seeds derived from the spec's seed, and private generators.
 
 torchattacks reseeds the global RNG (APGD, FAB, Square call ``torch.manual_seed``;
-REFERENCE.md §2), so everything random of ours draws from its own ``torch.Generator``.
+docs/reference.md §2), so everything random of ours draws from its own ``torch.Generator``.
 """
 
 from __future__ import annotations

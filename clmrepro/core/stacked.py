@@ -1,7 +1,7 @@
 """A population of same-architecture submodels run as one batched computation.
 
 The n submodels' parameters and buffers are stacked along a new leading dimension
-(``torch.func.stack_module_state``, PyTorch's model-ensembling recipe, REFERENCE.md §6); the
+(``torch.func.stack_module_state``, PyTorch's model-ensembling recipe, docs/reference.md §6); the
 stacked tensors are optimisable leaves.  Every submodel still computes exactly its own
 function of its own input:
 

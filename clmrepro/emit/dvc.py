@@ -12,7 +12,7 @@ because one output declared by two stages makes DVC refuse the whole project.  T
 stages depend on the prepared file, so DVC orders them after it.
 
 Snakemake executes; DVC records (`dvc commit -f`) and can still `dvc repro` alone
-(REFERENCE §4: parallel `dvc repro`s collide on DVC's lock, Snakemake does not).
+(docs/reference.md §4: parallel `dvc repro`s collide on DVC's lock, Snakemake does not).
 """
 
 from __future__ import annotations

@@ -25,7 +25,8 @@ DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 
 def spec_schema() -> dict:
-    # snakemake.utils.validate and editors need "$schema" (REFERENCE §4); pydantic omits it.
+    # snakemake.utils.validate and editors need "$schema" (docs/reference.md §4); pydantic
+    # omits it.
     schema = Spec.model_json_schema(by_alias=True, mode="validation")
     definitions = schema["$defs"]
     definitions["Experiment"]["allOf"] = [

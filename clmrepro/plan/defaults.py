@@ -1,4 +1,4 @@
-"""Resolve every null knob of a spec to its effective value, per dataset (REFERENCE.md §1).
+"""Resolve every null knob of a spec to its effective value, per dataset (docs/reference.md §1).
 
 Defaults follow the authors' code where it settles a question, else the paper's text.
 """

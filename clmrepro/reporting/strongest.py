@@ -1,6 +1,6 @@
 """The strongest attack, image by image: the per-image worst case over every attack run.
 
-Carlini et al. 2019 ("On Evaluating Adversarial Robustness", REFERENCE.md §8) ask for the
+Carlini et al. 2019 ("On Evaluating Adversarial Robustness", docs/reference.md §8) ask for the
 per-example minimum over all attacks: a defence is only as robust on an image as the best
 attack on that image. For each (experiment, population, replicate, threat model, ε), over
 every attack record except benign that carries ``per_image`` (each test image's expected

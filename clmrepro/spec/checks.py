@@ -10,7 +10,7 @@ from clmrepro.spec.models import DATASET_SIZES, Experiment, Spec
 
 Path = tuple[str | int, ...]
 
-# LeNet5 takes 1×32×32 inputs, ResNet18 3×32×32 (REFERENCE §1).
+# LeNet5 takes 1×32×32 inputs, ResNet18 3×32×32 (docs/reference.md §1).
 ARCHITECTURE_DATASETS = {"lenet5": ("mnist-5k", "mnist"), "resnet18": ("cifar10", "fake-cifar10")}
 MNIST_5K_TOTAL = 5000
 N_CLASSES = 10  # every dataset of the spec language: MNIST's digits, CIFAR-10's classes

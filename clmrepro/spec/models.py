@@ -2,7 +2,8 @@
 
 A ``null`` default means "the dataset's default"; ``clmrepro.plan.defaults`` resolves it so that
 every job file holds the effective value.  Where the paper and the authors' code disagree
-(REFERENCE.md §1, "open points"), the knob defaults to the code and the report lists the choice.
+(docs/reference.md §1, "open points"), the knob defaults to the code and the report lists the
+choice.
 Checks that span several fields (``from:``, ids, dataset/architecture) live in ``checks.py`` so
 each problem can name its own path.
 """
@@ -36,7 +37,7 @@ from clmrepro.kinds.regimes import (BASELINE_KINDS, REGIME_KINDS, REGIME_MODELS,
 
 DATASETS = ("mnist-5k", "mnist", "cifar10", "fake-cifar10")
 ARCHITECTURES = ("lenet5", "resnet18")
-# Default train/test sizes; mnist-5k is 5,000 digits split 4,000/1,000 (REFERENCE §5).
+# Default train/test sizes; mnist-5k is 5,000 digits split 4,000/1,000 (docs/reference.md §5).
 DATASET_SIZES = {"mnist-5k": (4000, 1000), "mnist": (60000, 10000), "cifar10": (50000, 10000),
                  "fake-cifar10": (512, 256)}
 
@@ -51,7 +52,8 @@ class Dataset(Strict):
     n_test: Count | None = Field(None, description="test images; null → dataset default "
                                  "(mnist-5k 1000, mnist 10000, cifar10 10000, fake-cifar10 256)")
     split_seed: int = Field(0, ge=0, le=2**31, description="seed of the fixed shuffle that "
-                            "splits mnist-5k (sorted by label, REFERENCE §5) into train/test")
+                            "splits mnist-5k (sorted by label, docs/reference.md §5) into "
+                            "train/test")
     root: str = Field("data", min_length=1, description="directory holding the datasets")
 
 
@@ -169,7 +171,7 @@ class Execution(Strict):
     population: Literal["auto", "sequential", "batched"] = Field(
         "auto", description="submodels one after another, or as one batched computation "
         "(core.stacked) where they are independent; auto → batched on CUDA, sequential on CPU "
-        "(decided by the step; REFERENCE §6: batching did not pay on 2 CPU cores)")
+        "(decided by the step; docs/reference.md §6: batching did not pay on 2 CPU cores)")
     memory_format: Literal["contiguous", "channels_last"] = Field(
         "contiguous", description="tensor layout of images and conv weights; channels_last is "
         "faster for ResNet18 on GPUs and equal within float tolerance")
@@ -186,7 +188,7 @@ class Experiment(Strict):
     id: SafeId = Field(description="experiment id (paper tables use mnist and cifar10)")
     dataset: Dataset = Field(description="data and split")
     architecture: Literal["lenet5", "resnet18"] = Field(description="lenet5 for MNIST, resnet18 "
-                                                        "for CIFAR-10 (REFERENCE §1)")
+                                                        "for CIFAR-10 (docs/reference.md §1)")
     populations: list[Population] = Field(min_length=1, max_length=100, description="populations")
     evaluation: Evaluation = Field(description="attacks and scoring")
     replicates: int = Field(1, ge=1, le=100, description="independent trainings of every "

@@ -48,7 +48,7 @@ STATE_FORMAT = 1
 def attack_state_dir(job: Job) -> Path:
     """The job's state folder (``plan.paths.attack_state_dir_of``): beside the population's
     training state, per replicate where the plan has replicates.  Not a declared output:
-    Snakemake deletes those of a failed job (REFERENCE.md §4)."""
+    Snakemake deletes those of a failed job (docs/reference.md §4)."""
     from clmrepro.plan import paths
 
     p = job["params"]

@@ -3,7 +3,7 @@
 train: a fresh population (seeds derived from the job seed) trained as the job says.
 retrain: the population of ``inputs["init"]`` trained further (CLM from a trained ULM, §2).
 Resumable state lives in the population's state folder (``plan.paths.state_dir_of``) beside the
-outputs, because Snakemake deletes the outputs of a failed job (REFERENCE.md §4); it is
+outputs, because Snakemake deletes the outputs of a failed job (docs/reference.md §4); it is
 removed once the outputs are written.  It is saved after every epoch, every
 ``STATE_EVERY_S`` seconds inside one (environment ``CLMREPRO_STATE_EVERY_S`` overrides it;
 0 saves after every minibatch), and when a stop is requested (SIGTERM, via

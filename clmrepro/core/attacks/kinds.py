@@ -59,7 +59,7 @@ def check_params(kind: AttackKind, params: dict) -> None:
 
 def check_perturbation(x: Tensor, x_adv: Tensor, eps: float, atol: float = 1e-6) -> None:
     """Raise :class:`PerturbationError` unless ``x_adv`` is within ``eps`` of ``x`` in
-    L-infinity and inside [0, 1] (3.5.x no longer checks the range; REFERENCE.md §2)."""
+    L-infinity and inside [0, 1] (3.5.x no longer checks the range; docs/reference.md §2)."""
     if x.shape != x_adv.shape:
         raise PerturbationError(f"shape changed: {tuple(x.shape)} -> {tuple(x_adv.shape)}")
     if not torch.isfinite(x_adv).all():

@@ -1,7 +1,7 @@
 """The paper's five attacks through torchattacks 3.5.1, and the paper's crafting protocol.
 
 Every attack parameter comes from the job (``params``); nothing here fills a default,
-because torchattacks changed its defaults since the paper's 2.14.2 (REFERENCE.md §2):
+because torchattacks changed its defaults since the paper's 2.14.2 (docs/reference.md §2):
 MI-FGSM went from 5 steps of eps/5 to 10 steps of 2/255, PGD lost its 40 steps, and
 3.5.1's ``AutoAttack`` class hard-codes 10 APGD/APGD-T/FAB steps where the original uses
 100.  So AutoAttack is assembled from its sub-attacks with explicit step counts
@@ -11,7 +11,7 @@ Each kind's module (``clmrepro.kinds.attacks``) builds its torchattacks attack w
 parameter explicit (``build``); this module checks the params, seeds and runs it.  Against
 one deterministic submodel EOT-PGD runs as PGD (``core.attacks.kinds.deterministic_attack``).
 
-The paper's protocol (eq. 6; the authors' code, REFERENCE.md §1): each test batch of the
+The paper's protocol (eq. 6; the authors' code, docs/reference.md §1): each test batch of the
 adversarial set is crafted on one uniformly random submodel (``per-batch``), or each
 sample on its own random submodel (``per-sample``, the other reading of the text).
 Which unit of work is crafted on which submodel with which seed is planned in

@@ -15,7 +15,7 @@ resumed after a crash (issue 12).  The seeds are the ones the sequential code al
 
 - ``paper`` (eq. 6): samples grouped by crafting submodel k, cut into batches;
   seed ``derive_seed(derive_seed(seed, "paper", k), start)``, ``start`` the batch's
-  offset inside group k.  With ``per-batch`` crafters (the authors' code, REFERENCE.md §1)
+  offset inside group k.  With ``per-batch`` crafters (the authors' code, docs/reference.md §1)
   a group's batches are exactly the authors' test batches crafted by k.
 - ``transfer``: every submodel i crafts every batch; ``derive_seed(derive_seed(seed,
   "transfer", i), start)``.  Units are ordered batch-major, so on the batched path one

@@ -1,6 +1,6 @@
 """The two orders in which a population takes its minibatches.
 
-``sequential`` is Alg. 1 as the authors' code runs it (REFERENCE.md §1): for each epoch, for
+``sequential`` is Alg. 1 as the authors' code runs it (docs/reference.md §1): for each epoch, for
 each submodel i, submodel i makes its full pass while the others wait; its PRSE counter
 starts at 0 each epoch and every ``prse_every``-th minibatch triggers one PRSE (eq. 4–5,
 core.training.linking) against a partner as it stands at that moment.
@@ -111,7 +111,7 @@ class Run:
 
     def counter_fires(self, b: int) -> bool:
         """PRSE after a submodel's (b+1)-th minibatch of the epoch (the counter as the authors'
-        code runs it, reset each epoch; REFERENCE.md §1)."""
+        code runs it, reset each epoch; docs/reference.md §1)."""
         return self.linking is not None and self.n > 1 and (b + 1) % self.linking.prse_every == 0
 
     def prse(self, i: int) -> None:

@@ -7,9 +7,9 @@ below, the PGD crafting and the loss are the same code whether a submodel trains
 (Alg. 1) or beside the others.
 
 Adversarial training (Madry et al.'s PGD, as the authors' code runs it: crafted on the
-submodel being trained, in eval mode, REFERENCE.md §1) is :func:`pgd_examples`, a step-for-step
-copy of ``torchattacks.PGD`` 3.5.1 (a test pins it bit for bit) that crafts all m blocks at
-once.  torchattacks draws its random start from the global RNG, so our loop used to reseed
+submodel being trained, in eval mode, docs/reference.md §1) is :func:`pgd_examples`, a
+step-for-step copy of ``torchattacks.PGD`` 3.5.1 (a test pins it bit for bit) that crafts all m
+blocks at once.  torchattacks draws its random start from the global RNG, so our loop used to reseed
 that per (epoch, submodel, minibatch) (the authors' code sets no seeds); here block k draws
 from its own generator with that same seed, which gives the very numbers the global RNG gave
 and leaves the global RNG alone.

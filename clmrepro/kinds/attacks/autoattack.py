@@ -30,7 +30,7 @@ class AutoAttack(AttackBase):
     version: Literal["standard", "rand"] = Field("standard", description="standard: APGD-CE, "
                                                  "APGD-T, FAB-T, Square; rand: APGD-CE/DLR with EOT")
     steps: Count = Field(100, le=100_000, description="APGD/FAB steps (original AutoAttack: 100; "
-                         "torchattacks 3.5.1 silently uses 10, REFERENCE §2)")
+                         "torchattacks 3.5.1 silently uses 10, docs/reference.md §2)")
     n_queries: Count = Field(5000, le=10_000_000, description="Square attack queries")
     n_restarts: Count = Field(1, le=1000, description="restarts per component")
     eot_iter: Count = Field(20, le=10_000, description="EOT iterations of version rand")

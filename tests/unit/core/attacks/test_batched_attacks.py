@@ -126,7 +126,7 @@ def test_batched_expected_loss_reproduces_sequential(kind):
 
 
 def test_eot_pgd_on_a_deterministic_submodel_is_pgd_exactly():
-    """REFERENCE.md §2: torchattacks EOTPGD sums eot_iter identical gradients of an
+    """docs/reference.md §2: torchattacks EOTPGD sums eot_iter identical gradients of an
     eval-mode submodel; one gradient gives the very same adversarial examples."""
     models = random_population(2)
     x = images(10)

@@ -159,7 +159,7 @@ def test_rejects_unknown_options(small_mnist):
 
 @pytest.mark.slow
 def test_mnist5k_ulm_reaches_95_and_clm_retrained_stays_within_2_points():
-    # the paper's MNIST settings (REFERENCE.md §1): Adam lr 1e-3, batch 100; CLM retrained
+    # the paper's MNIST settings (docs/reference.md §1): Adam lr 1e-3, batch 100; CLM retrained
     # from the ULM with Adam lr 1e-4, α = δ = 0.1, PRSE every 10, shared mask.  CLM gets 20
     # epochs, not 5: a mnist-5k epoch has 40 minibatches against MNIST's 600, and with 5
     # epochs (200 steps) CLM lost 4.8 points (BENCHMARKS.md); with 20 it stays within 0.3.
