@@ -20,7 +20,7 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 
-from clmrepro.reporting.stats import (T_SAMPLES, Interval, newcombe_interval,
+from clmrepro.reporting.stats import (LEVEL, T_SAMPLES, Interval, newcombe_interval,
                                       paired_t_interval, t_interval, wilson_interval)
 
 Unit = tuple[str, int]   # (experiment, replicate)
@@ -88,14 +88,15 @@ class Difference:
     interval: Interval     # of left − right
 
 
-def paired_difference(left: list[dict], right: list[dict], first: int | None = None
-                      ) -> Difference | None:
+def paired_difference(left: list[dict], right: list[dict], first: int | None = None,
+                      level: float = LEVEL) -> Difference | None:
     """left − right over the units both sides have; None when they share none.
 
     K >= 2 shared units: paired t over replicates. K = 1: the t interval over the paired
     per-image differences when both sides carry per-image values on the same images (same
     length, at least 2), else Newcombe's interval (version-1 scores files). ``first`` compares
-    both sides on their first ``first`` images only (see :func:`units`)."""
+    both sides on their first ``first`` images only (see :func:`units`).  ``level``: the
+    interval's coverage (0.90 for an equivalence test's two one-sided 5% tests)."""
     a, b = units(left, first), units(right, first)
     common = [key for key in a if key in b]
     if not common:
@@ -103,7 +104,7 @@ def paired_difference(left: list[dict], right: list[dict], first: int | None = N
     left_means = [a[key][0] for key in common]
     right_means = [b[key][0] for key in common]
     if len(common) >= 2:
-        interval = paired_t_interval(left_means, right_means)
+        interval = paired_t_interval(left_means, right_means, level)
         return Difference(statistics.fmean(left_means), statistics.fmean(right_means),
                           interval)
     (key,) = common
@@ -112,6 +113,6 @@ def paired_difference(left: list[dict], right: list[dict], first: int | None = N
     if images_a and images_b and len(images_a) == len(images_b) >= 2:
         diffs = [x - y for x, y in zip(images_a, images_b)]
         return Difference(statistics.fmean(images_a), statistics.fmean(images_b),
-                          t_interval(diffs, T_SAMPLES, bounds=(-1.0, 1.0)))
-    interval = newcombe_interval(a[key][0], a[key][1], b[key][0], b[key][1])
+                          t_interval(diffs, T_SAMPLES, level, bounds=(-1.0, 1.0)))
+    interval = newcombe_interval(a[key][0], a[key][1], b[key][0], b[key][1], level)
     return Difference(a[key][0], b[key][0], interval)

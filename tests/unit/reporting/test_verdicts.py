@@ -1,0 +1,131 @@
+"""Issue 27's verdicts on constructed records: the paper's effect size, equivalence by two
+one-sided tests, and claims measured outside the paper's setting."""
+
+from pathlib import Path
+
+import pytest
+
+from clmrepro.reporting.claims import (CLAIMS, FAILS, HOLDS, INCONCLUSIVE, LARGER, REPRODUCED,
+                                       SMALLER, counted, effect_size, equivalence_power,
+                                       evaluate_claims, outcome)
+from clmrepro.reporting.paper import load_paper_tables
+from clmrepro.reporting.stats import T_REPLICATES, Interval
+
+TABLES = load_paper_tables(Path(__file__).resolve().parents[3] / "specs" / "paper_tables.yaml")
+
+
+def replicates(regime, attack, eps, values, dataset="mnist-5k", architecture="lenet5"):
+    return [{"experiment": "mnist", "dataset": dataset, "architecture": architecture,
+             "population": regime, "regime": regime, "attack": attack, "eps": eps,
+             "threat_model": "paper", "mra": v, "per_submodel": [v] * 4, "n_samples": 1000,
+             "replicate": r} for r, v in enumerate(values)]
+
+
+def claim(claim_id):
+    return [c for c in CLAIMS if c.id == claim_id]
+
+
+def interval(low, high):
+    return Interval((low + high) / 2, low, high, T_REPLICATES, 3)
+
+
+@pytest.mark.parametrize("low, high, effect, expected", [
+    (0.006, 0.171, 0.2368, SMALLER),      # the paper's +23.7 above our upper bound
+    (0.006, 0.171, 0.10, REPRODUCED),
+    (0.006, 0.171, 0.001, LARGER),        # ours lies beyond the paper's, away from 0
+    (-0.05, 0.02, -0.068, SMALLER),       # a negative effect farther from 0 than ours
+    (-0.20, -0.10, -0.068, LARGER),
+    (-0.05, -0.01, 0.0, LARGER),          # the paper saw none, we exclude none
+])
+def test_the_size_of_an_effect_against_the_papers(low, high, effect, expected):
+    assert effect_size(interval(low, high), effect) == expected
+    assert effect_size(None, effect) is None
+    assert effect_size(interval(low, high), None) is None
+
+
+def test_clm_beats_ulm_excludes_the_papers_effect_size_in_words():
+    # CLM − ULM = +5 points on every replicate pair; the paper's FGSM effect is +23.68
+    records = (replicates("ulm", "fgsm", 0.3, [0.40, 0.41, 0.42])
+               + replicates("clm", "fgsm", 0.3, [0.45, 0.47, 0.46]))
+    (result,) = evaluate_claims(records, [], claim("mnist-clm-beats-ulm"), TABLES)
+    fgsm = result.evidence[0]
+    assert fgsm.outcome == HOLDS                       # the direction holds ...
+    assert fgsm.paper_effect == pytest.approx(0.2368)
+    assert fgsm.size == SMALLER                        # ... the size does not
+    assert result.verdict != HOLDS                     # four attacks were not run
+    assert "+23.7" in result.size_text and "excluded" in result.size_text
+    assert f"{fgsm.interval.high * 100:+.1f}" in result.size_text
+
+
+def test_an_effect_of_the_papers_size_is_reproduced():
+    # CLM − ULM = +22, +24, +25 points: the paper's +23.68 lies inside
+    records = (replicates("ulm", "fgsm", 0.3, [0.30, 0.28, 0.27])
+               + replicates("clm", "fgsm", 0.3, [0.52, 0.52, 0.52]))
+    (result,) = evaluate_claims(records, [], claim("mnist-clm-beats-ulm"), TABLES)
+    assert result.evidence[0].size == REPRODUCED
+    assert "inside our interval" in result.size_text
+
+
+def test_without_the_papers_tables_rows_have_no_size():
+    records = (replicates("ulm", "fgsm", 0.3, [0.40, 0.41, 0.42])
+               + replicates("clm", "fgsm", 0.3, [0.45, 0.47, 0.46]))
+    (result,) = evaluate_claims(records, [], claim("mnist-clm-beats-ulm"))
+    assert result.evidence[0].size is None and result.size_text == ""
+
+
+def _similar(differences):
+    """ULM-Adv − CLM-Adv = ``differences`` over three replicates (PGD, MNIST, ε = 0.3)."""
+    clm = [0.40, 0.42, 0.41]
+    records = (replicates("ulm-adv", "pgd", 0.3, [c + d for c, d in zip(clm, differences)])
+               + replicates("clm-adv", "pgd", 0.3, clm))
+    (result,) = evaluate_claims(records, [], claim("mnist-adv-similar"), TABLES)
+    return next(e for e in result.evidence if e.label == "PGD")
+
+
+def test_similar_is_an_equivalence_test_on_the_90_percent_interval():
+    # mean +0.3 points, 95% interval [−0.45, +1.05] (crosses the ±1 margin: the old rule said
+    # inconclusive), 90% interval [−0.21, +0.81] inside it: two one-sided tests hold
+    row = _similar([0.000, 0.003, 0.006])
+    assert row.interval.high > 0.01
+    assert outcome(row.interval, "≈") == INCONCLUSIVE
+    assert -0.01 < row.equivalence.low and row.equivalence.high < 0.01
+    assert row.outcome == HOLDS
+    assert row.confirmable_margin == pytest.approx(0.00806, abs=2e-5)
+
+
+def test_similar_fails_when_the_95_percent_interval_lies_outside_the_margin():
+    row = _similar([0.030, 0.031, 0.032])
+    assert row.outcome == FAILS
+
+
+def test_similar_is_inconclusive_when_the_data_cannot_tell():
+    row = _similar([-0.02, 0.0, 0.025])
+    assert row.outcome == INCONCLUSIVE
+    assert row.confirmable_margin > 0.01
+
+
+def test_equivalence_power_grows_with_precision():
+    assert equivalence_power(interval(-0.001, 0.001), 0.01) > 0.99
+    assert equivalence_power(interval(-0.2, 0.2), 0.01) == pytest.approx(0.0, abs=1e-9)
+    wide, narrow = (equivalence_power(interval(-w, w), 0.01) for w in (0.02, 0.01))
+    assert 0.0 <= wide < narrow <= 1.0
+
+
+def _saliency(dataset, architecture):
+    analyses = [{"experiment": "e", "regime": regime, "population": regime, "replicate": 0,
+                 "saliency_cosine": {"0-1": values, "0-2": values}}
+                for regime, values in (("clm", [0.1, 0.2, 0.1]), ("ulm", [0.5, 0.6, 0.55]))]
+    records = [{**r, "experiment": "e"} for r in
+               replicates("ulm", "fgsm", 0.3, [0.4], dataset=dataset, architecture=architecture)]
+    (result,) = evaluate_claims(records, analyses, claim("saliency-more-orthogonal"), TABLES)
+    return result
+
+
+def test_a_claim_measured_off_the_papers_setting_is_labelled_and_not_counted():
+    off = _saliency("mnist-5k", "lenet5")       # the paper ran Fig. 6 on CIFAR-10/ResNet18
+    assert off.verdict == HOLDS and off.off_setting
+    assert counted([off]) == []
+    on = _saliency("cifar10", "resnet18")
+    assert on.verdict == HOLDS and not on.off_setting
+    assert counted([on]) == [on]
+    assert on.claim.setting_text == "CIFAR-10 / ResNet18"
