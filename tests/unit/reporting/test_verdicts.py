@@ -1,5 +1,5 @@
 """Issue 27's verdicts on constructed records: the paper's effect size, equivalence by two
-one-sided tests, and claims measured outside the paper's setting."""
+one-sided tests, claims measured outside the paper's setting, and agreement as a pattern."""
 
 from pathlib import Path
 
@@ -8,8 +8,10 @@ import pytest
 from clmrepro.reporting.claims import (CLAIMS, FAILS, HOLDS, INCONCLUSIVE, LARGER, REPRODUCED,
                                        SMALLER, counted, effect_size, equivalence_power,
                                        evaluate_claims, outcome)
-from clmrepro.reporting.paper import load_paper_tables
+from clmrepro.reporting.agreement import gap_patterns, pattern_lines, reversed_orderings
+from clmrepro.reporting.paper import ATTACKS, load_paper_tables
 from clmrepro.reporting.stats import T_REPLICATES, Interval
+from clmrepro.reporting.tables import paper_table_views
 
 TABLES = load_paper_tables(Path(__file__).resolve().parents[3] / "specs" / "paper_tables.yaml")
 
@@ -129,3 +131,47 @@ def test_a_claim_measured_off_the_papers_setting_is_labelled_and_not_counted():
     assert on.verdict == HOLDS and not on.off_setting
     assert counted([on]) == [on]
     assert on.claim.setting_text == "CIFAR-10 / ResNet18"
+
+
+# ---- agreement as a pattern --------------------------------------------------------------
+
+
+
+def test_a_one_sided_pattern_is_reported_even_when_every_cell_is_consistent():
+    # Table 2 (MNIST, ε = 0.3): ULM 5 points above the paper everywhere, CLM 5 below, with a
+    # spread that keeps the paper's number in every cell's widened interval
+    paper = {t.number: t for t in TABLES}[2].values["mnist"]
+    records = []
+    for attack in ATTACKS:
+        for regime, shift in (("ulm", 0.05), ("clm", -0.05)):
+            base = paper[attack][regime] + shift
+            records += replicates(regime, attack, 0.3, [base - 0.03, base, base + 0.03])
+    views = [v for v in paper_table_views(TABLES, records) if v.table.number == 2]
+    (view,) = views
+    assert all(cells[r].consistent for _, cells, _ in view.rows for r in ("ulm", "clm"))
+    patterns = {p.regime: p for p in gap_patterns(views)}
+    assert (patterns["ulm"].above, patterns["ulm"].compared) == (5, 5)
+    assert (patterns["clm"].below, patterns["clm"].compared) == (5, 5)
+    assert "ulm-adv" not in patterns                      # not run: no pattern
+    # CLM − ULM is the paper's gap (17.7 to 23.7 points) less 10: still CLM first
+    assert reversed_orderings(views) == []
+    (line,) = pattern_lines(views)
+    assert line == ("Table 2 (MNIST): ULM above the paper in 5 of 5 cells; "
+                    "CLM below the paper in 5 of 5 cells.")
+
+
+def test_orderings_reverse_where_our_gap_outweighs_the_papers():
+    paper = {t.number: t for t in TABLES}[2].values["mnist"]
+    records = []
+    for attack in ATTACKS:
+        # ULM 15 points above the paper, CLM 15 below: CLM − ULM is the paper's gap less 30
+        # points, negative for every attack (the paper's largest gap is 23.68)
+        records += replicates("ulm", attack, 0.3, [paper[attack]["ulm"] + 0.15] * 3)
+        records += replicates("clm", attack, 0.3, [paper[attack]["clm"] - 0.15] * 3)
+    views = [v for v in paper_table_views(TABLES, records) if v.table.number == 2]
+    (flip,) = reversed_orderings(views)
+    assert (flip.first, flip.second) == ("clm", "ulm")
+    assert flip.reversed_in == ATTACKS and flip.compared == 5
+    (line,) = pattern_lines(views)
+    assert line.startswith("Table 2 (MNIST): ULM above the paper in 5 of 5 cells; CLM below")
+    assert "the paper's CLM > ULM is reversed in 5 of 5 rows" in line
