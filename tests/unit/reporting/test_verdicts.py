@@ -93,6 +93,8 @@ def test_similar_is_an_equivalence_test_on_the_90_percent_interval():
     assert -0.01 < row.equivalence.low and row.equivalence.high < 0.01
     assert row.outcome == HOLDS
     assert row.confirmable_margin == pytest.approx(0.00806, abs=2e-5)
+    assert row.power == pytest.approx(0.94, abs=0.005)          # docs/statistics.md
+    assert _similar([0.0, 0.03, 0.06]).power == pytest.approx(0.0, abs=1e-9)
 
 
 def test_similar_fails_when_the_95_percent_interval_lies_outside_the_margin():
