@@ -43,7 +43,8 @@ import statistics
 from dataclasses import dataclass
 from typing import Callable
 
-from clmrepro.reporting.estimates import Difference, paired_difference, replicate, units
+from clmrepro.reporting.estimates import (Difference, clean_conditional_difference,
+                                          paired_difference, replicate, units)
 from clmrepro.reporting.paper import (ATTACKS, ATTACK_LABELS, DATASET_LABELS, REGIME_LABELS,
                                       PaperTable, paper_dataset, paper_value)
 from clmrepro.reporting.stats import (LEVEL, T_REPLICATES, T_SAMPLES, Interval, paired_t_interval,
@@ -85,6 +86,16 @@ class Evidence:
     paper_effect: float | None = None      # the paper's left − right for that cell
     equivalence: Interval | None = None    # the 90% interval of left − right (≈ rows)
     off_setting: bool = False              # measured outside the paper's dataset/architecture
+    # the same relation on the images both populations classify correctly when clean
+    # (clean accuracy taken out; estimates.clean_conditional_difference), attack rows only
+    clean_taken_out: "Evidence | None" = None
+
+    @property
+    def confounded(self) -> bool:
+        """Clean accuracy explains the verdict: taken out, the row decides otherwise."""
+        other = self.clean_taken_out
+        return (other is not None and NOT_RUN not in (self.outcome, other.outcome)
+                and other.outcome != self.outcome)
 
     @property
     def size(self) -> str | None:
@@ -188,6 +199,18 @@ class ClaimResult:
     @property
     def size_text(self) -> str:
         return size_sentence(self.evidence)
+
+    @property
+    def confounded_rows(self) -> list[str]:
+        """Rows whose verdict changes once clean accuracy is taken out."""
+        return [e.label for e in self.evidence if e.confounded]
+
+    @property
+    def clean_verdict(self) -> str:
+        """The claim's verdict with clean accuracy taken out (rows without the per-image
+        data for it are not run)."""
+        rows = [e.clean_taken_out for e in self.evidence if e.clean_taken_out is not None]
+        return combine([e.outcome for e in rows]) if rows else NOT_RUN
 
     @property
     def k_text(self) -> str:
@@ -331,12 +354,36 @@ def _pairwise(family: str, eps: float, left: str, right: str,
         for attack, relation in relations.items():
             a = [r for r in records if matches(r, family, left, attack, eps)]
             b = [r for r in records if matches(r, family, right, attack, eps)]
-            rows.append(_row(ATTACK_LABELS[attack], REGIME_LABELS[left], a,
-                             REGIME_LABELS[right], b, relation, paired_difference(a, b),
-                             cell=(family, attack, eps, left, right),
-                             architecture=PAPER_ARCHITECTURE[family]))
+            row = _row(ATTACK_LABELS[attack], REGIME_LABELS[left], a, REGIME_LABELS[right],
+                       b, relation, paired_difference(a, b),
+                       cell=(family, attack, eps, left, right),
+                       architecture=PAPER_ARCHITECTURE[family])
+            if attack != "benign":
+                row.clean_taken_out = _clean_row(records, family, left, right, a, b, relation)
+            rows.append(row)
         return rows
     return evaluate
+
+
+def _clean_row(records: list[dict], family: str, left: str, right: str, a: list[dict],
+               b: list[dict], relation: str) -> Evidence:
+    """The row again on the images both classify correctly when clean (benign records of
+    the same populations and replicates)."""
+    clean_a = [r for r in records if matches(r, family, left, "benign", 0.0)]
+    clean_b = [r for r in records if matches(r, family, right, "benign", 0.0)]
+    difference = clean_conditional_difference(a, b, clean_a, clean_b)
+    label = "clean-correct images"
+    if difference is None:
+        return Evidence(label, REGIME_LABELS[left], None, REGIME_LABELS[right], None,
+                        relation, None, NOT_RUN)
+    equivalence = None
+    if relation == "≈":
+        found = clean_conditional_difference(a, b, clean_a, clean_b, EQUIVALENCE_LEVEL)
+        equivalence = None if found is None else found.interval
+    return Evidence(label, REGIME_LABELS[left], difference.left, REGIME_LABELS[right],
+                    difference.right, relation, difference.interval,
+                    outcome(difference.interval, relation, equivalence),
+                    equivalence=equivalence)
 
 
 def _all(relation: str) -> dict[str, str]:

@@ -177,3 +177,47 @@ def test_orderings_reverse_where_our_gap_outweighs_the_papers():
     (line,) = pattern_lines(views)
     assert line.startswith("Table 2 (MNIST): ULM above the paper in 5 of 5 cells; CLM below")
     assert "the paper's CLM > ULM is reversed in 5 of 5 rows" in line
+
+
+# ---- clean accuracy taken out --------------------------------------------------------------
+
+def per_image(regime, attack, eps, values):
+    return {"experiment": "mnist", "dataset": "mnist-5k", "architecture": "lenet5",
+            "population": regime, "regime": regime, "attack": attack, "eps": eps,
+            "threat_model": "paper", "mra": sum(values) / len(values), "per_image": values,
+            "per_submodel": [0.5] * 4, "n_samples": len(values), "replicate": 0}
+
+
+def test_a_verdict_that_clean_accuracy_explains_flips_when_it_is_taken_out():
+    # ULM is right on only the first 5 clean images, CLM on all 10. Under FGSM both give the
+    # same answers on those 5; CLM's lead comes from the 5 images ULM never knew.
+    same = [0.5, 0.25, 0.5, 0.75, 0.5]
+    records = [per_image("ulm", "benign", 0.0, [1.0] * 5 + [0.0] * 5),
+               per_image("clm", "benign", 0.0, [1.0] * 10),
+               per_image("ulm", "fgsm", 0.3, same + [0.0] * 5),
+               per_image("clm", "fgsm", 0.3, same + [0.5] * 5)]
+    (result,) = evaluate_claims(records, [], claim("mnist-clm-beats-ulm"), TABLES)
+    fgsm = result.evidence[0]
+    assert fgsm.outcome == HOLDS                               # +25 points over all images
+    assert fgsm.clean_taken_out.outcome == FAILS               # +0 on the clean-correct five
+    assert fgsm.clean_taken_out.interval.k == 1 and fgsm.clean_taken_out.interval.n == 5
+    assert fgsm.confounded and result.confounded_rows == ["FGSM"]
+
+
+def test_a_verdict_that_survives_without_clean_accuracy_is_not_confounded():
+    records = [per_image("ulm", "benign", 0.0, [1.0] * 10),
+               per_image("clm", "benign", 0.0, [1.0] * 10),
+               per_image("ulm", "fgsm", 0.3, [0.25, 0.5] * 5),
+               per_image("clm", "fgsm", 0.3, [0.5, 1.0] * 5)]
+    (result,) = evaluate_claims(records, [], claim("mnist-clm-beats-ulm"), TABLES)
+    fgsm = result.evidence[0]
+    assert fgsm.outcome == HOLDS and fgsm.clean_taken_out.outcome == HOLDS
+    assert not fgsm.confounded and result.confounded_rows == []
+
+
+def test_without_per_image_values_clean_accuracy_cannot_be_taken_out():
+    records = (replicates("ulm", "fgsm", 0.3, [0.40, 0.41, 0.42])
+               + replicates("clm", "fgsm", 0.3, [0.45, 0.47, 0.46]))
+    (result,) = evaluate_claims(records, [], claim("mnist-clm-beats-ulm"), TABLES)
+    assert result.evidence[0].clean_taken_out.outcome == "not run"
+    assert not result.evidence[0].confounded
