@@ -50,7 +50,7 @@ demo: $(STAMP)
 	echo "        $(CURDIR)/reports/$$name/report.md"
 
 # `dvc commit` (and `dvc pull`) rewrite the outputs' files, so their times no longer follow the DAG
-# and Snakemake would rerun everything: `clmrepro restore` touches them in DAG order (REFERENCE §4).
+# and Snakemake would rerun everything: `clmrepro restore` touches them in DAG order (docs/reference.md §4).
 # After `dvc pull` on a new machine: mark the pulled outputs current for Snakemake (every compiled
 # spec whose outputs exist; the demo commits and restores only its own spec).
 restore: $(STAMP)

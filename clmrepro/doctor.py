@@ -274,9 +274,9 @@ def check_data(plan: Plan, root: Path,
 
 
 def _missing_bytes(plan: Plan, root: Path) -> tuple[int, int, int]:
-    """(outputs not on disk yet, the largest job's resumable state, dataset bytes to download
-    or decode).  A data job's decoded file is one of the plan's outputs; a dataset without one
-    (fake-cifar10) is decoded into core.data's cache."""
+    """(outputs not on disk yet, the largest job's resumable state, dataset bytes to
+    download).  A data job's decoded file is one of the plan's outputs; a dataset without one
+    (fake-cifar10) is generated in memory."""
     sizes = plan_bytes(plan)
     outputs = sum(size for job in sizes.jobs for name, size in job.outputs.items()
                   if not (root / job.paths[name]).exists())
@@ -287,10 +287,6 @@ def _missing_bytes(plan: Plan, root: Path) -> tuple[int, int, int]:
         dataset, prepared = datasets[data.name]
         if not dataset_place(dataset, root, prepared)[0]:
             fetch += data.raw
-        # core.data's decoded copy: <root>/cache/<name>-<16 hex digits: the sources' key>.pt
-        # (not a bare `mnist-*`, which would take mnist-5k's cache for MNIST's)
-        if prepared is None and not any((root / dataset.get("root", "data") / "cache").glob(f"{data.name}-{'?' * 16}.pt")):
-            fetch += data.decoded
     return outputs, state, fetch
 
 

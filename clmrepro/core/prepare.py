@@ -61,8 +61,8 @@ def dataset_lock(data_out: Path, say: Say) -> Iterator[None]:
 
 
 def _serialized(blob: dict) -> bytes:
-    """torch.save bytes of compact copies: the same tensors give the same bytes whether they
-    were decoded now or read from the decode cache."""
+    """torch.save bytes of compact copies: the same tensors give the same bytes whatever
+    views or storage the decoding left them in."""
     import torch
 
     buffer = io.BytesIO()
@@ -113,7 +113,7 @@ def prepare_dataset(name: str, root: str | Path, data_out: str | Path, manifest_
         fields = prepared_fields(name)
         if set(blob) != set(fields):
             raise DatasetUnavailable(f"{root}: decoding {name} gave {sorted(blob)}, expected "
-                                     f"{list(fields)}; delete {root / 'cache'} and rerun")
+                                     f"{list(fields)}")
         data = _serialized(blob)
         atomic_write_bytes(data_out, data)
         manifest = {**expected, "data": {

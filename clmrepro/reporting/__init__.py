@@ -9,6 +9,7 @@ tables      cells as mean [95% interval] vs paper; the one place numbers are for
 claims      the paper's claims as checks (holds / fails / inconclusive / not run), each
             robustness claim also under the strongest attack
 sanity      is the robustness real? checks that catch a failed attack (pass / flag / not run)
+robustness  the report's robustness section, assembled once from the checks' results
 figures     Fig. 4-6 analogues, transfer heat maps, reproduced-vs-paper bars (PNG, Agg)
 provenance  spec and lock hashes, git commit, versions, Snakemake benchmark costs
 render      render_report (Markdown + self-contained HTML), write_index

@@ -27,8 +27,8 @@ from clmrepro.reporting.inference import split
 from clmrepro.reporting.paper import load_paper_tables, paper_value
 from clmrepro.reporting.provenance import collect
 from clmrepro.reporting.render import ReportData, render_report, write_index
-from clmrepro.reporting.sanity import (CheckResult, FLAG, PASS, decode_check_file,
-                                       run_checks)
+from clmrepro.reporting.robustness import RobustnessSection, assemble, read_check_files
+from clmrepro.reporting.sanity import FLAG, PASS, CheckResult
 from clmrepro.reporting.stats import Interval
 from clmrepro.reporting.strongest import STRONGEST, strongest_records
 from clmrepro.reporting.tables import Cell, paper_table_views, record_sort_key, summarise
@@ -107,11 +107,6 @@ def _place(path: Path, known: set[tuple[str, str]]) -> tuple[str, str, int]:
     if match and not (flat in known and nested not in known):
         return nested[0], nested[1], int(match.group(1))
     return flat[0], flat[1], 0
-
-
-def read_check_files(paths: list[str]) -> list[dict]:
-    """The sanity job's check files, decoded (reporting.sanity.decode_check_file)."""
-    return [decode_check_file(_read_json(path), str(path)) for path in paths]
 
 
 def with_strongest(records: list[dict]) -> list[dict]:
@@ -205,9 +200,9 @@ def sanity_json(results: list[CheckResult]) -> list[dict]:
 
 
 def metrics_json(spec_name: str, description: str, records: list[dict], claims: list,
-                 tables: list, sanity: list[CheckResult] | None = None) -> dict:
+                 tables: list, robustness: RobustnessSection | None = None) -> dict:
     cells = summarise(paper_table_views(tables, records))
-    sanity = sanity or []
+    robustness = robustness or RobustnessSection()
     return {
         "schema_version": SCHEMA_VERSION, "spec": spec_name, "description": description,
         "records": [{k: v for k, v in r.items() if k not in IN_MEMORY_ONLY} for r in records],
@@ -216,7 +211,7 @@ def metrics_json(spec_name: str, description: str, records: list[dict], claims: 
                     "evidence": [_evidence_json(e) for e in c.evidence],
                     "strongest": _strongest_json(c)}
                    for c in claims],
-        "sanity": sanity_json(sanity),
+        "sanity": sanity_json(list(robustness.results)),
         "summary": {"claims_hold": sum(c.verdict == HOLDS for c in claims),
                     "claims_fail": sum(c.verdict == FAILS for c in claims),
                     "claims_inconclusive": sum(c.verdict == INCONCLUSIVE for c in claims),
@@ -225,9 +220,9 @@ def metrics_json(spec_name: str, description: str, records: list[dict], claims: 
                     "cells_consistent": cells.consistent,
                     "cells_inconsistent": cells.inconsistent, "cells_not_run": cells.not_run,
                     "tolerance_points": cells.tolerance_points,
-                    "checks_flagged": sum(r.verdict == FLAG for r in sanity),
-                    "checks_passed": sum(r.verdict == PASS for r in sanity),
-                    "checks_not_run": sum(r.verdict == NOT_RUN for r in sanity)},
+                    "checks_flagged": robustness.counts[FLAG],
+                    "checks_passed": robustness.counts[PASS],
+                    "checks_not_run": robustness.counts[NOT_RUN]},
     }
 
 
@@ -246,11 +241,12 @@ def build_report(job: dict) -> None:
                  "population": item["record"].get("population", item["population"]),
                  "replicate": item["replicate"]}
                 for item in _located(_as_list(inputs.get("analyses")), known)]
+    # evaluated once: metrics.json and both rendered reports read these results
     claims = evaluate_claims(records, analyses)
-    # absent on plans written before the sanity job existed
-    sanity = run_checks(records, read_check_files(_as_list(inputs.get("sanity"))))
+    # the sanity job's check files are absent on plans written before it existed
+    robustness = assemble(records, read_check_files(_as_list(inputs.get("sanity"))))
     description = params.get("description", "")
-    metrics = metrics_json(spec_name, description, records, claims, tables, sanity)
+    metrics = metrics_json(spec_name, description, records, claims, tables, robustness)
     metrics["records"] += [{k: v for k, v in r.items() if k not in IN_MEMORY_ONLY}
                            for r in rule_records]
     atomic_write_json(outputs["metrics"], metrics)
@@ -267,8 +263,9 @@ def build_report(job: dict) -> None:
     data = ReportData(spec_name=spec_name, description=description,
                       departures=list(params.get("departures", [])), records=records,
                       trainings=trainings, analyses=analyses, tables=tables,
-                      provenance=provenance, sweeps=list(params.get("sweeps") or []),
+                      provenance=provenance, claims=claims,
+                      sweeps=list(params.get("sweeps") or []),
                       precision_notes=list(params.get("precision_notes") or []),
-                      sanity=sanity, rule_records=rule_records)
+                      robustness=robustness, rule_records=rule_records)
     render_report(data, outputs["report_md"], outputs["report_html"], outputs["figures"])
     write_index(Path(outputs["report_html"]).parent.parent)

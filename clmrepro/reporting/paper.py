@@ -23,6 +23,7 @@ REGIME_LABELS = {"ulm": "ULM", "clm": "CLM", "ulm-adv": "ULM-Adv", "clm-adv": "C
                  # the diversity baselines (not in the paper)
                  "adp": "ADP", "gal": "GAL", "trs": "TRS", "dverge": "DVERGE"}
 DATASET_LABELS = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
+THREAT_LABELS = {"paper": "paper protocol", "transfer": "transfer", "adaptive": "adaptive"}
 
 # Paths write eps with 6 significant digits (0.0314 or 0.0313725 for 8/255), so budgets are
 # matched with a tolerance far below the gap between any two of the paper's budgets.

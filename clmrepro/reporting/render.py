@@ -19,15 +19,15 @@ from clmrepro.core.checkpoints import atomic_write_text
 from clmrepro.reporting import baselines as base
 from clmrepro.reporting import figures as figs
 from clmrepro.reporting import tables as tab
-from clmrepro.reporting.claims import VERDICTS, evaluate_claims
+from clmrepro.reporting.claims import VERDICTS, ClaimResult
 from clmrepro.reporting.inference import inference_tables
-from clmrepro.reporting.paper import (ATTACK_LABELS, DATASET_LABELS, REGIME_LABELS, PaperTable,
-                                      paper_dataset)
+from clmrepro.reporting.paper import (ATTACK_LABELS, DATASET_LABELS, REGIME_LABELS,
+                                      THREAT_LABELS, PaperTable, paper_dataset)
 from clmrepro.reporting.provenance import Provenance
-from clmrepro.reporting.sanity import (CHECK_TITLES, CHECK_VERDICTS, FLAG, CheckResult,
-                                       sanity_views)
+from clmrepro.reporting.robustness import RobustnessSection
 from clmrepro.reporting.strongest import STRONGEST
 from clmrepro.reporting.sweeps import sweep_figures
+from clmrepro.reporting.tables import markdown_text
 
 THREAT_MODEL_TEXT = {
     "paper": "The paper's protocol: for each batch one submodel, drawn uniformly, crafts the "
@@ -63,14 +63,6 @@ ADAPTIVE_WHY = (
     "found randomized ensembles weaker than one adversarially trained model). The adaptive "
     "number is the one to trust.")
 
-
-SANITY_TEXT = (
-    "Checks that catch a failed attack (docs/sanity.md gives each rule, its source and what to "
-    "do): per population, each check under each threat model says flag, pass or not run, with "
-    "the numbers it compared (differences as points with their 95% interval, paired by "
-    "replicate for K ≥ 2 and image by image for K = 1). A flag means the attack behind a "
-    "robustness number may have failed, so that number is an upper bound; — marks a check that "
-    "does not apply to a threat model.")
 STRONGEST_TEXT = (
     "Strongest (per image): for each test image the lowest expected accuracy over every attack "
     "run under that threat model (Carlini et al. 2019: report the per-example minimum over all "
@@ -84,14 +76,6 @@ SUCCESS_TEXT = {
         "success with one random submodel's answer and then skips the later sub-attacks for "
         "that image."),
 }
-
-
-THREAT_LABELS = {"paper": "paper protocol", "transfer": "transfer", "adaptive": "adaptive"}
-
-
-def markdown_text(text: object) -> str:
-    """User text in Markdown: raw HTML would pass through most renderers, so escape it."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def dataset_notes(records: list[dict]) -> list[str]:
@@ -136,10 +120,12 @@ class ReportData:
     analyses: list[dict]           # analysis.json + "experiment", "population"
     tables: list[PaperTable]
     provenance: Provenance
+    claims: list[ClaimResult]      # reporting.claims.evaluate_claims, run once by build
     sweeps: list[dict] = field(default_factory=list)  # report job's `sweeps` (spec.sweeps)
     # stated choices of precision (replicates, transfer/adaptive subsets): not departures
     precision_notes: list[str] = field(default_factory=list)
-    sanity: list[CheckResult] = field(default_factory=list)   # reporting.sanity.run_checks
+    # the robustness section, assembled once by reporting.robustness.assemble
+    robustness: RobustnessSection = field(default_factory=RobustnessSection)
     # records of the deterministic inference rules (reporting.inference)
     rule_records: list[dict] = field(default_factory=list)
 
@@ -178,7 +164,7 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
 
 def _context(data: ReportData, figures_dir: Path) -> dict:
     views = tab.paper_table_views(data.tables, data.records)
-    claims = evaluate_claims(data.records, data.analyses)
+    claims = data.claims
     figures = (figs.mra_bar_figures(views, figures_dir)
                + figs.conv1_figures(data.trainings, figures_dir)
                + figs.conv1_spread_figure(data.trainings, figures_dir)
@@ -186,15 +172,12 @@ def _context(data: ReportData, figures_dir: Path) -> dict:
                + figs.saliency_figures(data.analyses, figures_dir)
                + figs.transfer_figures(data.records, figures_dir)
                + sweep_figures(data.records, data.sweeps, figures_dir))
-    sanity = sanity_views(data.sanity)
     baselines = _baselines(data)
     figures += figs.cost_figures(baselines["tables"], baselines["costs"], figures_dir)
     return {
         "baselines": baselines, "inference_text": INFERENCE_TEXT,
         "inference": inference_tables(data.records, data.rule_records),
-        "sanity_views": sanity, "sanity_text": SANITY_TEXT,
-        "sanity_counts": {v: sum(r.verdict == v for r in data.sanity) for v in CHECK_VERDICTS},
-        "sanity_rules": _rules(data.sanity), "strongest_text": STRONGEST_TEXT,
+        "robustness": data.robustness, "strongest_text": STRONGEST_TEXT,
         "strongest_sources": strongest_sources(data.records),
         "adaptive_params": adaptive_params(data.records),
         "data": data, "views": views, "claims": claims,
@@ -246,39 +229,10 @@ def _baselines(data: ReportData) -> dict:
     }
 
 
-def _rules(results: list[CheckResult]) -> list[tuple[str, str, str]]:
-    """(check title, rule, source), each distinct rule once, in check order; a check whose
-    rule differs between threat models names them ("budget (adaptive)")."""
-    order = list(CHECK_TITLES)
-    scopes: dict[tuple[str, str, str], set[str]] = {}
-    for r in results:
-        scopes.setdefault((r.check, r.rule, r.source), set()).add(r.threat_model)
-    out = []
-    for (check, rule, source), threats in sorted(scopes.items(),
-                                                 key=lambda item: order.index(item[0][0])):
-        title = CHECK_TITLES[check]
-        if sum(c == check for c, _, _ in scopes) > 1:
-            named = [THREAT_LABELS[t] for t in tab.THREAT_MODELS if t in threats]
-            title = f"{title} ({', '.join(named)})"
-        out.append((title, rule, source))
-    return out
-
-
-def sanity_cell_markdown(result: CheckResult | None) -> str:
-    """"**flag**: PGD − FGSM ...": the verdict as a word, then its key evidence."""
-    if result is None:
-        return "—"
-    word = f"**{result.verdict}**" if result.verdict == FLAG else result.verdict
-    return f"{word}: {markdown_text(result.key_text)}" if result.key_text else word
-
-
 def _markdown_tables(context: dict) -> dict:
     """Pre-rendered tabulate tables for the Markdown report."""
     md = {"views": [_md_table(*tab.markdown_rows(v)) for v in context["views"]]}
-    md["sanity"] = [_md_table(
-        ["check", "paper protocol", "transfer", "adaptive"],
-        [[title] + [sanity_cell_markdown(cells.get(t)) for t in tab.THREAT_MODELS]
-         for title, cells in view.rows]) for view in context["sanity_views"]]
+    md["robustness"] = context["robustness"].markdown_tables()
     md["threat"] = _md_table(
         ["experiment", "population", "attack", "ε", "paper protocol", "transfer", "adaptive",
          "paper (its protocol)"],

