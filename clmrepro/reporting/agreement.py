@@ -50,8 +50,8 @@ class Ordering:
         first = REGIME_LABELS.get(self.first, self.first)
         second = REGIME_LABELS.get(self.second, self.second)
         attacks = ", ".join(ATTACK_LABELS.get(a, a) for a in self.reversed_in)
-        return (f"the paper's {first} > {second} is reversed in {len(self.reversed_in)} of "
-                f"{self.compared} rows ({attacks})")
+        return (f"the paper ranks {first} above {second}; our means reverse that in "
+                f"{len(self.reversed_in)} of {self.compared} rows ({attacks})")
 
 
 def gap_patterns(views: list[PaperTableView]) -> list[GapPattern]:
@@ -104,5 +104,7 @@ def pattern_lines(views: list[PaperTableView]) -> list[str]:
                  if (o.table, o.dataset) == (view.table.number, view.dataset)]
         dataset = DATASET_LABELS.get(view.dataset, view.dataset)
         line = f"Table {view.table.number} ({dataset}): " + "; ".join(mine)
-        lines.append(line + (". " + "; ".join(flips) if flips else "") + ".")
+        if flips:
+            line += ". " + "; ".join(flips)[0].upper() + "; ".join(flips)[1:]
+        lines.append(line + ".")
     return lines

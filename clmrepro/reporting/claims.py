@@ -98,7 +98,7 @@ class Evidence:
                 and other.outcome != self.outcome)
 
     @property
-    def size(self) -> str | None:
+    def effect(self) -> str | None:
         """reproduced / smaller / larger than reported; None without the paper's effect."""
         return effect_size(self.interval, self.paper_effect)
 
@@ -116,6 +116,11 @@ class Evidence:
         if self.relation != "≈" or self.interval is None:
             return None
         return equivalence_power(self.interval, SIMILAR_POINTS / 100.0)
+
+    @property
+    def equivalence_text(self) -> str:
+        """The 90% interval of an ≈ row, "[−0.21, +0.81]" points."""
+        return "" if self.equivalence is None else difference_text(self.equivalence, self.unit)
 
     @property
     def paper_effect_text(self) -> str:
@@ -189,16 +194,16 @@ class ClaimResult:
         return bool(run) and all(e.off_setting for e in run)
 
     @property
-    def size(self) -> str | None:
+    def effect(self) -> str | None:
         """The rows' size verdicts in one word: all reproduced / smaller / larger, or mixed."""
-        sizes = {e.size for e in self.evidence if e.size is not None}
+        sizes = {e.effect for e in self.evidence if e.effect is not None}
         if not sizes:
             return None
         return sizes.pop() if len(sizes) == 1 else MIXED
 
     @property
-    def size_text(self) -> str:
-        return size_sentence(self.evidence)
+    def effect_text(self) -> str:
+        return effect_sentence(self.evidence)
 
     @property
     def confounded_rows(self) -> list[str]:
@@ -283,17 +288,17 @@ def points_text(value: float, unit: str = "percent") -> str:
     return f"{value * 100:+.1f}" if unit == "percent" else f"{value:+.3f}"
 
 
-def size_sentence(evidence: list[Evidence]) -> str:
+def effect_sentence(evidence: list[Evidence]) -> str:
     """The rows' sizes in words, e.g. "the paper's +18.4 to +23.7 points are excluded under
     every row: ours at most +17.1 (FGSM)"; "" when no row has the paper's effect."""
-    rows = [e for e in evidence if e.size is not None]
+    rows = [e for e in evidence if e.effect is not None]
     if not rows:
         return ""
     unit = " points" if rows[0].unit == "percent" else ""
     effects = sorted(e.paper_effect for e in rows)
     span = (points_text(effects[0], rows[0].unit) if effects[0] == effects[-1] else
             f"{points_text(effects[0], rows[0].unit)} to {points_text(effects[-1], rows[0].unit)}")
-    sizes = [e.size for e in rows]
+    sizes = [e.effect for e in rows]
     every = "every row" if len(rows) > 1 else "its row"
     if all(size == REPRODUCED for size in sizes):
         return f"the paper's {span}{unit} lie inside our interval in {every}"
@@ -309,7 +314,7 @@ def size_sentence(evidence: list[Evidence]) -> str:
         return f"the paper's {span}{unit} are excluded in {every}, ours smaller"
     parts = []
     for size in (REPRODUCED, SMALLER, LARGER):
-        labels = [e.label for e in rows if e.size == size]
+        labels = [e.label for e in rows if e.effect == size]
         if labels:
             parts.append(f"{size}: {', '.join(labels)}")
     return f"against the paper's {span}{unit}, " + "; ".join(parts)
@@ -460,9 +465,14 @@ def _saliency_difference(clm: dict[int, list[float]], ulm: dict[int, list[float]
 SALIENCY_SETTING = ("cifar10", "resnet18")
 
 
-def _experiment_settings(records: list[dict]) -> dict[str, tuple[str | None, str | None]]:
-    """experiment -> (the paper's dataset it stands for, architecture), from its records."""
-    return {r["experiment"]: (paper_dataset(r["dataset"]), r.get("architecture"))
+NOT_THE_PAPERS = "none"   # a dataset the paper did not use (fake-cifar10)
+
+
+def _experiment_settings(records: list[dict]) -> dict[str, tuple[str, str | None]]:
+    """experiment -> (the paper's dataset it stands for, or NOT_THE_PAPERS; architecture),
+    from its records."""
+    return {r["experiment"]: (paper_dataset(r["dataset"]) or NOT_THE_PAPERS,
+                              r.get("architecture"))
             for r in records if "experiment" in r and "dataset" in r}
 
 
@@ -593,3 +603,55 @@ def counted(results: list[ClaimResult]) -> list[ClaimResult]:
     """The claims that count towards "did it reproduce": those measured in the paper's
     setting (or not run at all)."""
     return [r for r in results if not r.off_setting]
+
+
+def _span(values: list[float], unit: str) -> str:
+    if not values:
+        return "—"
+    low, high = min(values), max(values)
+    return (points_text(low, unit) if abs(high - low) < 5e-4
+            else f"{points_text(low, unit)} to {points_text(high, unit)}")
+
+
+@dataclass(frozen=True)
+class ScreenRow:
+    """One claim on the report's first screen (issue 27)."""
+
+    claim: str             # the claim in a few words, with its setting
+    paper: str             # the paper's effect (points), over the claim's rows
+    ours: str              # our differences (points), over the claim's rows
+    direction: str         # the verdict on the direction
+    effect: str            # the size against the paper's effect, in words
+    strongest: str         # the verdict under the strongest attack, or "—"
+
+
+def first_screen(results: list[ClaimResult]) -> tuple[list[ScreenRow], list[str], list[str]]:
+    """(one row per claim that ran in the paper's setting, the titles of claims not run, the
+    titles of claims measured only outside the paper's setting)."""
+    rows, not_run, off = [], [], []
+    for result in results:
+        claim = result.claim
+        title = claim.title or claim.id
+        named = f"{title} ({claim.setting_text})" if claim.setting else title
+        if result.verdict == NOT_RUN and not any(e.outcome != NOT_RUN for e in result.evidence):
+            not_run.append(named)
+            continue
+        if result.off_setting:
+            off.append(f"{named}: measured on another setting, {result.verdict}")
+            continue
+        ran = [e for e in result.evidence if e.interval is not None and not e.off_setting]
+        unit = ran[0].unit if ran else "percent"
+        direction = result.verdict
+        if result.confounded_rows:
+            direction += (f"; with clean accuracy taken out {result.clean_verdict} "
+                          f"(clean accuracy explains {', '.join(result.confounded_rows)})")
+        strongest = ("—" if result.strongest is None else result.strongest.outcome
+                     if result.strongest.interval is None else
+                     f"{result.strongest.outcome}, {result.strongest.difference_text}")
+        if direction == NOT_RUN:
+            direction += f" ({len(ran)} of {len(result.evidence)} rows run)"
+        rows.append(ScreenRow(
+            named, _span([e.paper_effect for e in ran if e.paper_effect is not None], unit),
+            _span([e.difference for e in ran], unit), direction,
+            result.effect_text or "—", strongest))
+    return rows, not_run, off

@@ -53,10 +53,10 @@ def test_clm_beats_ulm_excludes_the_papers_effect_size_in_words():
     fgsm = result.evidence[0]
     assert fgsm.outcome == HOLDS                       # the direction holds ...
     assert fgsm.paper_effect == pytest.approx(0.2368)
-    assert fgsm.size == SMALLER                        # ... the size does not
+    assert fgsm.effect == SMALLER                        # ... the size does not
     assert result.verdict != HOLDS                     # four attacks were not run
-    assert "+23.7" in result.size_text and "excluded" in result.size_text
-    assert f"{fgsm.interval.high * 100:+.1f}" in result.size_text
+    assert "+23.7" in result.effect_text and "excluded" in result.effect_text
+    assert f"{fgsm.interval.high * 100:+.1f}" in result.effect_text
 
 
 def test_an_effect_of_the_papers_size_is_reproduced():
@@ -64,15 +64,15 @@ def test_an_effect_of_the_papers_size_is_reproduced():
     records = (replicates("ulm", "fgsm", 0.3, [0.30, 0.28, 0.27])
                + replicates("clm", "fgsm", 0.3, [0.52, 0.52, 0.52]))
     (result,) = evaluate_claims(records, [], claim("mnist-clm-beats-ulm"), TABLES)
-    assert result.evidence[0].size == REPRODUCED
-    assert "inside our interval" in result.size_text
+    assert result.evidence[0].effect == REPRODUCED
+    assert "inside our interval" in result.effect_text
 
 
 def test_without_the_papers_tables_rows_have_no_size():
     records = (replicates("ulm", "fgsm", 0.3, [0.40, 0.41, 0.42])
                + replicates("clm", "fgsm", 0.3, [0.45, 0.47, 0.46]))
     (result,) = evaluate_claims(records, [], claim("mnist-clm-beats-ulm"))
-    assert result.evidence[0].size is None and result.size_text == ""
+    assert result.evidence[0].effect is None and result.effect_text == ""
 
 
 def _similar(differences):
@@ -176,7 +176,7 @@ def test_orderings_reverse_where_our_gap_outweighs_the_papers():
     assert flip.reversed_in == ATTACKS and flip.compared == 5
     (line,) = pattern_lines(views)
     assert line.startswith("Table 2 (MNIST): ULM above the paper in 5 of 5 cells; CLM below")
-    assert "the paper's CLM > ULM is reversed in 5 of 5 rows" in line
+    assert "cells. The paper ranks CLM above ULM; our means reverse that in 5 of 5 rows" in line
 
 
 # ---- clean accuracy taken out --------------------------------------------------------------
@@ -221,3 +221,20 @@ def test_without_per_image_values_clean_accuracy_cannot_be_taken_out():
     (result,) = evaluate_claims(records, [], claim("mnist-clm-beats-ulm"), TABLES)
     assert result.evidence[0].clean_taken_out.outcome == "not run"
     assert not result.evidence[0].confounded
+
+
+def test_the_first_screen_has_one_row_per_claim_run_and_lists_the_rest():
+    from clmrepro.reporting.claims import first_screen
+    records = (replicates("ulm", "fgsm", 0.3, [0.40, 0.41, 0.42])
+               + replicates("clm", "fgsm", 0.3, [0.45, 0.47, 0.46]))
+    analyses = [{"experiment": "mnist", "regime": regime, "population": regime, "replicate": 0,
+                 "saliency_cosine": {"0-1": values, "0-2": values}}
+                for regime, values in (("clm", [0.1, 0.2, 0.1]), ("ulm", [0.5, 0.6, 0.55]))]
+    rows, not_run, off = first_screen(evaluate_claims(records, analyses, tables=TABLES))
+    (row,) = rows
+    assert row.claim == "CLM beats ULM (MNIST / LeNet5)"
+    assert row.paper == "+23.7" and row.ours == "+5.0"
+    assert "excluded" in row.effect
+    assert "CLM beats ULM (CIFAR-10 / ResNet18)" in not_run
+    assert off == ["CLM saliency maps are more orthogonal (CIFAR-10 / ResNet18): measured on "
+                   "another setting, holds"]
