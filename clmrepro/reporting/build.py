@@ -20,7 +20,8 @@ from pathlib import Path
 from clmrepro.core.checkpoints import atomic_write_json, atomic_write_text
 from clmrepro.core.per_image import expected_accuracy, unpack
 from clmrepro.plan import paths
-from clmrepro.reporting.claims import FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, evaluate_claims
+from clmrepro.reporting.claims import (FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, counted,
+                                       evaluate_claims)
 from clmrepro.reporting.dvc_metrics import write_dvc_views
 from clmrepro.reporting.estimates import replicate
 from clmrepro.reporting.inference import split
@@ -171,9 +172,27 @@ def cell_summaries(records: list[dict]) -> list[dict]:
     return out
 
 
+def _optional(value: float | None) -> float | None:
+    return None if value is None else _rounded(value)
+
+
 def _evidence_json(e) -> dict:
-    return {"label": e.label, "left": e.left_name, "right": e.right_name,
-            "relation": e.relation, "outcome": e.outcome, **_interval_json(e.interval)}
+    """A claim row: its direction's interval and outcome; the paper's effect and the size
+    verdict; for ≈ rows the 90% interval of the equivalence test, the smallest margin it
+    confirms and its power; the row again with clean accuracy taken out (issue 27)."""
+    out = {"label": e.label, "left": e.left_name, "right": e.right_name,
+           "relation": e.relation, "outcome": e.outcome, **_interval_json(e.interval),
+           "paper_effect": e.paper_effect, "effect": e.effect, "off_setting": e.off_setting}
+    if e.equivalence is not None:
+        out["equivalence"] = {"level": 0.9, "low": _rounded(e.equivalence.low),
+                              "high": _rounded(e.equivalence.high),
+                              "confirmable_margin": _optional(e.confirmable_margin),
+                              "power": _optional(e.power)}
+    if e.clean_taken_out is not None:
+        c = e.clean_taken_out
+        out["clean_taken_out"] = {"outcome": c.outcome, **_interval_json(c.interval),
+                                  "confounded": e.confounded}
+    return out
 
 
 def _strongest_json(result) -> dict | None:
@@ -208,15 +227,23 @@ def metrics_json(spec_name: str, description: str, records: list[dict], claims: 
         "records": [{k: v for k, v in r.items() if k not in IN_MEMORY_ONLY} for r in records],
         "cells": cell_summaries(records),
         "claims": [{"id": c.claim.id, "verdict": c.verdict,
+                    "setting": list(c.claim.setting) if c.claim.setting else None,
+                    "off_setting": c.off_setting, "effect": c.effect,
+                    "effect_text": c.effect_text, "clean_verdict": c.clean_verdict,
+                    "confounded_rows": c.confounded_rows,
                     "evidence": [_evidence_json(e) for e in c.evidence],
                     "strongest": _strongest_json(c)}
                    for c in claims],
         "sanity": sanity_json(list(robustness.results)),
-        "summary": {"claims_hold": sum(c.verdict == HOLDS for c in claims),
-                    "claims_fail": sum(c.verdict == FAILS for c in claims),
-                    "claims_inconclusive": sum(c.verdict == INCONCLUSIVE for c in claims),
-                    "claims_run": sum(c.verdict != NOT_RUN for c in claims),
-                    "claims_total": len(claims), "cells_compared": cells.compared,
+        # claims measured only outside the paper's setting do not count (claims.counted)
+        "summary": {"claims_hold": sum(c.verdict == HOLDS for c in counted(claims)),
+                    "claims_fail": sum(c.verdict == FAILS for c in counted(claims)),
+                    "claims_inconclusive": sum(c.verdict == INCONCLUSIVE
+                                               for c in counted(claims)),
+                    "claims_run": sum(c.verdict != NOT_RUN for c in counted(claims)),
+                    "claims_total": len(counted(claims)),
+                    "claims_off_setting": len(claims) - len(counted(claims)),
+                    "cells_compared": cells.compared,
                     "cells_consistent": cells.consistent,
                     "cells_inconsistent": cells.inconsistent, "cells_not_run": cells.not_run,
                     "tolerance_points": cells.tolerance_points,
@@ -242,7 +269,7 @@ def build_report(job: dict) -> None:
                  "replicate": item["replicate"]}
                 for item in _located(_as_list(inputs.get("analyses")), known)]
     # evaluated once: metrics.json and both rendered reports read these results
-    claims = evaluate_claims(records, analyses)
+    claims = evaluate_claims(records, analyses, tables=tables)
     # the sanity job's check files are absent on plans written before it existed
     robustness = assemble(records, read_check_files(_as_list(inputs.get("sanity"))))
     description = params.get("description", "")

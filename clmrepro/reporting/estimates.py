@@ -20,7 +20,7 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 
-from clmrepro.reporting.stats import (T_SAMPLES, Interval, newcombe_interval,
+from clmrepro.reporting.stats import (LEVEL, T_SAMPLES, Interval, newcombe_interval,
                                       paired_t_interval, t_interval, wilson_interval)
 
 Unit = tuple[str, int]   # (experiment, replicate)
@@ -88,14 +88,15 @@ class Difference:
     interval: Interval     # of left − right
 
 
-def paired_difference(left: list[dict], right: list[dict], first: int | None = None
-                      ) -> Difference | None:
+def paired_difference(left: list[dict], right: list[dict], first: int | None = None,
+                      level: float = LEVEL) -> Difference | None:
     """left − right over the units both sides have; None when they share none.
 
     K >= 2 shared units: paired t over replicates. K = 1: the t interval over the paired
     per-image differences when both sides carry per-image values on the same images (same
     length, at least 2), else Newcombe's interval (version-1 scores files). ``first`` compares
-    both sides on their first ``first`` images only (see :func:`units`)."""
+    both sides on their first ``first`` images only (see :func:`units`).  ``level``: the
+    interval's coverage (0.90 for an equivalence test's two one-sided 5% tests)."""
     a, b = units(left, first), units(right, first)
     common = [key for key in a if key in b]
     if not common:
@@ -103,7 +104,7 @@ def paired_difference(left: list[dict], right: list[dict], first: int | None = N
     left_means = [a[key][0] for key in common]
     right_means = [b[key][0] for key in common]
     if len(common) >= 2:
-        interval = paired_t_interval(left_means, right_means)
+        interval = paired_t_interval(left_means, right_means, level)
         return Difference(statistics.fmean(left_means), statistics.fmean(right_means),
                           interval)
     (key,) = common
@@ -112,6 +113,47 @@ def paired_difference(left: list[dict], right: list[dict], first: int | None = N
     if images_a and images_b and len(images_a) == len(images_b) >= 2:
         diffs = [x - y for x, y in zip(images_a, images_b)]
         return Difference(statistics.fmean(images_a), statistics.fmean(images_b),
-                          t_interval(diffs, T_SAMPLES, bounds=(-1.0, 1.0)))
-    interval = newcombe_interval(a[key][0], a[key][1], b[key][0], b[key][1])
+                          t_interval(diffs, T_SAMPLES, level, bounds=(-1.0, 1.0)))
+    interval = newcombe_interval(a[key][0], a[key][1], b[key][0], b[key][1], level)
     return Difference(a[key][0], b[key][0], interval)
+
+
+# Where "classified correctly when clean" must hold for every member: an image a population's
+# random dispatch gets right whichever member answers (expected accuracy 1 on the clean image).
+CLEAN_CORRECT = 1.0 - 1e-9
+
+
+def clean_conditional_difference(left: list[dict], right: list[dict], left_clean: list[dict],
+                                 right_clean: list[dict], level: float = LEVEL
+                                 ) -> Difference | None:
+    """left − right under attack, on the images that both populations classify correctly when
+    clean (every member right): robust accuracy with clean accuracy taken out (issue 27).
+
+    Per unit both sides need per-image values under attack and clean; the images are the
+    first ones both scored.  K >= 2 shared units: paired t over the units' conditional means;
+    K = 1: t over the paired per-image differences on those images.  None when a side lacks
+    per-image values, the sides share no unit, or fewer than 2 images qualify."""
+    groups = [_grouped(side) for side in (left, right, left_clean, right_clean)]
+    common = [key for key in groups[0] if all(key in g for g in groups[1:])]
+    kept: dict[Unit, tuple[list[float], list[float]]] = {}
+    for key in common:
+        found = [unit_images(g[key]) for g in groups]
+        if any(f is None for f in found):
+            return None
+        a, b, ca, cb = found
+        length = min(len(a), len(b), len(ca), len(cb))
+        pairs = [(a[j], b[j]) for j in range(length)
+                 if ca[j] >= CLEAN_CORRECT and cb[j] >= CLEAN_CORRECT]
+        if len(pairs) >= 2:
+            kept[key] = ([p[0] for p in pairs], [p[1] for p in pairs])
+    if not kept:
+        return None
+    if len(kept) >= 2:
+        left_means = [statistics.fmean(a) for a, _ in kept.values()]
+        right_means = [statistics.fmean(b) for _, b in kept.values()]
+        return Difference(statistics.fmean(left_means), statistics.fmean(right_means),
+                          paired_t_interval(left_means, right_means, level))
+    ((a, b),) = kept.values()
+    return Difference(statistics.fmean(a), statistics.fmean(b),
+                      t_interval([x - y for x, y in zip(a, b)], T_SAMPLES, level,
+                                 bounds=(-1.0, 1.0)))

@@ -19,7 +19,8 @@ from clmrepro.core.checkpoints import atomic_write_text
 from clmrepro.reporting import baselines as base
 from clmrepro.reporting import figures as figs
 from clmrepro.reporting import tables as tab
-from clmrepro.reporting.claims import VERDICTS, ClaimResult
+from clmrepro.reporting.agreement import pattern_lines
+from clmrepro.reporting.claims import VERDICTS, ClaimResult, counted, first_screen
 from clmrepro.reporting.inference import inference_tables
 from clmrepro.reporting.paper import (ATTACK_LABELS, DATASET_LABELS, REGIME_LABELS,
                                       THREAT_LABELS, PaperTable, paper_dataset)
@@ -182,7 +183,10 @@ def _context(data: ReportData, figures_dir: Path) -> dict:
         "strongest_sources": strongest_sources(data.records),
         "adaptive_params": adaptive_params(data.records),
         "data": data, "views": views, "claims": claims,
-        "claim_counts": {v: sum(c.verdict == v for c in claims) for v in VERDICTS},
+        "claim_counts": {v: sum(c.verdict == v for c in counted(claims)) for v in VERDICTS},
+        "counted_claims": len(counted(claims)),
+        "screen": dict(zip(("rows", "not_run", "off"), first_screen(claims))),
+        "patterns": pattern_lines(views),
         "methods": [tab.methods_text(tab.view_cells(v)) for v in views],
         "summary": tab.summarise(views), "threat_rows": tab.threat_model_rows(data.records),
         "others": tab.other_rows(data.tables, data.records), "figures": figures,
