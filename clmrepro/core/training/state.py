@@ -49,7 +49,7 @@ class Progress:
     correct: Tensor | None = None
     exams: list[int] = field(default_factory=list)
     watched: list[Tensor] = field(default_factory=list)
-    terms: dict[str, float] = field(default_factory=dict)  # joint training: loss terms this pass
+    terms: dict[str, Tensor] = field(default_factory=dict)  # joint training: loss terms this pass
 
     def as_dict(self) -> dict:
         return dict(vars(self))  # shallow: tensors are saved as they are
