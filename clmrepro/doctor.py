@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from clmrepro.plan.memory import CARD_RESERVE, job_memory
 from clmrepro.plan.model import Plan
 from clmrepro.plan.storage import dataset_bytes, human, plan_bytes
 from clmrepro.runlock import CheckoutBusy, hold
@@ -296,7 +297,10 @@ def check_gpu(plan: Plan | None, probe: dict) -> Check:
                          "under device: auto run on the CPU here "
                          f"({_hours(sum(j.estimate_s for j in small))} estimated)")
         return Check("gpu", OK, found or "none visible; the plan needs none")
-    need_mb = max(j.resources.get("mem_mb", 0) for j in needing)
+    # the card's memory against the jobs' estimated peak GPU memory (plan.memory), not the
+    # host memory the plan asks the executor for (resources mem_mb)
+    peaks = [(memory.peak, j.id) for j in needing if (memory := job_memory(j.job)) is not None]
+    need, largest = max(peaks) if peaks else (0, "")
     why = (f"{len(cuda)} job(s) ask for device: cuda" if cuda else
            f"{len(whole)} {whole[0].job['params'].get('architecture', '')} job(s) under device: "
            f"auto take a whole GPU each (on the CPU: {_hours(sum(j.estimate_s for j in whole))} "
@@ -305,11 +309,14 @@ def check_gpu(plan: Plan | None, probe: dict) -> Check:
         return Check("gpu", FAIL, f"none visible, but {why}; run on a machine with a CUDA GPU "
                      "(docs/cluster.md), or set `device: cpu` in the spec to run it on the CPU "
                      "anyway")
-    small_gpus = [d for d in devices if d["memory"] < need_mb * 2**20]
+    small_gpus = [d for d in devices if d["memory"] - CARD_RESERVE < need]
     if len(small_gpus) == len(devices):
-        return Check("gpu", FAIL, f"{found}: each has less than the {need_mb} MB a job of the "
-                     "plan uses (resources mem_mb); use a GPU with more memory")
-    return Check("gpu", OK, f"{found}; the plan needs one with >= {need_mb} MB ({why})")
+        return Check("gpu", FAIL, f"{found}: each has less than the {human(need)} (+ "
+                     f"{human(CARD_RESERVE)} for CUDA) that {largest} needs at its peak "
+                     "(estimated: `clmrepro plan` lists each stage's peak); use a GPU with more "
+                     "memory, or a smaller population or batch in the spec")
+    return Check("gpu", OK, f"{found}; the plan's largest job needs {human(need)} of GPU "
+                 f"memory at its peak ({why})")
 
 
 # --- disk and data --------------------------------------------------------------------------

@@ -141,3 +141,19 @@ def test_fitting_on_a_card_micro_batches_models_before_images():
     tiny = fit_on(memory, held + 22 * 5 * 10**6)             # room for 22 image-model pairs
     assert (tiny.models, tiny.splits) == (1, 10)
     assert not fit_on(memory, held + 10**6).fits
+
+
+def test_plan_prints_peak_gpu_memory_per_stage_for_24_and_80_gb(capsys, monkeypatch):
+    from pathlib import Path
+
+    from clmrepro.cli import main
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[3])
+    assert main(["plan", "specs/paper.yaml", "--summary"]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if "peak GPU memory" in line)
+    assert header.split()[-4:] == ["24", "GB", "80", "GB"]
+    rows = {line.split()[0]: line for line in out.splitlines()[out.splitlines().index(header):]
+            if line.split()[:1] and line.split()[0] in ("train", "retrain", "attack")}
+    assert set(rows) == {"train", "retrain", "attack"}
+    assert " 12.2 GB " in rows["train"] or " 12 GB " in rows["train"]
