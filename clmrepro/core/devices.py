@@ -122,6 +122,18 @@ def machine(device: torch.device | str = "cpu") -> dict[str, str]:
     return info
 
 
+def device_identity(device: torch.device | str) -> dict[str, str]:
+    """What a resumable state's fingerprint adds for the device it was computed on: nothing on
+    the CPU (CPU fingerprints as before), the GPU model and capability on CUDA, so a state saved
+    on one GPU model is not resumed on another (after a Slurm retry on another node) where the
+    results promise to be identical."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return {}
+    return {"device": "cuda", "gpu": torch.cuda.get_device_name(device),
+            "gpu_capability": "{}.{}".format(*torch.cuda.get_device_capability(device))}
+
+
 def describe_machine(info: dict[str, str]) -> str:
     """One line: ``AVX512``, ``AVX2 (ONEDNN_MAX_CPU_ISA=AVX2)``,
     ``AVX512; NVIDIA H100 (matmul ieee, conv ieee)``."""

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from clmrepro.core.checkpoints import atomic_torch_save, safe_load
+from clmrepro.core.devices import device_identity
 from clmrepro.core.interrupt import Interrupted, StopCheck
 
 STATE_FILE = "last.pt"
@@ -71,7 +72,8 @@ def fingerprint(models, data, training, linking, adversarial, seed, execution,
     The initial weights and the data count too (a retrain whose starting population
     changed, or a run on another split, must not resume), and so does the resolved
     execution: batched vs one at a time, the memory format and the precision change float
-    rounding, the schedule changes the science."""
+    rounding, the schedule changes the science; on CUDA the GPU model does too
+    (core.devices.device_identity)."""
     train = {k: v for k, v in asdict(training).items() if k != "epochs"}
     labels = hashlib.sha256(data.y_train.numpy().tobytes() + data.y_test.numpy().tobytes())
     return {"train": repr(sorted(train.items())), "seed": int(seed), "size": len(models),
@@ -81,7 +83,8 @@ def fingerprint(models, data, training, linking, adversarial, seed, execution,
             "adversarial": repr(adversarial and sorted(asdict(adversarial).items())),
             "execution": repr(sorted(asdict(execution).items())),
             "model": type(models[0]).__name__,
-            **({"diversity": repr(sorted(asdict(diversity).items()))} if diversity else {})}
+            **({"diversity": repr(sorted(asdict(diversity).items()))} if diversity else {}),
+            **device_identity(next(models[0].parameters()).device)}
 
 
 class Checkpoint:
