@@ -66,10 +66,22 @@ def test_allow_cpu_runs_every_step_of_a_tiny_spec(tmp_path):
     spec = tmp_path / "tiny.yaml"
     spec.write_text(TINY)
     out = tmp_path / "out"
-    done = run_script(str(out), "--allow-cpu", "--spec", str(spec), "--parts", "pipeline")
+    done = run_script(str(out), "--allow-cpu", "--spec", str(spec), "--parts",
+                      "pipeline,reference,resume")
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((out / "gpu-check.json").read_text())
-    assert result["device"] == "cpu" and [p["part"] for p in result["parts"]] == ["pipeline"]
+    # reference (the CPU run to compare with) is skipped when the check itself runs on the CPU
+    assert result["device"] == "cpu"
+    assert [p["part"] for p in result["parts"]] == ["pipeline", "resume"]
+    assert result["mra_vs_cpu"] is None
+    # per step: seconds, peak GPU memory (none on the CPU) and the warnings its process saw
+    steps = result["steps"]
+    assert {"train-mnist-ulm", "retrain-mnist-clm"} <= set(steps)
+    assert all(s["peak_gpu_bytes"] is None and isinstance(s["warnings"], list)
+               for s in steps.values())
+    assert isinstance(result["warnings_seen"], list)
+    # killed after its first saved state, resumed, and equal to the uninterrupted run
+    assert result["resume"]["identical"] and result["resume"]["killed_after_a_saved_state"]
     jobs = result["job_seconds"]
     stages = {name.split("-")[0] for name in jobs}
     assert {"train", "retrain", "attack", "evaluate", "report"} <= stages
