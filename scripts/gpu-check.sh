@@ -209,11 +209,16 @@ result["job_seconds"] = benchmarks
 for name_ in ("train_throughput", "attack_throughput"):
     path = out / f"{name_}.txt"
     if path.is_file():
-        lines = [l for l in path.read_text().splitlines() if l.strip().startswith("{")]
+        text = path.read_text().splitlines()
+        lines = [l for l in text if l.strip().startswith("{")]
         try:
             result[name_] = json.loads(lines[-1]) if lines else None
         except json.JSONDecodeError:
             result[name_] = None
+        if result[name_] is None:      # attack_throughput prints Markdown tables: keep their rows
+            rows = [[c.strip() for c in l.strip().strip("|").split("|")] for l in text
+                    if l.strip().startswith("|") and not l.strip().startswith("|---")]
+            result[name_] = {"rows": rows} if rows else None
 # per step: seconds (Snakemake's benchmark files), peak GPU memory and warnings (the probe)
 steps = {job: {"seconds": took, "peak_gpu_bytes": None, "warnings": []}
          for job, took in benchmarks.items()}

@@ -29,7 +29,8 @@ on the node, never by an index another job may see too.
   (``slurm-<job id>`` in the lock folder), so only the job's own rules share them.
 - other ``CUDA_VISIBLE_DEVICES`` ids: a UUID (``GPU-...``, ``MIG-...``) names itself; an index
   is named by the UUID ``nvidia-smi`` gives that index (its own name when nvidia-smi cannot
-  tell).  CMD gets the id as it was.
+  tell; CUDA numbers GPUs fastest first unless ``CUDA_DEVICE_ORDER=PCI_BUS_ID``, nvidia-smi by
+  PCI bus, which agree on a node of one GPU model).  CMD gets the id as it was.
 - unset: the GPUs of ``nvidia-smi -L``, named by UUID and exported as their UUID (exact
   whatever ``CUDA_DEVICE_ORDER`` says); a GPU split into MIG instances gives one place per
   instance, exported as its ``MIG-`` UUID (CUDA addresses MIG instances only by UUID).
