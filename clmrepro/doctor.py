@@ -156,7 +156,7 @@ def check_torch(probe: dict) -> list[Check]:
 # The oldest Linux driver each CUDA major release runs on (NVIDIA's CUDA Toolkit release notes,
 # "CUDA Toolkit and Minimum Required Driver Version for CUDA Minor Version Compatibility"):
 # a build for CUDA 13.0 needs >= 580, one for 12.x >= 525.60.13, one for 11.x >= 450.80.02.
-CUDA_MIN_DRIVER = {13: (580, 65, 6), 12: (525, 60, 13), 11: (450, 80, 2)}
+CUDA_MIN_DRIVER = {13: "580.65.06", 12: "525.60.13", 11: "450.80.02"}
 # The pytorch.org wheel index for the newest CUDA a driver of that major release runs.
 WHEEL_INDEX = {13: "cu130", 12: "cu126", 11: "cu118"}
 SMI_FIELDS = ("index", "uuid", "name", "memory.total", "compute_cap", "driver_version")
@@ -210,7 +210,7 @@ def wheel_for_driver(driver: str) -> str | None:
     """The newest pytorch.org wheel index (``cu126``) whose CUDA a driver runs, None if none."""
     have = _version(driver)
     for major in sorted(CUDA_MIN_DRIVER, reverse=True):
-        if have >= CUDA_MIN_DRIVER[major]:
+        if have >= _version(CUDA_MIN_DRIVER[major]):
             return WHEEL_INDEX[major]
     return None
 
@@ -231,13 +231,13 @@ def card_problem(probe: dict, smi: list[dict] | None) -> str | None:
                 f"--index-url https://download.pytorch.org/whl/{wheel})" if wheel else
                 "a CUDA build") + " or set `device: cpu`")
     need = CUDA_MIN_DRIVER.get(_version(build)[0])
-    if need and _version(driver) < need:
+    if need and _version(driver) < _version(need):
         wheel = wheel_for_driver(driver)
         fix = (f"install the torch build for the CUDA this driver runs (pip install "
-               f"torch=={torch_version} --index-url https://download.pytorch.org/whl/{wheel})"
-               if wheel else "update the driver")
+               f"torch=={torch_version} --index-url https://download.pytorch.org/whl/{wheel}), "
+               "update the driver," if wheel else "update the driver")
         return (f"driver {driver} is older than CUDA {build} (torch {probe['torch']}) needs "
-                f"(>= {'.'.join(map(str, need))}): {fix}, update the driver, or set `device: cpu`")
+                f"(>= {need}): {fix} or set `device: cpu`")
     arch_list = probe.get("arch_list") or []
     unfit = [g for g in smi if g.get("capability") and arch_list
              and not runs_on(tuple(_version(g["capability"])[:2]), arch_list)]
