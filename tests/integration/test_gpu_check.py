@@ -90,3 +90,17 @@ def test_allow_cpu_runs_every_step_of_a_tiny_spec(tmp_path):
     assert "| train | 1 / 1 |" in summary and "planned / measured" in summary
     assert (out / "report.md").is_file()
     assert not list(out.glob(".*"))  # no scratch files left in the output folder
+
+
+def test_the_probe_records_each_processs_warnings_and_gpu_peak(tmp_path):
+    """scripts/gpu-check-probe/sitecustomize.py: what every step's process leaves for the JSON."""
+    env = {**os.environ, "CLMREPRO_GPU_CHECK_PROBE": str(tmp_path),
+           "PYTHONPATH": f"{ROOT / 'scripts' / 'gpu-check-probe'}{os.pathsep}{ROOT}"}
+    code = "import warnings, torch; warnings.warn('a test warning'); warnings.warn('again')"
+    subprocess.run([sys.executable, "-c", code, "results/x/jobs/train-a.json"], env=env,
+                   check=True, capture_output=True)
+    [record] = [json.loads(p.read_text()) for p in tmp_path.glob("*.json")]
+    assert record["argv"] == ["results/x/jobs/train-a.json"]
+    assert [w.split(" (")[0] for w in record["warnings"]] == ["UserWarning: a test warning",
+                                                               "UserWarning: again"]
+    assert "peak_gpu_bytes" not in record or cuda_available()
