@@ -8,8 +8,10 @@ log-softmax its output; a tensor two ops keep counts once, an output that only f
 (BasicBlock's bn2) is not kept.  This is the arithmetic
 ``tests/unit/plan/test_memory.py`` checks against peaks measured on the CPU (LeNet5 and
 ResNet18; on CUDA cuDNN keeps the same tensors, plus a convolution workspace not counted here).
-LeNet5: 74,776 bytes per image; ResNet18 (3 channels): 4.70 MB.  In backward two of the
-largest layer's outputs come on top (``BACKWARD_GRADIENTS``): 112,408 and 5.22 MB per image.
+LeNet5: 74,776 bytes per image; ResNet18 (3 channels): 4.70 MB.  The peak of a training step
+is at the end of its forward pass: backward frees saved tensors as fast as it makes
+gradients (measured on the CPU: the whole step's peak is the saved tensors, the weights, their
+gradients and moments, within 5%).
 
 How many at once, from the code's execution paths:
 
@@ -64,22 +66,10 @@ def _resnet18_saved(c: int) -> tuple[int, int]:
 
 
 SAVED = {"lenet5": _lenet5_saved, "resnet18": _resnet18_saved}
-# In backward, a layer's output gradient and its input gradient are alive together while the
-# saved tensors of the layers before it still are: two of the largest layer's outputs on top
-# (measured on the CPU: LeNet5 at 500 images peaks 25 MB above its 37 MB of saved tensors,
-# mid-backward, at the first convolution's 6x28x28 layers).
-BACKWARD_GRADIENTS = 2
 
 
 def saved_per_image(architecture: str, in_channels: int) -> int:
     return SAVED[architecture](in_channels)[0]
-
-
-def backward_per_image(architecture: str, in_channels: int) -> int:
-    """Peak bytes per image of a forward and backward pass: the saved tensors, and the
-    gradients alive at the largest layer."""
-    saved, largest = SAVED[architecture](in_channels)
-    return saved + BACKWARD_GRADIENTS * largest
 
 
 def _optimizer_copies(training: dict) -> int:
@@ -118,7 +108,7 @@ def job_memory(job: dict) -> JobMemory | None:
         return None
     c = IN_CHANNELS[params["dataset"]["name"]]
     weights = parameter_count(architecture, c) * FLOAT32
-    per_image, largest = backward_per_image(architecture, c), SAVED[architecture](c)[1]
+    per_image, largest = SAVED[architecture](c)
     execution = params.get("execution") or {}
     half = 0.5 if execution.get("precision") == "bf16" else 1.0
     n = int(params["population"]["size"])

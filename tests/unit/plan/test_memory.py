@@ -1,7 +1,8 @@
 """The GPU memory estimator (clmrepro.plan.memory) against memory measured on the CPU, where
 autograd keeps the same tensors: the saved activations per image exactly (saved-tensor hooks),
-and a whole training step's peak within 25% (glibc's allocator counts, sampled at every module's
-forward and backward)."""
+and a whole training step's peak within 25% (glibc's allocator counts, sampled after every ATen
+operation; measured here within 5%: LeNet5 at 500 images 38.4 MB estimated, 39.7 MB measured;
+ResNet18 at 32 images 329 MB and 316 MB)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import ctypes.util
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from clmrepro.core.models import build_model
 from clmrepro.plan.memory import CARD_RESERVE, CARDS, JobMemory, fit_on, job_memory, saved_per_image
@@ -74,35 +76,36 @@ def training_job(architecture: str, dataset: str, batch: int, size: int = 1, **p
         "execution": {"population": "sequential"}}}
 
 
-def measured_training_peak(architecture: str, channels: int, batch: int, steps: int = 2) -> int:
-    """The largest number of bytes in use above where we started, over ``steps`` Adam steps
-    (the model built inside; the second step has the moments)."""
+def measured_training_peak(architecture: str, channels: int, batch: int) -> int:
+    """The most bytes in use above where we started over two Adam steps of a model built
+    inside, sampled after every ATen operation (forward, backward and optimiser alike)."""
     torch.manual_seed(0)
     x, y = torch.rand(batch, channels, 32, 32), torch.randint(10, (batch,))
-    # a first step of these shapes fills oneDNN's primitive cache (CPU only; measured 28 MB
-    # for LeNet5 at 500 images, kept for the process): steady state is what a job sees
-    warm = build_model(architecture, in_channels=channels)
-    F.cross_entropy(warm(x), y).backward()
-    del warm
-    base, peak = in_use(), [0]
+    peak = [0]
 
-    def sample(*_):
-        peak[0] = max(peak[0], in_use() - base)
+    class Sampler(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            peak[0] = max(peak[0], in_use() - base)
+            return out
 
-    model = build_model(architecture, in_channels=channels)
-    for module in model.modules():
-        module.register_forward_hook(sample)
-        module.register_full_backward_hook(sample)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    for _ in range(steps):
-        optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
-        sample()
-        loss.backward()
-        sample()
-        optimizer.step()
-        sample()
+    base = in_use()
+    with Sampler():
+        model = build_model(architecture, in_channels=channels)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        for _ in range(2):
+            optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), y).backward()
+            optimizer.step()
     return peak[0]
+
+
+def steady_training_peak(architecture: str, channels: int, batch: int) -> int:
+    """The second of two measurements: the first in a process also counts one-time
+    allocations that stay for the process (measured: 26 MB for LeNet5 at 500 images, gone
+    from the second on; oneDNN's and the dispatcher's caches, not the job's tensors)."""
+    measured_training_peak(architecture, channels, batch)
+    return measured_training_peak(architecture, channels, batch)
 
 
 @pytest.mark.skipif(LIBC is None, reason="needs glibc's mallinfo2 to measure")
@@ -110,7 +113,7 @@ def measured_training_peak(architecture: str, channels: int, batch: int, steps: 
     ("lenet5", "mnist", 1, 500), ("resnet18", "cifar10", 3, 32)])
 def test_training_peak_within_25_percent_of_the_measured(architecture, dataset, channels, batch):
     torch.set_num_threads(1)
-    measured = measured_training_peak(architecture, channels, batch)
+    measured = steady_training_peak(architecture, channels, batch)
     estimated = job_memory(training_job(architecture, dataset, batch)).peak
     assert abs(estimated - measured) <= 0.25 * measured, (estimated, measured)
 
@@ -123,9 +126,10 @@ def test_what_runs_at_once_follows_the_execution_path():
     assert job_memory(batched).models == 10                  # ULM stacked on CUDA
     clm = {**batched, "params": {**batched["params"], "linking": {"alpha": 0.5}}}
     assert job_memory(clm).models == 1                       # Alg. 1: one at a time
-    # 10 ResNet18s x 200 CIFAR images: 10.4 GB in backward + 1.8 GB of weights, gradients and
-    # Adam moments (issue 30 guessed 30 GB from 15 MB per image; autograd keeps 4.7 MB)
-    assert 11 * GB < job_memory(batched).peak < 13.5 * GB
+    # 10 ResNet18s x 200 CIFAR images: 9.4 GB saved for backward + 1.8 GB of weights,
+    # gradients and Adam moments (issue 30 guessed 30 GB from 15 MB per image; autograd keeps
+    # 4.7 MB)
+    assert 10.5 * GB < job_memory(batched).peak < 12 * GB
 
 
 GB = 10**9
@@ -156,4 +160,4 @@ def test_plan_prints_peak_gpu_memory_per_stage_for_24_and_80_gb(capsys, monkeypa
     rows = {line.split()[0]: line for line in out.splitlines()[out.splitlines().index(header):]
             if line.split()[:1] and line.split()[0] in ("train", "retrain", "attack")}
     assert set(rows) == {"train", "retrain", "attack"}
-    assert " 12.2 GB " in rows["train"] or " 12 GB " in rows["train"]
+    assert " 10.9 GB " in rows["train"], rows["train"]     # the CIFAR ULM, 10 ResNet18s at once
