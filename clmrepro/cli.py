@@ -123,8 +123,8 @@ def cmd_plan(args) -> int:
 
     from clmrepro.plan.estimate import for_this_machine
     from clmrepro.plan.storage import human, plan_bytes
-    from clmrepro.plan.summary import (authors_execution, replicate_costs, stage_totals,
-                                       subset_savings)
+    from clmrepro.plan.summary import (authors_execution, gpu_memory, replicate_costs,
+                                       stage_totals, subset_savings)
 
     # this machine's figures unless a calibration is named (a compile prices with the
     # reference calibration instead: its plan must not depend on the machine)
@@ -162,6 +162,11 @@ def cmd_plan(args) -> int:
     if notes:
         print()
         print("\n".join(notes))
+    if memory := gpu_memory(plan):          # issue 30: sized to the card, not the host
+        job = [] if args.summary else ["largest job"]
+        print("\n" + tabulate([[m.stage, human(m.peak), *m.on_cards.values(),
+                                *([m.job] if job else [])] for m in memory],
+                              headers=["stage", "peak GPU memory", *memory[0].on_cards, *job]))
     print("\n" + _storage_note(plan, sizes))
     print("\n" + _estimate_note(plan, calibration))
     return 0

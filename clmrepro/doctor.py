@@ -32,6 +32,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from clmrepro.plan import paths
+from clmrepro.plan.memory import CARD_RESERVE, job_memory
 from clmrepro.plan.model import Plan
 from clmrepro.plan.storage import dataset_bytes, human, plan_bytes
 from clmrepro.runlock import CheckoutBusy, hold
@@ -117,11 +118,13 @@ def check_packages(lock: Path, installed: Callable[[str], str] = importlib.metad
 PROBE = """
 import json, torch
 out = {"torch": torch.__version__, "cuda_build": torch.version.cuda,
-       "cuda": torch.cuda.is_available(), "devices": []}
+       "cuda": torch.cuda.is_available(), "devices": [],
+       "arch_list": torch.cuda.get_arch_list()}   # read from the build: needs no driver
 if out["cuda"]:
     for i in range(torch.cuda.device_count()):
         p = torch.cuda.get_device_properties(i)
-        out["devices"].append({"name": p.name, "memory": p.total_memory})
+        out["devices"].append({"name": p.name, "memory": p.total_memory,
+                               "capability": [p.major, p.minor]})
 print(json.dumps(out))
 """
 
@@ -147,6 +150,124 @@ def check_torch(probe: dict) -> list[Check]:
     cuda = (Check("cuda", OK, f"available, {len(probe['devices'])} device(s)") if probe["cuda"]
             else Check("cuda", OK, "not available (no GPU visible to torch)"))
     return [Check("torch", OK, f"{probe['torch']} ({build})"), cuda]
+
+
+# --- the card against this torch build -------------------------------------------------------
+
+# The oldest Linux driver each CUDA major release runs on (NVIDIA's CUDA Toolkit release notes,
+# "CUDA Toolkit and Minimum Required Driver Version for CUDA Minor Version Compatibility"):
+# a build for CUDA 13.0 needs >= 580, one for 12.x >= 525.60.13, one for 11.x >= 450.80.02.
+CUDA_MIN_DRIVER = {13: "580.65.06", 12: "525.60.13", 11: "450.80.02"}
+# The pytorch.org wheel index for the newest CUDA a driver of that major release runs.
+WHEEL_INDEX = {13: "cu130", 12: "cu126", 11: "cu118"}
+SMI_FIELDS = ("index", "uuid", "name", "memory.total", "compute_cap", "driver_version")
+
+
+def query_nvidia_smi(run: Runner = subprocess.run) -> list[dict] | None:
+    """Every GPU the driver sees (index, uuid, name, memory in MiB, capability "8.0", driver
+    version), whether or not torch can use it; None without a working ``nvidia-smi``."""
+    try:
+        done = run(["nvidia-smi", f"--query-gpu={','.join(SMI_FIELDS)}",
+                    "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0:
+        return None
+    gpus = []
+    for line in done.stdout.splitlines():
+        cells = [cell.strip() for cell in line.split(",")]
+        if len(cells) == len(SMI_FIELDS):
+            gpus.append(dict(zip(("index", "uuid", "name", "memory_mb", "capability", "driver"),
+                                 cells)))
+    return gpus
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(".") if part.isdigit())
+
+
+def runs_on(capability: tuple[int, int], arch_list: list[str]) -> bool:
+    """Whether a build compiled for ``arch_list`` (``sm_80``, ``compute_90``) has kernels for a
+    GPU of ``capability``: a cubin runs on its own major version at the same or a higher minor
+    (sm_80 on an 8.6 card), PTX (``compute_XY``) is compiled for any newer card.  The
+    architecture-specific ``sm_90a`` kinds run on their own capability only."""
+    major, minor = capability
+    for arch in arch_list:
+        kind, _, number = arch.partition("_")
+        specific = number.endswith(("a", "f"))
+        digits = number.rstrip("af")
+        if not digits.isdigit():
+            continue
+        have = (int(digits[:-1]), int(digits[-1]))
+        if kind == "sm" and (have == (major, minor) or (not specific and have[0] == major
+                                                        and have[1] <= minor)):
+            return True
+        if kind == "compute" and not specific and have <= (major, minor):
+            return True
+    return False
+
+
+def wheel_for_driver(driver: str) -> str | None:
+    """The newest pytorch.org wheel index (``cu126``) whose CUDA a driver runs, None if none."""
+    have = _version(driver)
+    for major in sorted(CUDA_MIN_DRIVER, reverse=True):
+        if have >= _version(CUDA_MIN_DRIVER[major]):
+            return WHEEL_INDEX[major]
+    return None
+
+
+def card_problem(probe: dict, smi: list[dict] | None) -> str | None:
+    """One phrase saying why this torch cannot use the GPUs the driver sees, and what to
+    install; None when it can (or no GPU is here)."""
+    if "error" in probe or not smi:
+        return None
+    torch_version = probe["torch"].split("+")[0]
+    build = probe.get("cuda_build")
+    driver = smi[0]["driver"]
+    names = ", ".join(sorted({g["name"] for g in smi}))
+    if not build:
+        wheel = wheel_for_driver(driver)
+        return (f"nvidia-smi sees {len(smi)} GPU(s) ({names}) but torch {probe['torch']} is a "
+                "CPU-only build: install " + (f"the CUDA build (pip install torch=={torch_version} "
+                f"--index-url https://download.pytorch.org/whl/{wheel})" if wheel else
+                "a CUDA build") + " or set `device: cpu`")
+    need = CUDA_MIN_DRIVER.get(_version(build)[0])
+    if need and _version(driver) < _version(need):
+        wheel = wheel_for_driver(driver)
+        fix = (f"install the torch build for the CUDA this driver runs (pip install "
+               f"torch=={torch_version} --index-url https://download.pytorch.org/whl/{wheel}), "
+               "update the driver," if wheel else "update the driver")
+        return (f"driver {driver} is older than CUDA {build} (torch {probe['torch']}) needs "
+                f"(>= {need}): {fix} or set `device: cpu`")
+    arch_list = probe.get("arch_list") or []
+    unfit = [g for g in smi if g.get("capability") and arch_list
+             and not runs_on(tuple(_version(g["capability"])[:2]), arch_list)]
+    if unfit:
+        cards = ", ".join(f"{g['name']} (sm_{g['capability'].replace('.', '')})" for g in unfit)
+        return (f"{cards}: torch {probe['torch']} has kernels for {' '.join(arch_list)} only; "
+                "install a torch build whose torch.cuda.get_arch_list() covers it (an older "
+                "torch or a build from source) or set `device: cpu`")
+    if not probe.get("cuda"):
+        return (f"nvidia-smi sees {len(smi)} GPU(s) ({names}) but torch.cuda.is_available() "
+                f"is False (torch {probe['torch']}, driver {driver}); check "
+                "CUDA_VISIBLE_DEVICES and `python -c 'import torch; torch.cuda.init()'`, or set "
+                "`device: cpu`")
+    return None
+
+
+def check_card(plan: Plan | None, probe: dict, smi: list[dict] | None) -> Check | None:
+    """The driver's GPUs against this torch build: FAIL when the plan wants a GPU that torch
+    cannot use (``device: auto`` would run every job on the CPU without a word), a note
+    otherwise; None without nvidia-smi."""
+    if smi is None:
+        return None
+    problem = card_problem(probe, smi)
+    cards = ", ".join(f"{g['name']} sm_{g['capability'].replace('.', '')}" for g in smi)
+    if problem is None:
+        return Check("card", OK, f"{cards or 'no GPU'}; driver {smi[0]['driver'] if smi else '-'}"
+                     f" runs CUDA {probe.get('cuda_build')}")
+    wants = plan is not None and any(_gpu_jobs(plan)[:2])
+    return Check("card", FAIL if wants else NOTE, problem)
 
 
 def _gpu_jobs(plan: Plan) -> tuple[list, list, list]:
@@ -177,7 +298,10 @@ def check_gpu(plan: Plan | None, probe: dict) -> Check:
                          "under device: auto run on the CPU here "
                          f"({_hours(sum(j.estimate_s for j in small))} estimated)")
         return Check("gpu", OK, found or "none visible; the plan needs none")
-    need_mb = max(j.resources.get("mem_mb", 0) for j in needing)
+    # the card's memory against the jobs' estimated peak GPU memory (plan.memory), not the
+    # host memory the plan asks the executor for (resources mem_mb)
+    peaks = [(memory.peak, j.id) for j in needing if (memory := job_memory(j.job)) is not None]
+    need, largest = max(peaks) if peaks else (0, "")
     why = (f"{len(cuda)} job(s) ask for device: cuda" if cuda else
            f"{len(whole)} {whole[0].job['params'].get('architecture', '')} job(s) under device: "
            f"auto take a whole GPU each (on the CPU: {_hours(sum(j.estimate_s for j in whole))} "
@@ -186,11 +310,14 @@ def check_gpu(plan: Plan | None, probe: dict) -> Check:
         return Check("gpu", FAIL, f"none visible, but {why}; run on a machine with a CUDA GPU "
                      "(docs/cluster.md), or set `device: cpu` in the spec to run it on the CPU "
                      "anyway")
-    small_gpus = [d for d in devices if d["memory"] < need_mb * 2**20]
+    small_gpus = [d for d in devices if d["memory"] - CARD_RESERVE < need]
     if len(small_gpus) == len(devices):
-        return Check("gpu", FAIL, f"{found}: each has less than the {need_mb} MB a job of the "
-                     "plan uses (resources mem_mb); use a GPU with more memory")
-    return Check("gpu", OK, f"{found}; the plan needs one with >= {need_mb} MB ({why})")
+        return Check("gpu", FAIL, f"{found}: each has less than the {human(need)} (+ "
+                     f"{human(CARD_RESERVE)} for CUDA) that {largest} needs at its peak "
+                     "(estimated: `clmrepro plan` lists each stage's peak); use a GPU with more "
+                     "memory, or a smaller population or batch in the spec")
+    return Check("gpu", OK, f"{found}; the plan's largest job needs {human(need)} of GPU "
+                 f"memory at its peak ({why})")
 
 
 # --- disk and data --------------------------------------------------------------------------
@@ -427,7 +554,9 @@ def check_checkout(root: Path) -> Check:
 # --- all of them ----------------------------------------------------------------------------
 
 def run_checks(plan: Plan | None, root: Path = Path("."), profile: str = "default",
-               probe: dict | None = None) -> list[Check]:
+               probe: dict | None = None, smi: list[dict] | None = None) -> list[Check]:
+    """Every check, in the order printed.  ``probe`` and ``smi`` (torch's and nvidia-smi's view
+    of the GPUs) are asked here when not given."""
     root = Path(root)
     # importing torch in the child takes seconds: let it run while the other checks do
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -438,8 +567,10 @@ def run_checks(plan: Plan | None, root: Path = Path("."), profile: str = "defaul
         rest += [slurm] if slurm is not None else []
         rest.append(check_checkout(root))
         probe = asked.result() if asked is not None else probe
+    smi = query_nvidia_smi() if smi is None else smi
+    card = check_card(plan, probe, smi)
     return [check_python(), check_packages(root / "requirements.lock"), *check_torch(probe),
-            check_gpu(plan, probe), *rest]
+            *([card] if card is not None else []), check_gpu(plan, probe), *rest]
 
 
 def blocking(checks: list[Check]) -> list[Check]:

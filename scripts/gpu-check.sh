@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
-# GPU verification (issue 10): on a machine with one CUDA GPU and no network, in under
-# 8 minutes, run
-#   1. the calibration            clmrepro calibrate --device cuda
-#   2. the CUDA path of every step on specs/gpu-check.yaml (mnist-5k ULM + CLM, paper
-#      protocol, all threat models), through Snakemake in a scratch folder, and the plan's
-#      estimate (with the fresh calibration) against each stage's measured time
-#   3. the batched-vs-sequential benchmarks (benchmarks/train_throughput.py,
-#      benchmarks/attack_throughput.py)
+# GPU check (issues 10, 30): on a machine with one CUDA GPU and no network, in a few minutes,
+# run
+#   1. calibrate   clmrepro calibrate --device cuda
+#   2. pipeline    every step kind's CUDA path on specs/gpu-check.yaml through Snakemake in a
+#                  scratch folder, two slots per GPU (two LeNet5 jobs share it): the attack grid
+#                  (FGSM, PGD, MI-FGSM, EOT-PGD, AutoAttack) on our batched kernels and on the
+#                  torchattacks path, ARC, sanity, a diversity baseline (GAL), PGD adversarial
+#                  training, CLM, ResNet18 on CIFAR-shaped data with augmentation, bf16 and
+#                  channels_last; per step: seconds, peak GPU memory, warnings seen
+#                  (scripts/gpu-check-probe/sitecustomize.py)
+#   3. reference   the same spec on the CPU: every MRA cell's difference, CUDA minus CPU
+#   4. resume      a ResNet18 training job SIGKILLed after its first saved state and run
+#                  again: its weights against an uninterrupted run's (scripts/gpu-check-resume.py)
+#   5. benchmarks  batched-vs-sequential benchmarks/train_throughput.py, attack_throughput.py
 # and write every number, with the device name (nvidia-smi -L), under OUT_DIR:
-#   summary.md  gpu-check.json  calibration.json  pipeline.log  report.md
+#   gpu-check.json  summary.md  calibration.json  pipeline.log  report.md
 #   train_throughput.txt  attack_throughput.txt
+# What to send back: gpu-check.json, summary.md and pipeline.log (docs/cluster.md).
 #
 # usage: scripts/gpu-check.sh [OUT_DIR] [--allow-cpu] [--spec FILE] [--parts LIST] [--quick]
 #   OUT_DIR      default: $OUT if set, else ./gpu-check-out
 #   --allow-cpu  run on the CPU when no CUDA GPU is visible (to test this script)
-#   --spec FILE  another spec for part 2 (its `device:` is replaced by cpu with --allow-cpu)
-#   --parts LIST comma-separated subset of calibrate,pipeline,benchmarks (default: all)
+#   --spec FILE  another spec for parts 2-4 (its `device:` is replaced by cpu with --allow-cpu)
+#   --parts LIST comma-separated subset of calibrate,pipeline,reference,resume,benchmarks
+#                (default: all; reference and resume need pipeline; reference is skipped
+#                on the CPU)
 #   --quick      smaller calibration and benchmarks (for testing the script)
 # Python packages: the repository's .venv if present, else $PYTHON or python3; wheels in
 # ./.whl (carried to a machine without network) are installed into a temporary folder first.
@@ -26,7 +35,7 @@ set -uo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT_DIR="${OUT:-./gpu-check-out}"
 SPEC="specs/gpu-check.yaml"
-PARTS="calibrate,pipeline,benchmarks"
+PARTS="calibrate,pipeline,reference,resume,benchmarks"
 ALLOW_CPU=0
 QUICK=0
 while [ $# -gt 0 ]; do
@@ -35,7 +44,7 @@ while [ $# -gt 0 ]; do
     --quick) QUICK=1 ;;
     --spec) SPEC="$2"; shift ;;
     --parts) PARTS="$2"; shift ;;
-    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "gpu-check: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) OUT_DIR="$1" ;;
   esac
@@ -118,26 +127,44 @@ fi
 
 # --- 2. every step's CUDA path through Snakemake, in a scratch copy ------------------
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/clmrepro-gpu-check.XXXXXX")"
+WORK_CPU="$(mktemp -d "${TMPDIR:-/tmp}/clmrepro-gpu-check-cpu.XXXXXX")"
+PROBE="$(mktemp -d)"
+NAME=$("$PY" -c "import yaml,sys; print(yaml.safe_load(open(sys.argv[1]))['name'])" "$SPEC")
+CORES=$(nproc); [ "$CORES" -gt 8 ] && CORES=8
+calibration=(); [ -s "$CAL" ] && calibration=(--calibration "$CAL")
+scratch() {  # FOLDER DEVICE: the workflow files, and the spec with `device:` DEVICE, compiled
+  mkdir -p "$1/specs" "$1/workflow"
+  cp "$REPO/Snakefile" "$1/"; cp -r "$REPO/workflow/rules" "$1/workflow/"
+  cp "$REPO/specs/paper_tables.yaml" "$1/specs/"
+  sed "s/^device: .*/device: $2/" "$SPEC" > "$1/specs/check.yaml"
+  (cd "$1" && "$PY" -m clmrepro.cli compile specs/check.yaml "${calibration[@]}" \
+     >> "$OUT_DIR/pipeline.log" 2>&1)
+}
 if part_wanted pipeline; then
-  mkdir -p "$WORK/specs" "$WORK/workflow"
-  cp "$REPO/Snakefile" "$WORK/"; cp -r "$REPO/workflow/rules" "$WORK/workflow/"
-  cp "$REPO/specs/paper_tables.yaml" "$WORK/specs/"
-  if [ "$DEVICE" = cpu ]; then
-    sed 's/^device: .*/device: cpu/' "$SPEC" > "$WORK/specs/check.yaml"
-  else
-    cp "$SPEC" "$WORK/specs/check.yaml"
-  fi
-  NAME=$("$PY" -c "import yaml,sys; print(yaml.safe_load(open(sys.argv[1]))['name'])" "$SPEC")
-  calibration=(); [ -s "$CAL" ] && calibration=(--calibration "$CAL")
-  (cd "$WORK" && "$PY" -m clmrepro.cli compile specs/check.yaml "${calibration[@]}" \
-     >> "$OUT_DIR/pipeline.log" 2>&1)
-  CORES=$(nproc); [ "$CORES" -gt 8 ] && CORES=8
-  (cd "$WORK" && run_part pipeline 300 "$PY" -m snakemake --cores "$CORES" --resources gpu=1 \
-     >> "$OUT_DIR/pipeline.log" 2>&1)
+  scratch "$WORK" "$DEVICE"
+  # two slots per GPU: two LeNet5 jobs share it at once (a ResNet18 job still takes it alone);
+  # each step's process records its peak GPU memory and warnings (the probe's sitecustomize)
+  (cd "$WORK" && export CLMREPRO_GPU_CHECK_PROBE="$PROBE" \
+     PYTHONPATH="$REPO/scripts/gpu-check-probe:$PYTHONPATH" \
+   && run_part pipeline 420 "$PY" -m snakemake --cores "$CORES" --resources gpu=2 \
+     --config slots_per_gpu=2 >> "$OUT_DIR/pipeline.log" 2>&1)
   cat "$WORK"/results/"$NAME"/logs/*.log >> "$OUT_DIR/pipeline.log" 2>/dev/null
   cp "$WORK/reports/$NAME/report.md" "$OUT_DIR/report.md" 2>/dev/null
   (cd "$REPO" && "$PY" -m benchmarks.pipeline_stages "$WORK/workflow/compiled/$NAME/plan.json" \
      --root "$WORK" "${calibration[@]}" > "$OUT_DIR/.stages.md" 2>> "$OUT_DIR/pipeline.log")
+fi
+
+# --- 3. the same jobs on the CPU: each MRA's difference ------------------------------
+if part_wanted reference && part_wanted pipeline && [ "$DEVICE" = cuda ]; then
+  scratch "$WORK_CPU" cpu
+  (cd "$WORK_CPU" && export CUDA_VISIBLE_DEVICES="" \
+   && run_part reference 600 "$PY" -m snakemake --cores "$(nproc)" >> "$OUT_DIR/pipeline.log" 2>&1)
+fi
+
+# --- 4. kill and resume ---------------------------------------------------------------
+if part_wanted resume && part_wanted pipeline; then
+  (cd "$WORK" && run_part resume 420 "$PY" "$REPO/scripts/gpu-check-resume.py" "$WORK" "$NAME" \
+     > "$OUT_DIR/.resume.json" 2>> "$OUT_DIR/pipeline.log")
 fi
 
 # --- 3. batched vs sequential benchmarks --------------------------------------------
@@ -154,10 +181,11 @@ if part_wanted benchmarks; then
 fi
 
 # --- summary ------------------------------------------------------------------------
-"$PY" - "$OUT_DIR" "$DEVICE" "$DEVICE_NAME" "$GPU_LIST" "$WORK" "$(( $(date +%s) - STARTED ))" <<'EOF'
+"$PY" - "$OUT_DIR" "$DEVICE" "$DEVICE_NAME" "$GPU_LIST" "$WORK" "$(( $(date +%s) - STARTED ))" \
+  "$WORK_CPU" "$PROBE" "$NAME" <<'EOF'
 import json, platform, sys
 from pathlib import Path
-out, device, name, gpus, work, seconds = sys.argv[1:7]
+out, device, name, gpus, work, seconds, work_cpu, probe, spec_name = sys.argv[1:10]
 out = Path(out)
 parts = []
 for line in (out / ".status.tsv").read_text().splitlines():
@@ -166,7 +194,7 @@ for line in (out / ".status.tsv").read_text().splitlines():
 import torch
 result = {"device": device, "device_name": name, "nvidia_smi": gpus.splitlines(),
           "torch": torch.__version__, "platform": platform.platform(),
-          "total_seconds": int(seconds), "parts": parts}
+          "total_seconds": int(seconds), "parts": parts, "spec_name": spec_name}
 cal = out / "calibration.json"
 if cal.is_file():
     c = json.loads(cal.read_text())
@@ -181,17 +209,68 @@ result["job_seconds"] = benchmarks
 for name_ in ("train_throughput", "attack_throughput"):
     path = out / f"{name_}.txt"
     if path.is_file():
-        lines = [l for l in path.read_text().splitlines() if l.strip().startswith("{")]
+        text = path.read_text().splitlines()
+        lines = [l for l in text if l.strip().startswith("{")]
         try:
             result[name_] = json.loads(lines[-1]) if lines else None
         except json.JSONDecodeError:
             result[name_] = None
+        if result[name_] is None:      # attack_throughput prints Markdown tables: keep their rows
+            rows = [[c.strip() for c in l.strip().strip("|").split("|")] for l in text
+                    if l.strip().startswith("|") and not l.strip().startswith("|---")]
+            result[name_] = {"rows": rows} if rows else None
+# per step: seconds (Snakemake's benchmark files), peak GPU memory and warnings (the probe)
+steps = {job: {"seconds": took, "peak_gpu_bytes": None, "warnings": []}
+         for job, took in benchmarks.items()}
+seen = set()
+for record in sorted(Path(probe).glob("*.json")):
+    r = json.loads(record.read_text())
+    job_file = next((a for a in r["argv"] if a.endswith(".json") and "/jobs/" in a), None)
+    if job_file is None:
+        continue
+    step = steps.setdefault(Path(job_file).stem, {"seconds": None, "peak_gpu_bytes": None,
+                                                  "warnings": []})
+    if r.get("peak_gpu_bytes") is not None:
+        step["peak_gpu_bytes"] = max(step["peak_gpu_bytes"] or 0, r["peak_gpu_bytes"])
+    step["warnings"] = sorted(set(step["warnings"]) | set(r["warnings"]))
+    seen |= set(r["warnings"])
+result["steps"] = steps
+result["warnings_seen"] = sorted(seen)
+def cells(folder):
+    """MRA cell -> mean, from the report's metrics.json (None when the run did not get there)."""
+    path = Path(folder) / "reports" / spec_name / "metrics.json"
+    if not path.is_file():
+        return None
+    keys = ("experiment", "population", "attack", "eps", "threat_model", "inference")
+    return {"/".join(str(c[k]) for k in keys if c.get(k) is not None): c["mean"]
+            for c in json.loads(path.read_text())["cells"]}
+gpu_cells, cpu_cells = cells(work), cells(work_cpu)
+result["mra_vs_cpu"] = None
+if gpu_cells is not None and cpu_cells is not None:
+    diffs = {k: round(gpu_cells[k] - cpu_cells[k], 6) for k in sorted(gpu_cells) if k in cpu_cells}
+    result["mra_vs_cpu"] = {"cells": len(diffs), "differences": diffs,
+                            "max_abs_difference": max(map(abs, diffs.values()), default=None)}
+resume = out / ".resume.json"
+lines = resume.read_text().strip().splitlines() if resume.is_file() else []
+result["resume"] = json.loads(lines[-1]) if lines else None
 stages = out / ".stages.md"
 (out / "gpu-check.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
 md = [f"# gpu-check on {name}", "", f"- device: {device}; nvidia-smi -L: {gpus or 'none'}",
       f"- torch {torch.__version__}; {platform.platform()}; total {seconds} s", "",
       "| part | exit | seconds | command |", "|---|---|---|---|"]
 md += [f"| {p['part']} | {p['exit']} | {p['seconds']} | `{p['command']}` |" for p in parts]
+md += ["", "## Steps", "", "| step | seconds | peak GPU memory (MB) | warnings |", "|---|---|---|---|"]
+md += [f"| {job} | {st['seconds'] if st['seconds'] is not None else ''} | "
+       f"{'' if st['peak_gpu_bytes'] is None else round(st['peak_gpu_bytes'] / 1e6)} | "
+       f"{len(st['warnings'])} |" for job, st in sorted(result["steps"].items())]
+if result["warnings_seen"]:
+    md += ["", "## Warnings seen", ""] + [f"- {w}" for w in result["warnings_seen"]]
+if result["mra_vs_cpu"]:
+    m = result["mra_vs_cpu"]
+    md += ["", f"## MRA, CUDA minus CPU: {m['cells']} cells, largest |difference| "
+           f"{m['max_abs_difference']}"]
+if result["resume"]:
+    md += ["", f"## Kill and resume: {json.dumps(result['resume'])}"]
 if stages.is_file() and stages.read_text().strip():
     md += ["", "## Plan vs measured per stage (pipeline part)", "", stages.read_text().strip()]
 for name_ in ("train_throughput", "attack_throughput"):
@@ -200,9 +279,9 @@ for name_ in ("train_throughput", "attack_throughput"):
         md += ["", f"## {name_}", "", "```", path.read_text().strip()[-4000:], "```"]
 (out / "summary.md").write_text("\n".join(md) + "\n")
 EOF
-rm -f "$OUT_DIR/.status.tsv" "$OUT_DIR/.stages.md"
-rm -rf "$SHIM"
-[ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
+rm -f "$OUT_DIR/.status.tsv" "$OUT_DIR/.stages.md" "$OUT_DIR/.resume.json"
+rm -rf "$SHIM" "$PROBE"
+[ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK" "$WORK_CPU"
 failed=$("$PY" -c "
 import json,sys; r=json.load(open(sys.argv[1])); print(' '.join(p['part'] for p in r['parts'] if p['exit']))" "$OUT_DIR/gpu-check.json")
 say "done in $(( $(date +%s) - STARTED )) s; results in $OUT_DIR (summary.md)"

@@ -1,5 +1,6 @@
 """What a plan costs, for `clmrepro plan`: per-stage totals, the cost of replicates, the hours the
-transfer/adaptive subsets save and what the authors' execution settings would cost.
+transfer/adaptive subsets save, what the authors' execution settings would cost, and the peak
+GPU memory per stage with what a 24 GB and an 80 GB card would run at once.
 
 Every figure comes from ``estimate_seconds(job, calibration)`` (clmrepro.plan.estimate) with
 the calibration the caller priced the plan with; a "what if" figure estimates the job file and a copy of
@@ -13,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from clmrepro.plan.estimate import estimate_seconds
+from clmrepro.plan.memory import CARDS, JobMemory, fit_on, job_memory
 from clmrepro.plan.model import Plan, PlannedJob
 
 AUTHORS_EXECUTION = {"precision": "fp32", "clm_schedule": "sequential"}
@@ -120,3 +122,27 @@ def authors_execution(plan: Plan, calibration: dict) -> list[WhatIf]:
         if changed:
             found.append(WhatIf(experiment, planned, alternative, ", ".join(sorted(changed))))
     return found
+
+
+@dataclass(frozen=True)
+class StageMemory:
+    stage: str
+    job: str                            # the stage's job with the largest peak
+    peak: int                           # its peak GPU memory in bytes (plan.memory)
+    on_cards: dict[str, str]            # card -> what it runs at once there
+
+
+def gpu_memory(plan: Plan) -> list[StageMemory]:
+    """Per stage with GPU jobs, the largest estimated peak GPU memory and what a 24 GB and an
+    80 GB card would micro-batch (clmrepro.plan.memory)."""
+    largest: dict[str, tuple[PlannedJob, JobMemory]] = {}
+    for job in plan.jobs:
+        if not job.resources.get("gpu") or job.job.get("device") == "cpu":
+            continue
+        memory = job_memory(job.job)
+        if memory is not None and (job.stage not in largest
+                                   or memory.peak > largest[job.stage][1].peak):
+            largest[job.stage] = (job, memory)
+    return [StageMemory(stage, job.id, memory.peak,
+                        {card: fit_on(memory, size).describe(memory) for card, size in CARDS.items()})
+            for stage, (job, memory) in largest.items()]

@@ -1,7 +1,7 @@
 """``python -m clmrepro.steps.gpu_slot [--whole-gpu] -- CMD ...``: run CMD on a GPU slot.
 
 Snakemake's ``resources: gpu=N`` only caps how many GPU units run at once; it never says which
-GPU (REFERENCE §4).  This wrapper picks one with ``flock``s and ``exec``s CMD with
+GPU (docs/reference.md §4).  This wrapper picks one with ``flock``s and ``exec``s CMD with
 ``CUDA_VISIBLE_DEVICES`` set; the locks belong to the job's own process and are released when
 it exits, even on SIGKILL.  No torch import: it must start fast.
 
@@ -17,38 +17,110 @@ folder:
 
 Slot jobs fill the lowest-numbered GPU first, which keeps whole GPUs free for whole-GPU jobs.
 
-GPUs: ``CLMREPRO_GPUS`` (a count, for tests and odd machines), else the ids already in
-``CUDA_VISIBLE_DEVICES`` (e.g. set by Slurm), else the lines of ``nvidia-smi -L``, else none,
-and CMD runs unchanged.
+Which GPUs, and what names their locks (issue 30): a lock is named by what identifies the GPU
+on the node, never by an index another job may see too.
+
+- ``CLMREPRO_GPUS``: a count of fake GPUs ``0``..``n-1`` (tests and odd machines).
+- ``CUDA_VISIBLE_DEVICES`` set to ``""`` or starting with ``-1``: GPUs deliberately hidden;
+  CMD runs unchanged on the CPU (nothing exported, no lock).
+- ``CUDA_VISIBLE_DEVICES`` set by Slurm (``SLURM_JOB_ID`` with ``SLURM_STEP_GPUS`` or
+  ``SLURM_JOB_GPUS``): Slurm gave these GPUs to this job alone, and a site that confines each
+  job to its GPU shows every job its GPU as ``0``; the locks go in a folder of this job
+  (``slurm-<job id>`` in the lock folder), so only the job's own rules share them.
+- other ``CUDA_VISIBLE_DEVICES`` ids: a UUID (``GPU-...``, ``MIG-...``) names itself; an index
+  is named by the UUID ``nvidia-smi`` gives that index (its own name when nvidia-smi cannot
+  tell; CUDA numbers GPUs fastest first unless ``CUDA_DEVICE_ORDER=PCI_BUS_ID``, nvidia-smi by
+  PCI bus, which agree on a node of one GPU model).  CMD gets the id as it was.
+- unset: the GPUs of ``nvidia-smi -L``, named by UUID and exported as their UUID (exact
+  whatever ``CUDA_DEVICE_ORDER`` says); a GPU split into MIG instances gives one place per
+  instance, exported as its ``MIG-`` UUID (CUDA addresses MIG instances only by UUID).
+- no nvidia-smi: no GPU, and CMD runs unchanged.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 POLL_SECONDS = 0.2
 MAX_SLOTS = 64
+SLURM_GPU_VARIABLES = ("SLURM_STEP_GPUS", "SLURM_JOB_GPUS")
+_GPU_LINE = re.compile(r"^GPU (\d+):.*\(UUID: ([^)]+)\)")
+_MIG_LINE = re.compile(r"^\s+MIG .*\(UUID: ([^)]+)\)")
 
 
-def visible_gpus(env: dict[str, str] | None = None) -> list[str]:
+@dataclass(frozen=True)
+class Gpu:
+    export: str                      # what CMD gets in CUDA_VISIBLE_DEVICES
+    key: str                         # what names its lock files
+
+    @property
+    def lock_name(self) -> str:
+        return re.sub(r"[^A-Za-z0-9_.-]", "_", self.key)
+
+
+def nvidia_smi_listing(env: dict[str, str]) -> list[tuple[str, str, list[str]]] | None:
+    """(index, UUID, MIG UUIDs) per GPU of ``nvidia-smi -L`` (found on env's PATH); None
+    without nvidia-smi."""
+    command = shutil.which("nvidia-smi", path=env.get("PATH", os.defpath))
+    if command is None:
+        return None
+    try:
+        done = subprocess.run([command, "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0:
+        return None
+    gpus: list[tuple[str, str, list[str]]] = []
+    for line in done.stdout.splitlines():
+        if (gpu := _GPU_LINE.match(line)) is not None:
+            gpus.append((gpu.group(1), gpu.group(2).strip(), []))
+        elif (mig := _MIG_LINE.match(line)) is not None and gpus:
+            gpus[-1][2].append(mig.group(1).strip())
+    return gpus
+
+
+def slurm_job(env: dict[str, str]) -> str | None:
+    """The Slurm job that was given this process's GPUs, if Slurm gave them."""
+    job = env.get("SLURM_JOB_ID", "").strip()
+    if job and any(env.get(var, "").strip() for var in SLURM_GPU_VARIABLES):
+        return job
+    return None
+
+
+def hidden(env: dict[str, str]) -> bool:
+    """CUDA_VISIBLE_DEVICES set to hide every GPU: empty, or its first id -1 (CUDA stops at
+    the first id that names no device)."""
+    if "CUDA_VISIBLE_DEVICES" not in env:
+        return False
+    first = env["CUDA_VISIBLE_DEVICES"].split(",")[0].strip()
+    return first == "" or first.startswith("-")
+
+
+def visible_gpus(env: dict[str, str] | None = None, listing=nvidia_smi_listing) -> list[Gpu]:
     env = os.environ if env is None else env
     if env.get("CLMREPRO_GPUS", "").strip():
-        return [str(i) for i in range(int(env["CLMREPRO_GPUS"]))]
-    ids = [part.strip() for part in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if part.strip()]
-    if ids and ids != ["-1"]:
-        return ids
-    try:
-        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.SubprocessError):
+        return [Gpu(str(i), str(i)) for i in range(int(env["CLMREPRO_GPUS"]))]
+    if hidden(env):
         return []
-    lines = [line for line in listing.stdout.splitlines() if line.startswith("GPU ")]
-    return [str(i) for i in range(len(lines))] if listing.returncode == 0 else []
+    ids = [part.strip() for part in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if part.strip()]
+    if ids:
+        if slurm_job(env) or all(i.startswith(("GPU-", "MIG-")) for i in ids):
+            return [Gpu(i, i) for i in ids]
+        known = {index: uuid for index, uuid, _ in (listing(env) or [])}
+        return [Gpu(i, known.get(i, i)) for i in ids]
+    gpus = []
+    for _index, uuid, migs in listing(env) or []:
+        gpus += [Gpu(m, m) for m in migs] if migs else [Gpu(uuid, uuid)]
+    return gpus
 
 
 def slots_per_gpu(env: dict[str, str] | None = None) -> int:
@@ -65,9 +137,13 @@ def slots_per_gpu(env: dict[str, str] | None = None) -> int:
 
 
 def lock_dir(env: dict[str, str] | None = None) -> Path:
+    """The lock folder: per user (``CLMREPRO_GPU_LOCK_DIR`` overrides), and inside it one
+    folder per Slurm job when Slurm gave the GPUs (see the module's docstring)."""
     env = os.environ if env is None else env
     default = Path(tempfile.gettempdir()) / f"clmrepro-gpu-locks-{os.getuid()}"
-    return Path(env.get("CLMREPRO_GPU_LOCK_DIR") or default)
+    base = Path(env.get("CLMREPRO_GPU_LOCK_DIR") or default)
+    job = slurm_job(env) if not env.get("CLMREPRO_GPUS", "").strip() else None
+    return base / f"slurm-{job}" if job else base
 
 
 def _try_lock(path: Path, mode: int) -> int | None:
@@ -91,8 +167,6 @@ def is_claimed(directory: Path, gpu: str) -> bool:
 
 
 def _try_slot(directory: Path, gpu: str, slots: int) -> list[int] | None:
-    # Named by the GPU's id, not its index: two Slurm jobs that were given different GPUs of
-    # one node never wait on each other.
     if is_claimed(directory, gpu):
         return None
     shared = _try_lock(directory / f"gpu-{gpu}.lock", fcntl.LOCK_SH)
@@ -148,15 +222,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if args else 2
     gpus = visible_gpus()
     if not gpus:
-        os.execvp(args[0], args)
+        os.execvp(args[0], args)      # no GPU, or hidden on purpose: CUDA_VISIBLE_DEVICES as it was
     try:
         slots = slots_per_gpu()
     except ValueError as error:
         print(f"[clmrepro] gpu slot: {error}", file=sys.stderr)
         return 2
-    gpu, fds = acquire(gpus, lock_dir(), slots, whole)
+    by_name = {gpu.lock_name: gpu for gpu in gpus}
+    name, fds = acquire(list(by_name), lock_dir(), slots, whole)
     for fd in fds:
         os.set_inheritable(fd, True)
+    gpu = by_name[name].export
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu}
     share = "the whole GPU" if whole or slots == 1 else f"1 of {slots} slots"
     print(f"[clmrepro] gpu slot: CUDA_VISIBLE_DEVICES={gpu}, {share} ({len(gpus)} GPUs)",

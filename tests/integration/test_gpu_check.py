@@ -66,10 +66,22 @@ def test_allow_cpu_runs_every_step_of_a_tiny_spec(tmp_path):
     spec = tmp_path / "tiny.yaml"
     spec.write_text(TINY)
     out = tmp_path / "out"
-    done = run_script(str(out), "--allow-cpu", "--spec", str(spec), "--parts", "pipeline")
+    done = run_script(str(out), "--allow-cpu", "--spec", str(spec), "--parts",
+                      "pipeline,reference,resume")
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((out / "gpu-check.json").read_text())
-    assert result["device"] == "cpu" and [p["part"] for p in result["parts"]] == ["pipeline"]
+    # reference (the CPU run to compare with) is skipped when the check itself runs on the CPU
+    assert result["device"] == "cpu"
+    assert [p["part"] for p in result["parts"]] == ["pipeline", "resume"]
+    assert result["mra_vs_cpu"] is None
+    # per step: seconds, peak GPU memory (none on the CPU) and the warnings its process saw
+    steps = result["steps"]
+    assert {"train-mnist-ulm", "retrain-mnist-clm"} <= set(steps)
+    assert all(s["peak_gpu_bytes"] is None and isinstance(s["warnings"], list)
+               for s in steps.values())
+    assert isinstance(result["warnings_seen"], list)
+    # killed after its first saved state, resumed, and equal to the uninterrupted run
+    assert result["resume"]["identical"] and result["resume"]["killed_after_a_saved_state"]
     jobs = result["job_seconds"]
     stages = {name.split("-")[0] for name in jobs}
     assert {"train", "retrain", "attack", "evaluate", "report"} <= stages
@@ -78,3 +90,17 @@ def test_allow_cpu_runs_every_step_of_a_tiny_spec(tmp_path):
     assert "| train | 1 / 1 |" in summary and "planned / measured" in summary
     assert (out / "report.md").is_file()
     assert not list(out.glob(".*"))  # no scratch files left in the output folder
+
+
+def test_the_probe_records_each_processs_warnings_and_gpu_peak(tmp_path):
+    """scripts/gpu-check-probe/sitecustomize.py: what every step's process leaves for the JSON."""
+    env = {**os.environ, "CLMREPRO_GPU_CHECK_PROBE": str(tmp_path),
+           "PYTHONPATH": f"{ROOT / 'scripts' / 'gpu-check-probe'}{os.pathsep}{ROOT}"}
+    code = "import warnings, torch; warnings.warn('a test warning'); warnings.warn('again')"
+    subprocess.run([sys.executable, "-c", code, "results/x/jobs/train-a.json"], env=env,
+                   check=True, capture_output=True)
+    [record] = [json.loads(p.read_text()) for p in tmp_path.glob("*.json")]
+    assert record["argv"] == ["results/x/jobs/train-a.json"]
+    assert [w.split(" (")[0] for w in record["warnings"]] == ["UserWarning: a test warning",
+                                                               "UserWarning: again"]
+    assert "peak_gpu_bytes" not in record or cuda_available()

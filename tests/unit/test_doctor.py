@@ -101,7 +101,18 @@ def test_paper_needs_a_gpu_and_smoke_does_not():
 
 def test_a_gpu_smaller_than_the_plans_jobs_fails():
     check = doctor.check_gpu(plan_of("paper"), SMALL_GPU)
-    assert check.status == FAIL and "less than the 8000 MB" in check.detail
+    assert check.status == FAIL and "that train-cifar10-ulm needs at its peak" in check.detail
+
+
+def test_the_card_memory_is_compared_with_the_jobs_gpu_peak_not_the_host_memory():
+    # 16 GB passed against the host figure (8,000 MB); paper.yaml's CIFAR ULM trains 10
+    # ResNet18s at once on CUDA: about 12 GB
+    plan = plan_of("paper")
+    peak = max(m.peak for j in plan.jobs if (m := doctor.job_memory(j.job)) is not None)
+    assert peak > 10 * 10**9
+    card = lambda gib: {**H100, "devices": [{"name": "card", "memory": gib * 2**30}]}  # noqa: E731
+    assert doctor.check_gpu(plan, card(12)).status == FAIL
+    assert doctor.check_gpu(plan, card(16)).status == OK
 
 
 def test_device_cuda_needs_a_gpu_even_for_lenet5():
@@ -346,11 +357,85 @@ def test_checkout_not_writable(tmp_path, monkeypatch):
     assert check.status == FAIL and "is not writable (Permission denied)" in check.detail
 
 
+# --- the card against the torch build -------------------------------------------------------
+
+ARCHS = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]   # torch 2.14.1+cu130's
+A100_SMI = [{"index": "0", "uuid": "GPU-aaaa", "name": "NVIDIA A100-SXM4-80GB",
+             "memory_mb": "81920", "capability": "8.0", "driver": "580.82.07"}]
+FAKE_SMI = """#!/bin/sh
+# a fake nvidia-smi: two V100s on an old driver
+echo "0, GPU-1111, Tesla V100-SXM2-32GB, 32768, 7.0, 535.104.05"
+echo "1, GPU-2222, Tesla V100-SXM2-32GB, 32768, 7.0, 535.104.05"
+"""
+
+
+def smi_of(name="NVIDIA A100-SXM4-80GB", capability="8.0", driver="580.82.07", count=1):
+    return [{**A100_SMI[0], "index": str(i), "uuid": f"GPU-{i}", "name": name,
+             "capability": capability, "driver": driver} for i in range(count)]
+
+
+def test_a_fake_nvidia_smi_is_read(tmp_path, monkeypatch):
+    (tmp_path / "nvidia-smi").write_text(FAKE_SMI)
+    (tmp_path / "nvidia-smi").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    gpus = doctor.query_nvidia_smi()
+    assert [g["uuid"] for g in gpus] == ["GPU-1111", "GPU-2222"]
+    assert gpus[0]["capability"] == "7.0" and gpus[0]["driver"] == "535.104.05"
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert doctor.query_nvidia_smi() is None
+
+
+def test_kernels_for_a_capability():
+    assert doctor.runs_on((8, 0), ARCHS) and doctor.runs_on((8, 9), ARCHS)   # sm_86 cubin on 8.9
+    assert doctor.runs_on((12, 0), ARCHS)
+    assert not doctor.runs_on((7, 0), ARCHS) and not doctor.runs_on((6, 0), ARCHS)  # V100, P100
+    assert not doctor.runs_on((10, 3), ["sm_90a"])
+    assert doctor.runs_on((10, 0), ["sm_80", "compute_90"])            # PTX compiled for newer
+
+
+def test_a_capability_below_the_builds_list_fails_with_what_to_install():
+    probe = {**H100, "devices": [], "cuda": True, "arch_list": ARCHS}
+    check = doctor.check_card(plan_of("paper"), probe,
+                              smi_of("Tesla V100-SXM2-32GB", "7.0", count=2))
+    assert check.status == FAIL
+    assert "sm_70" in check.detail and "get_arch_list" in check.detail
+    assert "device: cpu" in check.detail and "\n" not in check.detail
+
+
+def test_a_driver_too_old_for_the_cuda_build_fails_and_names_the_wheel():
+    probe = {**NO_GPU, "arch_list": ARCHS}          # torch sees nothing: is_available() False
+    check = doctor.check_card(plan_of("paper"), probe, smi_of(driver="535.104.05"))
+    assert check.status == FAIL
+    assert "driver 535.104.05 is older than CUDA 13.0" in check.detail
+    assert "whl/cu126" in check.detail and "device: cpu" in check.detail
+    ancient = doctor.check_card(plan_of("paper"), probe, smi_of(driver="418.67"))
+    assert ancient.detail.endswith("(>= 580.65.06): update the driver or set `device: cpu`")
+
+
+def test_gpus_seen_by_nvidia_smi_but_not_by_torch_fail_only_when_the_spec_wants_them():
+    probe = {**NO_GPU, "arch_list": ARCHS}           # a new driver, and still nothing for torch
+    paper = doctor.check_card(plan_of("paper"), probe, smi_of())
+    assert paper.status == FAIL and "is_available() is False" in paper.detail
+    smoke = doctor.check_card(plan_of("smoke"), probe, smi_of())
+    assert smoke.status == NOTE
+    cpu_only = doctor.check_card(plan_of("paper"), {**NO_GPU, "cuda_build": None}, smi_of())
+    assert cpu_only.status == FAIL and "CPU-only build" in cpu_only.detail
+    assert "whl/cu130" in cpu_only.detail
+
+
+def test_a_card_torch_can_use_passes_and_no_nvidia_smi_says_nothing():
+    probe = {**H100, "arch_list": ARCHS}
+    check = doctor.check_card(plan_of("paper"), probe, smi_of())
+    assert check.status == OK and "sm_80" in check.detail
+    assert doctor.check_card(plan_of("paper"), probe, None) is None
+
+
 # --- the command ----------------------------------------------------------------------------
 
 @pytest.fixture
 def no_gpu_probe(monkeypatch):
     monkeypatch.setattr(doctor, "probe_torch", lambda: NO_GPU)
+    monkeypatch.setattr(doctor, "query_nvidia_smi", lambda: None)
 
 
 def test_doctor_on_paper_exits_1_and_on_smoke_0(capsys, monkeypatch, no_gpu_probe, tmp_path):

@@ -72,11 +72,12 @@ class RandomDispatch(nn.Module):
         self.gen = gen
 
     def forward(self, x: Tensor) -> Tensor:
-        choice = torch.randint(len(self.models), (len(x),), generator=self.gen)
-        choice = choice.to(x.device)
+        # the draws stay on the host (a CPU generator): which submodel answers which sample is
+        # known without waiting for the GPU; only the indices travel, asynchronously
+        choice = torch.randint(len(self.models), (len(x),), generator=self.gen).cpu()
         out = None
         for k in choice.unique().tolist():
-            sel = (choice == k).nonzero().squeeze(1)
+            sel = (choice == k).nonzero().squeeze(1).to(x.device, non_blocking=True)
             answer = self.models[k](x[sel])
             if out is None:
                 out = answer.new_zeros((len(x), *answer.shape[1:]))

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from clmrepro.core.checkpoints import atomic_torch_save, atomic_write_json, safe_load
+from clmrepro.core.devices import device_identity
 
 
 def file_digest(path: str | Path) -> str:
@@ -51,6 +52,9 @@ class ChunkStore:
     """Chunks of one job under ``folder/<fingerprint key>/<name>.pt``."""
 
     def __init__(self, folder: str | Path, fingerprint: dict[str, Any]):
+        runtime = fingerprint.get("runtime")
+        if isinstance(runtime, dict) and runtime.get("device") == "cuda":
+            fingerprint = {**fingerprint, **device_identity("cuda")}   # the GPU model counts
         self.root = Path(folder)
         self.key = fingerprint_key(fingerprint)
         self.dir = self.root / self.key

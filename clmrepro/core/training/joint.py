@@ -28,11 +28,21 @@ from clmrepro.core.data import augment_batch
 from clmrepro.core.training.step import input_batch
 
 
-def population_forward(trainees):
-    """(m, B, ...) -> (m, B, classes): block k through member k, over all the trainees."""
+def population_forward(trainees, execution=None):
+    """(m, B, ...) -> (m, B, classes): block k through member k, over all the trainees.  Under
+    ``precision: bf16`` the members run in bf16 autocast and their outputs come back in fp32:
+    the regimes' losses (ADP's log-determinant, TRS's gradient cosines) stay in fp32."""
     def forward(xs: Tensor) -> Tensor:
         return torch.cat([t.forward(xs[t.members.start:t.members.stop]) for t in trainees])
-    return forward
+
+    if execution is None or not execution.bf16:
+        return forward
+
+    def forward_bf16(xs: Tensor) -> Tensor:
+        with execution.autocast(xs.device):
+            out = forward(xs)
+        return out.float()
+    return forward_bf16
 
 
 def start_joint_pass(run) -> None:
@@ -62,7 +72,8 @@ def joint_minibatch(run, epoch: int, b: int) -> None:
     for trainee in run.trainees:
         trainee.train(True)
         trainee.optimizer.zero_grad(set_to_none=True)
-    loss, out, terms = run.diversity.loss(run.diversity.params, population_forward(run.trainees),
+    loss, out, terms = run.diversity.loss(run.diversity.params,
+                                          population_forward(run.trainees, run.execution),
                                           run.models, x, y, x_target, run.gens["diversity"],
                                           epoch=epoch, epochs=run.training.epochs, seed=run.seed)
     loss.backward()
@@ -73,8 +84,10 @@ def joint_minibatch(run, epoch: int, b: int) -> None:
                                      reduction="none").view(run.n, -1)
         p.loss_sum += per_member.sum(1)
         p.correct += (out.detach().argmax(-1) == y).sum(-1)
+    # summed on the device in float64 (no host sync per term and minibatch); the same IEEE
+    # double arithmetic as float(value) * len(y) summed in Python, so the same numbers
     for name, value in terms.items():
-        p.terms[name] = p.terms.get(name, 0.0) + float(value) * len(y)
+        p.terms[name] = p.terms.get(name, 0.0) + value.detach().double() * len(y)
 
 
 def run_joint(run) -> None:
@@ -90,6 +103,6 @@ def run_joint(run) -> None:
             run.checkpoint.after_minibatch()
         n_train = len(run.data["y_train"])
         run.record["diversity"]["terms"].append(
-            {name: total / n_train for name, total in p.terms.items()})
+            {name: float(total) / n_train for name, total in p.terms.items()})
         run.finish_pass(epoch, everyone)
         run.end_epoch(epoch)

@@ -5,11 +5,13 @@ Every ``prse_every`` minibatches of submodel i, a partner j ≠ i is drawn unifo
     β = |W_i − W_j| < δ            (eq. 4, elementwise on the counter-linked layer l = 1)
     W_i ← W_i + (−1)^i · α · β · ℓ  (eq. 5, ℓ ~ Bernoulli(0.5) fixed for the whole run)
 
-with 0-based i as in the authors' code (REFERENCE.md §1): even i move up, odd i down.
+with 0-based i as in the authors' code (docs/reference.md §1): even i move up, odd i down.
 The partner is not changed and the write bypasses the optimiser.
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 
@@ -42,6 +44,18 @@ def choose_partner(i: int, n: int, gen: torch.Generator) -> int:
     return j + 1 if j >= i else j
 
 
+@functools.lru_cache(maxsize=8)
+def _mask_on(mask: torch.Tensor, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    return mask.to(device=device, dtype=dtype)
+
+
+def mask_like(mask: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """The run's fixed mask on the weight's device and dtype, copied there once per run, not at
+    every examination (a host-to-GPU copy each time).  Keyed by the mask tensor itself: a run's
+    mask never changes after make_mask."""
+    return _mask_on(mask, weight.device, weight.dtype)
+
+
 def prse(
     weight_i: torch.Tensor,
     weight_j: torch.Tensor,
@@ -59,6 +73,6 @@ def prse(
     with torch.no_grad():
         beta = ((weight_i - weight_j).abs() < delta).to(weight_i.dtype)  # eq. 4
         sign = 1.0 if index % 2 == 0 else -1.0  # (−1)^i with 0-based i
-        step = beta * mask.to(device=weight_i.device, dtype=weight_i.dtype)
+        step = beta * mask_like(mask, weight_i)
         weight_i.add_(step, alpha=sign * alpha)  # eq. 5
     return beta

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from clmrepro.core.checkpoints import atomic_torch_save, safe_load
+from clmrepro.core.devices import device_identity
 from clmrepro.core.interrupt import Interrupted, StopCheck
 
 STATE_FILE = "last.pt"
@@ -49,7 +50,7 @@ class Progress:
     correct: Tensor | None = None
     exams: list[int] = field(default_factory=list)
     watched: list[Tensor] = field(default_factory=list)
-    terms: dict[str, float] = field(default_factory=dict)  # joint training: loss terms this pass
+    terms: dict[str, Tensor] = field(default_factory=dict)  # joint training: loss terms this pass
 
     def as_dict(self) -> dict:
         return dict(vars(self))  # shallow: tensors are saved as they are
@@ -71,7 +72,8 @@ def fingerprint(models, data, training, linking, adversarial, seed, execution,
     The initial weights and the data count too (a retrain whose starting population
     changed, or a run on another split, must not resume), and so does the resolved
     execution: batched vs one at a time, the memory format and the precision change float
-    rounding, the schedule changes the science."""
+    rounding, the schedule changes the science; on CUDA the GPU model does too
+    (core.devices.device_identity)."""
     train = {k: v for k, v in asdict(training).items() if k != "epochs"}
     labels = hashlib.sha256(data.y_train.numpy().tobytes() + data.y_test.numpy().tobytes())
     return {"train": repr(sorted(train.items())), "seed": int(seed), "size": len(models),
@@ -84,7 +86,8 @@ def fingerprint(models, data, training, linking, adversarial, seed, execution,
             # the method and its knobs, written as before the loss became a field
             **({"diversity": repr(sorted({"method": diversity.method,
                                           "params": diversity.params}.items()))}
-               if diversity else {})}
+               if diversity else {}),
+            **device_identity(next(models[0].parameters()).device)}
 
 
 class Checkpoint:

@@ -28,6 +28,12 @@ DEFAULTS = {"alpha": 2.0, "beta": 0.5, "log_offset": 1e-20, "det_offset": 1e-6}
 COST_FACTOR = 1.0
 
 
+def activation_factor(n: int) -> float:
+    """Saved activations per image and member against plain training (plan.memory): one
+    forward and backward, as plain training."""
+    return 1.0
+
+
 class Adp(Strict):
     """Pang et al., ICML 2019 (code: P2333/Adaptive-Diverse-Ensemble)."""
 

@@ -30,6 +30,12 @@ LAYERS = {"lenet5": ["bn1", "bn2", "bn3"],
 DISTILL_STEP = 1.5
 
 
+
+def activation_factor(n: int) -> float:
+    """Saved activations per image and member against plain training (plan.memory): each
+    member trains on the n - 1 others' distilled images."""
+    return float(n - 1)
+
 class Dverge(Strict):
     """Yang et al., NeurIPS 2020 (code: zjysteven/DVERGE)."""
 

@@ -25,6 +25,12 @@ DEFAULTS = {"lam": 0.5}  # DVERGE arguments.py --lambda, TRS script_train.py gal
 COST_FACTOR = 3.5
 
 
+def activation_factor(n: int) -> float:
+    """Saved activations per image and member against plain training (plan.memory): the
+    double backward through the input gradients keeps about twice the saved tensors."""
+    return 2.0
+
+
 class Gal(Strict):
     """Kariyappa & Qureshi, 2019 (arXiv 1901.09981)."""
 

@@ -28,6 +28,12 @@ DEFAULTS = {"scale": 5.0, "coeff": 2.0, "lamda": 2.0, "init_eps": 0.1, "adv_eps"
 COST_FACTOR = 17.0
 
 
+def activation_factor(n: int) -> float:
+    """Saved activations per image and member against plain training (plan.memory): the
+    double backward through the input gradients keeps about twice the saved tensors."""
+    return 2.0
+
+
 class Trs(Strict):
     """Yang et al., NeurIPS 2021 (code: AI-secure/Transferability-Reduced-Smooth-Ensemble)."""
 

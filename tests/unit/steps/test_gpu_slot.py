@@ -13,7 +13,7 @@ import time
 import pytest
 
 from clmrepro.steps.gpu_slot import is_claimed
-from clmrepro.steps.gpu_slot import slots_per_gpu, visible_gpus
+from clmrepro.steps.gpu_slot import Gpu, lock_dir, slots_per_gpu, visible_gpus
 
 RECORD = ("import json, os, sys, time; t0 = time.time(); time.sleep(0.6); "
           "print(json.dumps({'gpu': os.environ.get('CUDA_VISIBLE_DEVICES'), 't0': t0, "
@@ -104,8 +104,9 @@ def test_exit_code_of_the_job_is_kept(tmp_path):
 
 
 def test_visible_gpus_sources():
-    assert visible_gpus({"CLMREPRO_GPUS": "3"}) == ["0", "1", "2"]
-    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "2,5", "PATH": "/nonexistent"}) == ["2", "5"]
+    none = lambda env: None                                   # noqa: E731  (no nvidia-smi)
+    assert [g.export for g in visible_gpus({"CLMREPRO_GPUS": "3"})] == ["0", "1", "2"]
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "2,5"}, none) == [Gpu("2", "2"), Gpu("5", "5")]
     assert visible_gpus({"CLMREPRO_GPUS": "0", "CUDA_VISIBLE_DEVICES": "1"}) == []
 
 
@@ -176,3 +177,93 @@ def test_slots_per_gpu_setting():
     for bad in ("0", "x", "65"):
         with pytest.raises(ValueError, match="slots_per_gpu"):
             slots_per_gpu({"CLMREPRO_SLOTS_PER_GPU": bad})
+
+
+# --- which GPU, named how: fake nvidia-smi, hidden GPUs, Slurm, MIG (issue 30) ----------------
+
+FAKE_SMI = """#!/bin/sh
+[ "$1" = "-L" ] || exit 9
+cat <<'LIST'
+GPU 0: NVIDIA A100-SXM4-80GB (UUID: GPU-aaaaaaaa-0000)
+GPU 1: NVIDIA A100-SXM4-80GB (UUID: GPU-bbbbbbbb-1111)
+LIST
+"""
+FAKE_SMI_MIG = """#!/bin/sh
+cat <<'LIST'
+GPU 0: NVIDIA A100-SXM4-40GB (UUID: GPU-aaaaaaaa-0000)
+  MIG 3g.20gb     Device  0: (UUID: MIG-11111111-aaaa)
+  MIG 3g.20gb     Device  1: (UUID: MIG-22222222-bbbb)
+GPU 1: NVIDIA A100-SXM4-40GB (UUID: GPU-bbbbbbbb-1111)
+LIST
+"""
+
+
+def fake_smi(tmp_path, script: str) -> str:
+    folder = tmp_path / "bin"
+    folder.mkdir(exist_ok=True)
+    (folder / "nvidia-smi").write_text(script)
+    (folder / "nvidia-smi").chmod(0o755)
+    return f"{folder}:{os.environ['PATH']}"
+
+
+def with_smi(tmp_path, script: str, **extra) -> dict:
+    env = base_env(tmp_path, None)
+    env["PATH"] = fake_smi(tmp_path, script)
+    env.update(extra)
+    return env
+
+
+@pytest.mark.parametrize("hide", ["", "-1", "-1,0"])
+def test_hidden_gpus_run_on_the_cpu_even_where_nvidia_smi_sees_gpus(tmp_path, hide):
+    env = with_smi(tmp_path, FAKE_SMI, CUDA_VISIBLE_DEVICES=hide)
+    assert visible_gpus(env) == []
+    job = wrapped(env, RECORD)
+    out, err = job.communicate(timeout=60)
+    assert job.returncode == 0, err
+    assert json.loads(out)["gpu"] == hide                 # left as it was, not "0"
+    assert not (tmp_path / "locks").exists()
+
+
+def test_nvidia_smi_gpus_are_named_and_exported_by_uuid(tmp_path):
+    path = fake_smi(tmp_path, FAKE_SMI)
+    assert visible_gpus({"PATH": path}) == [Gpu("GPU-aaaaaaaa-0000", "GPU-aaaaaaaa-0000"),
+                                Gpu("GPU-bbbbbbbb-1111", "GPU-bbbbbbbb-1111")]
+    # an index someone set is kept for CMD, its lock named by the GPU's UUID
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "1", "PATH": path}) == [
+        Gpu("1", "GPU-bbbbbbbb-1111")]
+    assert visible_gpus({"PATH": str(tmp_path / "empty")}) == []         # no nvidia-smi
+
+
+def test_mig_instances_are_places_exported_by_their_uuid(tmp_path):
+    env = with_smi(tmp_path, FAKE_SMI_MIG)
+    assert [g.export for g in visible_gpus(env)] == ["MIG-11111111-aaaa", "MIG-22222222-bbbb",
+                                                     "GPU-bbbbbbbb-1111"]
+    runs = finished([(wrapped(env, RECORD), False) for _ in range(3)])
+    assert sorted(r["gpu"] for r in runs) == ["GPU-bbbbbbbb-1111", "MIG-11111111-aaaa",
+                                              "MIG-22222222-bbbb"]
+
+
+def slurm_env(tmp_path, job: str) -> dict:
+    # a site that confines each job to its GPU: every job sees its GPU as 0, and nvidia-smi
+    # (as the job sees it) lists that one GPU as GPU 0
+    one_gpu = FAKE_SMI.replace("GPU 1: NVIDIA A100-SXM4-80GB (UUID: GPU-bbbbbbbb-1111)\n", "")
+    return with_smi(tmp_path, one_gpu, CUDA_VISIBLE_DEVICES="0", SLURM_JOB_ID=job,
+                    SLURM_STEP_GPUS=job[-1])
+
+
+def test_two_slurm_jobs_each_seeing_gpu_0_do_not_wait_on_each_other(tmp_path):
+    assert lock_dir(slurm_env(tmp_path, "1001")) != lock_dir(slurm_env(tmp_path, "1002"))
+    assert lock_dir(slurm_env(tmp_path, "1001")).parent == tmp_path / "locks"
+    a = wrapped(slurm_env(tmp_path, "1001"), RECORD)
+    b = wrapped(slurm_env(tmp_path, "1002"), RECORD)
+    runs = finished([(a, False), (b, False)])
+    assert [r["gpu"] for r in runs] == ["0", "0"]
+    assert runs[0]["t0"] < runs[1]["t1"] and runs[1]["t0"] < runs[0]["t1"], runs  # at once
+    assert {p.name for p in (tmp_path / "locks").iterdir()} == {"slurm-1001", "slurm-1002"}
+
+
+def test_rules_inside_one_slurm_job_still_take_turns(tmp_path):
+    env = slurm_env(tmp_path, "1001")
+    runs = finished([(wrapped(env, RECORD), False) for _ in range(2)])
+    a, b = runs
+    assert not (a["t0"] < b["t1"] and b["t0"] < a["t1"]), runs
