@@ -3,7 +3,7 @@ docs/sanity.md).
 
 Job: per image the worst of ``noise_draws`` uniform points in the ε-ball (``noise``), chosen as
 the PGD it is compared with decides (issue 26): under the paper protocol by the crafting
-submodel's correctness (PGD sees that one member; choosing by all members' accuracy would give
+submodel's accuracy (PGD sees that one member; choosing by all members' accuracy would give
 the noise an oracle PGD lacks and bias the check towards flagging), under adaptive by the
 expected accuracy over the population (PGD's success measure there).  Both sides are then
 scored by every member.  Report: flag when the 95% interval of MRA(noise) − MRA(PGD) lies below
@@ -18,7 +18,7 @@ from clmrepro.kinds.checks.base import (CARLINI, Costs, Job, Kit, Measure, Popul
                                         no_file, variants)
 
 
-CHOSEN_BY = {"paper": "the crafting submodel's correctness",
+CHOSEN_BY = {"paper": "the crafting submodel's accuracy",
              "adaptive": "the expected accuracy over the submodels"}
 
 

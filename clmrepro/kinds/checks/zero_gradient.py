@@ -38,7 +38,7 @@ def rule(threat: str, files) -> str:
             else "the expected cross-entropy over the submodels" if threat == "adaptive"
             else "the attack's cross-entropy")
     return ("Flag when any image of the check subset that the attacked model classifies "
-            f"correctly has an exactly zero input gradient of {loss} (the attack's loss) or of "
+            f"right has an exactly zero input gradient of {loss} (the attack's loss) or of "
             "the DLR loss, at the clean point or at a random start in the ε-ball (more than 0 "
             "images).")
 
@@ -56,7 +56,7 @@ def verdict(population: Population, threat: str, kit: Kit) -> tuple[list[Measure
                         "point", "count", count, of=total, flags=count > 0)], ""
     total = sum(int(z["of"]) for z in found)
     count = sum(int(z["images"]) for z in found)
-    measures = [Measure("correctly classified images with a zero gradient (any loss, either "
+    measures = [Measure("images classified right with a zero gradient (any loss, either "
                         "point)", "count", count, of=total, flags=count > 0, key=True)]
     for key in KEYS:
         loss, point = key.split("/")
@@ -96,5 +96,5 @@ def price(s, threat: str, c: Costs) -> tuple[float, int]:
 REPORT = Report("zero-gradients", "zero gradients", f"{AUTOATTACK}, check_zero_gradients)",
                 None, rule, verdict)
 JOB = Job("zero-gradient", "zero-gradient: cross-entropy or DLR input gradient exactly 0 on a "
-          "correctly classified image, at the clean point or a random start (AutoAttack)",
+          "image classified right, at the clean point or a random start (AutoAttack)",
           count=count, section=section, price=price)
