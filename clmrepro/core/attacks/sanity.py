@@ -111,13 +111,16 @@ class Target:
             return torch.stack([(o.argmax(1) == y).double() for o in self.outputs(x)]).mean(0)
 
 
+def random_start(x: Tensor, eps: float, gen: torch.Generator) -> Tensor:
+    """A uniform point of the L∞ ε-ball around each image, in [0, 1] (PGD's random start)."""
+    noise = torch.rand(x.shape, generator=gen, dtype=x.dtype).to(x.device)
+    return (x + (2 * noise - 1) * eps).clamp(0, 1)
+
+
 def traced_pgd(target: Target, x: Tensor, y: Tensor, pgd: PgdSettings,
                gen: torch.Generator) -> Traced:
     """L∞ PGD on ``target.loss`` (sign steps, projection, [0, 1]), recording its trace."""
-    adv = x.clone()
-    if pgd.random_start:
-        noise = torch.rand(x.shape, generator=gen, dtype=x.dtype).to(x.device)
-        adv = (adv + (2 * noise - 1) * pgd.eps).clamp(0, 1)
+    adv = random_start(x, pgd.eps, gen) if pgd.random_start else x.clone()
     losses, measures = [], []
     for step in range(pgd.steps + 1):
         adv.requires_grad_(True)
@@ -196,12 +199,6 @@ def square(model: nn.Module, x: Tensor, y: Tensor, *, eps: float, n_queries: int
 
 ZERO_GRADIENT_LOSSES = ("ce", "dlr")      # the attack's own loss, and AutoAttack's
 ZERO_GRADIENT_POINTS = ("clean", "random")
-
-
-def random_start(x: Tensor, eps: float, gen: torch.Generator) -> Tensor:
-    """A uniform point of the L∞ ε-ball around each image, in [0, 1] (PGD's random start)."""
-    noise = torch.rand(x.shape, generator=gen, dtype=x.dtype).to(x.device)
-    return (x + (2 * noise - 1) * eps).clamp(0, 1)
 
 
 def zero_gradients(target: Target, x: Tensor, y: Tensor, eps: float,
