@@ -222,6 +222,7 @@ def _baselines(data: ReportData) -> dict:
     verdicts = base.clm_vs_baselines(data.records) if tables else []
     return {
         "text": BASELINES_TEXT, "tables": tables, "costs": costs, "verdicts": verdicts,
+        "degenerate": [d.text() for d in base.degenerate_losses(data.records)] if tables else [],
         "cost_header": ["experiment", "population", "regime", "training (s)", "with start (s)"],
         "cost_rows": [[c.experiment, c.population, REGIME_LABELS.get(c.regime, c.regime),
                        f"{c.own_seconds:.1f}", f"{c.total_seconds:.1f}"] for c in costs],
