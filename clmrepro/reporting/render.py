@@ -75,7 +75,9 @@ SUCCESS_TEXT = {
         "exact expected accuracy over all submodels, and each image keeps the sub-attack "
         "result with the lowest one. This departs from torchattacks' MultiAttack, which judges "
         "success with one random submodel's answer and then skips the later sub-attacks for "
-        "that image."),
+        "that image. Inside each APGD, too, which images are attacked and which iterate is "
+        "kept are decided on the expected accuracy (core.attacks.apgd), where torchattacks' "
+        "APGD decides with one random draw."),
 }
 
 

@@ -1,4 +1,4 @@
-"""Adaptive attacks on the random-dispatch defence itself (REFERENCE.md §3).
+"""Adaptive attacks on the random-dispatch defence itself (docs/reference.md §3).
 
 The paper's protocol crafts on one random submodel and scores all: a transfer attack.
 The standard for randomized defences (Athalye et al. 2018; Tramer et al. 2020; AutoAttack
