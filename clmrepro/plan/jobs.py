@@ -231,6 +231,9 @@ class ReportJob(JobBase):
     params: ReportParams
 
 
+# the model of each stage's job file (plan.compile builds them by stage)
+JOB_MODELS = {"data": DataJob, "train": TrainJob, "retrain": TrainJob, "evaluate": EvaluateJob,
+              "attack": AttackJob, "sanity": SanityJob, "report": ReportJob}
 AnyJob = Union[DataJob, TrainJob, EvaluateJob, AttackJob, SanityJob, ReportJob]
 Job = Annotated[AnyJob, Field(discriminator="stage")]
 _JOB = TypeAdapter(Job)
