@@ -151,6 +151,8 @@ class ScoringParams(_Block):
 class EvaluateParams(ScoringParams):
     attack: AttackBlock | None                # null: the benign record
     saliency_samples: int
+    # a hand-made re-scoring job (an attack job's params, stage evaluate) keeps its subsets
+    samples: dict[str, int] | None = Field(**_ABSENT_IF_NONE)
     # the deterministic inference rules (core.ensemble); absent unless the spec asks for them
     inference: list[str] | None = Field(**_ABSENT_IF_NONE)
 
@@ -247,7 +249,7 @@ def parse_job(data: object, source: str = "job") -> AnyJob:
     """The typed job of ``data`` (a job file's JSON); :class:`JobError` naming ``source``
     (the file) and the first wrong key otherwise."""
     if not isinstance(data, dict):
-        raise JobError(f"{source}: a job file holds a JSON object (got {type(data).__name__})")
+        raise JobError(f"{source}: job file must hold a JSON object (got {type(data).__name__})")
     stage = data.get("stage")
     if "stage" not in data:
         raise JobError(f"{source}: key 'stage' is missing")

@@ -32,9 +32,8 @@ from typing import Any, Callable, Iterator
 
 from clmrepro.core.checkpoints import ArtifactError
 from clmrepro.core.interrupt import Interrupted
-from clmrepro.steps.inputs import check_inputs, read_job
-
-Job = dict[str, Any]
+from clmrepro.plan.jobs import AnyJob
+from clmrepro.steps.inputs import Job, check_inputs, read_job
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -49,7 +48,9 @@ def stop_requested() -> bool:
     return _stop.is_set()
 
 
-def load_job(path: str | Path) -> Job:
+def load_job(path: str | Path) -> AnyJob:
+    """The typed job of a job file (``steps.inputs.read_job``): refused in one line before
+    any work if a key is unknown, missing or of the wrong type."""
     return read_job(path)
 
 
@@ -172,26 +173,28 @@ def step_main(run: Callable[[Job], None], argv: list[str] | None = None) -> int:
         print("usage: python -m clmrepro.steps.<stage> [--debug] JOB.json", file=sys.stderr)
         return EXIT_USAGE
     try:
-        job = load_job(args[0])
+        typed = load_job(args[0])
     except ArtifactError as error:
         if debug:
             raise
         say(str(error))
         return EXIT_FAILED
-    say(f"{job['stage']} {job['id']}")
-    with stop_on_signals(job["id"]):
+    say(f"{typed.stage} {typed.id}")
+    # the steps read the job as the dict its file holds (the very same content, checked)
+    job = typed.as_dict()
+    with stop_on_signals(typed.id):
         try:
             check_inputs(job)
             run(job)
         except Interrupted as stopped:
             name = signal.Signals(_received[0]).name if _received else "request"
-            say(f"{job['id']}: stopped by {name}; saved {stopped.saved}; rerun the same "
+            say(f"{typed.id}: stopped by {name}; saved {stopped.saved}; rerun the same "
                 f"command to resume")
             return 128 + (_received[0] if _received else signal.SIGTERM)
         except Exception as error:
             line = None if debug else known_failure(error)
             if line is None:
                 raise
-            say(f"{job['id']}: {line}")
+            say(f"{typed.id}: {line}")
             return EXIT_FAILED
     return 0
