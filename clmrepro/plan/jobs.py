@@ -150,8 +150,9 @@ class ScoringParams(_Block):
 
 class EvaluateParams(ScoringParams):
     attack: AttackBlock | None                # null: the benign record
-    saliency_samples: int
-    # a hand-made re-scoring job (an attack job's params, stage evaluate) keeps its subsets
+    # the benign job's saliency images (the compiler always writes it); a hand-made
+    # re-scoring job (an attack job's params, stage evaluate) has none and keeps its subsets
+    saliency_samples: int | None = Field(**_ABSENT_IF_NONE)
     samples: dict[str, int] | None = Field(**_ABSENT_IF_NONE)
     # the deterministic inference rules (core.ensemble); absent unless the spec asks for them
     inference: list[str] | None = Field(**_ABSENT_IF_NONE)

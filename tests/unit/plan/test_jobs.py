@@ -51,7 +51,7 @@ def test_hand_made_variants_round_trip_too(jobs):
     # a re-scoring evaluate job (an attack job's params, stage evaluate), the deterministic
     # inference rules, and numbers in both spellings (0 and 0.0 stay as written)
     rescore = {**copy.deepcopy(jobs["attack"]), "stage": "evaluate"}
-    rescore["params"].update(saliency_samples=0, inference=["average", "vote"])
+    rescore["params"].update(inference=["average", "vote"])  # no saliency_samples: none drawn
     train = copy.deepcopy(jobs["train"])
     train["params"]["training"].update(momentum=0, weight_decay=0.0, lr=1)
     for job in (rescore, train):
