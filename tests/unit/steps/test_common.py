@@ -58,6 +58,14 @@ def test_a_job_that_runs_returns_0_and_announces_itself(tmp_path, capsys):
     assert lines(capsys) == ["[clmrepro] report report-x"]
 
 
+def test_a_typed_step_gets_the_model_of_its_stage(tmp_path):
+    from clmrepro.plan.jobs import ReportJob
+
+    seen = []
+    assert step_main(seen.append, [write(tmp_path)], typed=True) == 0
+    assert isinstance(seen[0], ReportJob) and seen[0].as_dict() == JOB
+
+
 def test_a_known_failure_is_one_line_and_exit_1(tmp_path, capsys):
     def run(job):
         raise ArtifactError("results/x/population.pt: file is empty (0 bytes); delete it")
