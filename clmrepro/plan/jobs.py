@@ -264,14 +264,11 @@ def parse_job(data: object, source: str = "job") -> AnyJob:
 
 def _one_line(source: str, data: dict, error: ValidationError) -> str:
     problems = error.errors(include_url=False)
-    first = problems[0]
-    loc = [part for part in first["loc"]]
-    if loc and loc[0] == data.get("stage"):  # the discriminator's tag
-        loc = loc[1:]
-    if first["type"] != "missing":
-        loc = _present(data, loc)  # drop a union's branch names (int, float, str, ...)
+    keys = list(dict.fromkeys(_key(data, problem) for problem in problems))
+    first, loc = problems[0], _key(data, problems[0])
     key = ".".join(str(part) for part in loc) or "(top level)"
-    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    # a union reports each of its branches: count the keys, not the errors
+    more = f" (and {len(keys) - 1} more)" if len(keys) > 1 else ""
     if first["type"] == "missing":
         return f"{source}: key '{key}' is missing{more}"
     if first["type"] == "extra_forbidden":
@@ -280,7 +277,16 @@ def _one_line(source: str, data: dict, error: ValidationError) -> str:
     return f"{source}: key '{key}' {why} (given {_shown(_at(data, loc))}){more}"
 
 
-def _at(data: Any, loc: list) -> Any:
+def _key(data: dict, problem: dict) -> tuple:
+    """The key a problem is about: its location without the stage's tag and, but for a
+    missing key, without a union's branch names (int, float, str, ...)."""
+    loc = list(problem["loc"])
+    if loc and loc[0] == data.get("stage"):  # the discriminator's tag
+        loc = loc[1:]
+    return tuple(loc if problem["type"] == "missing" else _present(data, loc))
+
+
+def _at(data: Any, loc: tuple) -> Any:
     for part in loc:
         data = data[part]
     return data

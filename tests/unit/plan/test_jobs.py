@@ -105,6 +105,12 @@ def test_unknown_missing_and_mistyped_keys_are_one_line_naming_the_key(jobs):
     # a boolean is not a number, a number not a string
     assert "key 'params.replicate' should be a valid integer (given True)" in error_of(
         {**train, "params": {**train["params"], "replicate": True}})
+    # a union's branches are one key, not several problems
+    assert error_of({**train, "inputs": {"data": 3}}) == \
+        "key 'inputs.data' should be a valid string (given 3)"
+    two = {k: v for k, v in train["params"].items() if k != "training"}
+    assert error_of({**train, "params": {**two, "epoch": 3}}) == \
+        "key 'params.training' is missing (and 1 more)"
     assert "key 'params.architecture'" in error_of(
         {**train, "params": {**train["params"], "architecture": 5}})
 
