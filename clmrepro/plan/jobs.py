@@ -22,9 +22,6 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, TypeAdapter, ValidationError
 
-STAGES = ("data", "train", "retrain", "attack", "evaluate", "sanity", "report")
-
-
 def _number(value: object) -> int | float:
     """A JSON number as written: an int stays an int, a float a float; never a bool."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -235,8 +232,9 @@ class ReportJob(JobBase):
 
 
 # the model of each stage's job file (plan.compile builds them by stage)
-JOB_MODELS = {"data": DataJob, "train": TrainJob, "retrain": TrainJob, "evaluate": EvaluateJob,
-              "attack": AttackJob, "sanity": SanityJob, "report": ReportJob}
+JOB_MODELS = {"data": DataJob, "train": TrainJob, "retrain": TrainJob, "attack": AttackJob,
+              "evaluate": EvaluateJob, "sanity": SanityJob, "report": ReportJob}
+STAGES = tuple(JOB_MODELS)
 AnyJob = Union[DataJob, TrainJob, EvaluateJob, AttackJob, SanityJob, ReportJob]
 Job = Annotated[AnyJob, Field(discriminator="stage")]
 _JOB = TypeAdapter(Job)
