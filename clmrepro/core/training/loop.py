@@ -151,7 +151,10 @@ def train_population(
     run.bar = tqdm(total=max(training.epochs * n - done, 0), disable=not progress,
                    desc=run.record["regime"], unit="pass")
     schedules = {"lockstep": run_lockstep, "sequential": run_sequential, "joint": run_joint}
-    schedules[resolved.schedule](run)
+    try:
+        schedules[resolved.schedule](run)
+    finally:  # the last state on disk before the run returns or raises
+        run.checkpoint.wait()
     run.bar.close()
     return _finish(run)
 
