@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 from clmrepro.kinds import attacks as attack_kinds
 from clmrepro.plan import defaults, paths
+from clmrepro.plan.memory import size_to_card
 from clmrepro.plan.departures import departures_from_paper, precision_notes
 from clmrepro.calibration.files import calibration_digest
 from clmrepro.plan.estimate import (calibration_or_reference, estimate_seconds, memory_mb,
@@ -114,6 +115,7 @@ def _data_input(experiment: Experiment) -> dict:
 
 
 def _planned(spec: Spec, job: dict, directories: list[str] | None = None) -> PlannedJob:
+    job = size_to_card(job)  # execution.max_models where the spec's gpu_memory_gb asks
     job_file = paths.job_file(spec.name, job["id"])
     step = f"python -m clmrepro.steps.{STEP_MODULE[job['stage']]} {job_file}"
     architecture = job["params"].get("architecture", "lenet5")

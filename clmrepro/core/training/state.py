@@ -92,7 +92,9 @@ def fingerprint(models, data, training, linking, adversarial, seed, execution,
             "init": _weights_digest(models),
             "linking": repr(linking and sorted(asdict(linking).items())),
             "adversarial": repr(adversarial and sorted(asdict(adversarial).items())),
-            "execution": repr(sorted(asdict(execution).items())),
+            # an unset field (max_models None) leaves the fingerprint as before it existed
+            "execution": repr(sorted((k, v) for k, v in asdict(execution).items()
+                                     if v is not None)),
             "model": type(models[0]).__name__,
             # the method and its knobs, written as before the loss became a field
             **({"diversity": repr(sorted({"method": diversity.method,
