@@ -160,7 +160,8 @@ def _capped(models: int, execution: dict) -> int:
 @dataclass(frozen=True)
 class Fit:
     """What a job runs at once on a card: all of it, ``models`` of its n models at a time, or
-    its batch in ``splits`` parts; ``fits`` False when even one image-model pair does not."""
+    its batch in ``splits`` parts (which no job does: :meth:`describe` says it does not fit);
+    ``fits`` False when even one image-model pair does not."""
 
     fits: bool
     models: int
@@ -173,7 +174,9 @@ class Fit:
             return "fits"
         if self.splits == 1:
             return f"{self.models} of {memory.models} models at once"
-        return f"1 model at once, batch of {memory.images} in {self.splits} parts"
+        # no job splits a batch (BatchNorm; module docstring): the user lowers it
+        return (f"does not fit: 1 model's batch of {memory.images} would need "
+                f"{self.splits} parts; lower the batch")
 
 
 def fit_on(memory: JobMemory, card_bytes: int) -> Fit:

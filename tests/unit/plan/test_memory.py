@@ -223,3 +223,9 @@ def test_attacks_without_the_adaptive_set_craft_with_fewer_submodels_on_a_small_
     assert size_to_card(adaptive) is adaptive                 # nothing exact to cut
     unset = {**job, "params": {**job["params"], "execution": {"population": "auto"}}}
     assert size_to_card(unset) is unset
+
+
+def test_a_batch_that_only_fits_in_parts_is_reported_as_not_fitting():
+    memory = JobMemory(fixed=1 * GB, per_pair=5 * 10**6, models=10, images=200)
+    tiny = fit_on(memory, CARD_RESERVE + 1 * GB + 22 * 5 * 10**6)
+    assert tiny.describe(memory).startswith("does not fit: 1 model's batch of 200 would need 10")
