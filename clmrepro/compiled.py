@@ -63,9 +63,9 @@ class SpecJob(PlannedJob):
     @property
     def rule_name(self) -> str:
         if self.stage == "data":
-            dataset = self.job["params"]["dataset"]
-            return "data_" + _identifier(paths.data_key(dataset["name"], dataset["root"]))
-        return "job_" + _identifier(f"{self.job['spec']}__{self.id}")
+            dataset = self.typed.params.dataset
+            return "data_" + _identifier(paths.data_key(dataset.name, dataset.root))
+        return "job_" + _identifier(f"{self.typed.spec}__{self.id}")
 
 
 def snakemake_plan(plans: dict[str, Plan]) -> Plan:
@@ -83,9 +83,9 @@ def snakemake_plan(plans: dict[str, Plan]) -> Plan:
     seen: dict[str, str] = {}
     for job in jobs:
         if job.rule_name in seen:
-            raise UnknownSpec(f"jobs {seen[job.rule_name]!r} and {job.job['spec']}/{job.id!r} "
+            raise UnknownSpec(f"jobs {seen[job.rule_name]!r} and {job.typed.spec}/{job.id!r} "
                               f"get the same Snakemake rule name {job.rule_name}; rename a spec")
-        seen[job.rule_name] = f"{job.job['spec']}/{job.id}"
+        seen[job.rule_name] = f"{job.typed.spec}/{job.id}"
     return Plan(spec="+".join(plans), spec_path="", spec_sha256="", jobs=jobs)
 
 

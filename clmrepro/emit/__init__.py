@@ -19,8 +19,8 @@ def emit_all(plan: Plan, root: str | Path = ".") -> list[str]:
     Other compiled specs' files are never touched."""
     root = Path(root)
     written = emit_compiled(plan, root)
-    data = [(paths.data_dvc_yaml(job.job["params"]["dataset"]["name"],
-                                 job.job["params"]["dataset"]["root"]), render_data_dvc_yaml(job))
+    data = [(paths.data_dvc_yaml(job.typed.params.dataset.name, job.typed.params.dataset.root),
+             render_data_dvc_yaml(job))
             for job in plan.stage("data")]
     for relative, text in [*data, (paths.spec_dvc_yaml(plan.spec), render_dvc_yaml(plan)),
                            (paths.DVC_YAML, render_top_dvc_yaml()),

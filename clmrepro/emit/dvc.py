@@ -85,12 +85,12 @@ def render_data_dvc_yaml(job: PlannedJob) -> str:
     """One data job's shared workflow/compiled/_data/<key>/dvc.yaml.  Its outputs are cached,
     so `dvc push` / `dvc pull` carry the prepared bytes to a machine without network; a dataset
     root outside the checkout is recorded by hash only (DVC 3 caches nothing outside it)."""
-    dataset = job.job["params"]["dataset"]
-    stage = _stage(job, _wdir(paths.data_pipeline_dir(dataset["name"], dataset["root"])))
-    if not paths.inside_repository(dataset["root"]):
+    dataset = job.typed.params.dataset
+    stage = _stage(job, _wdir(paths.data_pipeline_dir(dataset.name, dataset.root)))
+    if not paths.inside_repository(dataset.root):
         stage["outs"] = [{path: {"cache": False}} for path in stage["outs"]]
     return (f"# {SHARED_HEADER}\n# The data stage of every compiled spec that reads "
-            f"{dataset['name']} from {dataset['root']} (docs/data.md).\n"
+            f"{dataset.name} from {dataset.root} (docs/data.md).\n"
             + _dump({job.id: stage}))
 
 

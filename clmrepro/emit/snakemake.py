@@ -29,7 +29,7 @@ def emit_compiled(plan: Plan, root: Path) -> list[str]:
     for job in plan.jobs:
         wanted.add(job.job_file)
         # a data job's file is shared (workflow/compiled/_data/): the same bytes from every spec
-        if write_if_changed(root / job.job_file, dumps(job.job)):
+        if write_if_changed(root / job.job_file, dumps(job.typed.as_dict())):
             written.append(job.job_file)
     jobs_dir = root / paths.jobs_dir(plan.spec)
     for stale in sorted(jobs_dir.glob("*.json")):

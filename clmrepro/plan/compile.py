@@ -17,6 +17,10 @@ from clmrepro.plan import defaults, paths
 from clmrepro.plan.memory import size_to_card
 from clmrepro.plan.departures import departures_from_paper, precision_notes
 from clmrepro.calibration.files import calibration_digest
+from clmrepro.plan.jobs import (JOB_MODELS, AnyJob, AttackBlock, AttackParams, DataJob,
+                                DataParams, Dataset, EvaluateParams, Execution, PopulationBlock,
+                                PreparedDataset, ReportAttack, ReportParams, SanityParams,
+                                TrainParams, Training, parse_job)
 from clmrepro.plan.estimate import (calibration_or_reference, estimate_seconds, memory_mb,
                                     runtime_minutes)
 from clmrepro.plan.model import Plan, PlannedJob
@@ -80,7 +84,7 @@ def compile_spec(spec: Spec, spec_path: str, calibration: dict | None = None) ->
 
 def _priced(job: PlannedJob, calibration: dict) -> PlannedJob:
     """The job with its estimate and the executors' runtime limit from ``calibration``."""
-    seconds = estimate_seconds(job.job, calibration)
+    seconds = estimate_seconds(job.typed.as_dict(), calibration)
     return replace(job, estimate_s=round(seconds, 3),
                    resources={**job.resources, "runtime": runtime_minutes(seconds)})
 
@@ -95,14 +99,14 @@ def _data_jobs(spec: Spec) -> list[PlannedJob]:
         name, root = experiment.dataset.name, paths.data_root(experiment.dataset.root)
         if name not in PREPARED_DATASETS or paths.data_key(name, root) in jobs:
             continue
-        job = {"id": paths.data_job_id(name), "stage": "data", "spec": "", "experiment": "",
-               "threads": 1, "device": "cpu", "gpu": False, "inputs": {},
-               "outputs": paths.data_outputs(name, root),
-               "params": {"dataset": {"name": name, "root": root}}}
+        job = DataJob(id=paths.data_job_id(name), stage="data", spec="", experiment="",
+                      threads=1, device="cpu", gpu=False, inputs={},
+                      outputs=paths.data_outputs(name, root),
+                      params=DataParams(dataset=PreparedDataset(name=name, root=root)))
         job_file = paths.data_job_file(name, root)
         resources = {"gpu": 0, "gpu_whole": False, "mem_mb": memory_mb("", "data"), "threads": 1}
         jobs[paths.data_key(name, root)] = PlannedJob(
-            job=job, job_file=job_file, cmd=f"python -m clmrepro.steps.data {job_file}",
+            typed=job, job_file=job_file, cmd=f"python -m clmrepro.steps.data {job_file}",
             log=paths.data_log(name, root), benchmark=paths.data_benchmark(name, root),
             resources=resources, estimate_s=0.0)  # priced by compile_spec
     return list(jobs.values())
@@ -114,52 +118,56 @@ def _data_input(experiment: Experiment) -> dict:
     return {"data": paths.prepared_data(name, root)} if name in PREPARED_DATASETS else {}
 
 
-def _planned(spec: Spec, job: dict, directories: list[str] | None = None) -> PlannedJob:
-    job = size_to_card(job)  # execution.max_models where the spec's gpu_memory_gb asks
-    job_file = paths.job_file(spec.name, job["id"])
-    step = f"python -m clmrepro.steps.{STEP_MODULE[job['stage']]} {job_file}"
-    architecture = job["params"].get("architecture", "lenet5")
-    whole_gpu = job["gpu"] and architecture in WHOLE_GPU_ARCHITECTURES
-    if job["gpu"]:
+def _planned(spec: Spec, job: AnyJob, directories: list[str] | None = None) -> PlannedJob:
+    as_file = job.as_dict()
+    sized = size_to_card(as_file)  # execution.max_models where the spec's gpu_memory_gb asks
+    if sized is not as_file:
+        job = parse_job(sized, job.id)
+    job_file = paths.job_file(spec.name, job.id)
+    step = f"python -m clmrepro.steps.{STEP_MODULE[job.stage]} {job_file}"
+    architecture = getattr(job.params, "architecture", "lenet5")
+    whole_gpu = job.gpu and architecture in WHOLE_GPU_ARCHITECTURES
+    if job.gpu:
         step = f"{GPU_SLOT} {'--whole-gpu ' if whole_gpu else ''}-- {step}"
-    resources = {"gpu": int(job["gpu"]), "gpu_whole": whole_gpu,
-                 "mem_mb": memory_mb(architecture, job["stage"]), "threads": job["threads"]}
-    return PlannedJob(job=job, job_file=job_file, cmd=step, log=paths.log(spec.name, job["id"]),
-                      benchmark=paths.benchmark(spec.name, job["id"]), resources=resources,
+    resources = {"gpu": int(job.gpu), "gpu_whole": whole_gpu,
+                 "mem_mb": memory_mb(architecture, job.stage), "threads": job.threads}
+    return PlannedJob(typed=job, job_file=job_file, cmd=step, log=paths.log(spec.name, job.id),
+                      benchmark=paths.benchmark(spec.name, job.id), resources=resources,
                       estimate_s=0.0, directories=directories or [])  # priced by compile_spec
 
 
 def _job(spec: Spec, job_id: str, stage: str, experiment: str, seed: int, inputs: dict,
-         outputs: dict, params: dict, gpu: bool = True) -> dict:
-    return {"id": job_id, "stage": stage, "spec": spec.name, "experiment": experiment,
-            "seed": seed, "threads": spec.threads, "device": spec.device,
-            "gpu": gpu and spec.device != "cpu", "inputs": inputs, "outputs": outputs,
-            "params": params}
+         outputs: dict, params, gpu: bool = True) -> AnyJob:
+    return JOB_MODELS[stage](
+        id=job_id, stage=stage, spec=spec.name, experiment=experiment, seed=seed,
+        threads=spec.threads, device=spec.device, gpu=gpu and spec.device != "cpu",
+        inputs=inputs, outputs=outputs, params=params)
 
 
-def _population_block(population: Population) -> dict:
-    return {"id": population.id, "regime": population.regime.kind, "size": population.size,
-            "from": population.regime.from_}
+def _population_block(population: Population) -> PopulationBlock:
+    return PopulationBlock(id=population.id, regime=population.regime.kind, size=population.size,
+                           from_=population.regime.from_)
 
 
 def _replicate_jobs(spec: Spec, experiment: Experiment, rep: Replicate) -> list[PlannedJob]:
     name, exp, at = spec.name, experiment.id, rep.folder
     by_id = {p.id: p for p in experiment.populations}
-    common = {"dataset": defaults.dataset_block(experiment.dataset),
+    common = {"dataset": Dataset(**defaults.dataset_block(experiment.dataset)),
               "architecture": experiment.architecture}
-    running = {"execution": defaults.execution_block(experiment), "replicate": rep.index}
+    running = {"execution": Execution(**defaults.execution_block(experiment)),
+               "replicate": rep.index}
     jobs = []
     for pop_id in population_order(experiment):
         population = by_id[pop_id]
         source = population.regime.from_
         stage = "retrain" if source else "train"
-        params = {**common, "population": _population_block(population),
-                  "training": defaults.training_block(population, experiment),
-                  "linking": defaults.linking_block(population, experiment),
-                  "adversarial": defaults.adversarial_block(population, experiment), **running}
-        diversity = defaults.diversity_block(population, experiment)
-        if diversity is not None:  # absent for the paper's regimes: their job files stay as they were
-            params["diversity"] = diversity
+        # diversity: absent for the paper's regimes (None), so their job files stay as they were
+        params = TrainParams(
+            **common, population=_population_block(population),
+            training=Training(**defaults.training_block(population, experiment)),
+            linking=defaults.linking_block(population, experiment),
+            adversarial=defaults.adversarial_block(population, experiment), **running,
+            diversity=defaults.diversity_block(population, experiment))
         # Replicate r retrains its parent's replicate r, so ULM/CLM pairs stay paired.
         inputs = {"init": paths.population(name, exp, source, at)} if source else {}
         inputs.update(_data_input(experiment))
@@ -190,20 +198,20 @@ def _evaluation_jobs(spec: Spec, experiment: Experiment, rep: Replicate,
         # the deterministic rules (core.ensemble), only when asked: without them the job
         # files stay as they were
         rules = ({"inference": list(evaluation.inference)} if evaluation.inference != ["random"]
-                 else {})
+                 else {})  # (plan.jobs: absent when None)
         job = _job(spec, rep.job_id(f"evaluate-{exp}-{pop}-benign"), "evaluate", exp,
                    rep.seed(spec.seed, exp, pop, "evaluate", "benign"), model,
                    {"scores": paths.benign_scores(name, exp, pop, at),
                     "analysis": paths.analysis(name, exp, pop, at)},
-                   {**base, "attack": None, "saliency_samples": evaluation.saliency_samples,
-                    **rules})
+                   EvaluateParams(**base, attack=None,
+                                  saliency_samples=evaluation.saliency_samples, **rules))
         jobs.append(_planned(spec, job))
         sanity = defaults.sanity_block(experiment, pop)
         if sanity is not None:
             job = _job(spec, rep.job_id(f"sanity-{exp}-{pop}"), "sanity", exp,
                        rep.seed(spec.seed, exp, pop, "sanity"), model,
                        {"sanity": paths.sanity(name, exp, pop, at)},
-                       {**base, "sanity": sanity})
+                       SanityParams(**base, sanity=sanity))
             jobs.append(_planned(spec, job))
         for attack in evaluation.attacks:
             if attack.populations is not None and pop not in attack.populations:
@@ -215,8 +223,8 @@ def _evaluation_jobs(spec: Spec, experiment: Experiment, rep: Replicate,
                 adaptive = min(samples["adaptive"], subset)
                 threats = ({**scoring, "threat_models": ["adaptive"]}, {"adaptive": adaptive})
             for eps in attack.eps:
-                block = {"id": label, "kind": attack.kind, "eps": eps,
-                         "params": defaults.attack_params(attack, eps, experiment)}
+                block = AttackBlock(id=label, kind=attack.kind, eps=eps,
+                                    params=defaults.attack_params(attack, eps, experiment))
                 # One job crafts and scores (issue 10: the separate evaluate jobs cost more
                 # in start-up than in scoring); the adversarial file stays an output so a set
                 # can be re-scored by `clmrepro.steps.evaluate`.
@@ -226,8 +234,9 @@ def _evaluation_jobs(spec: Spec, experiment: Experiment, rep: Replicate,
                            model,
                            {"adversarial": paths.adversarial(name, exp, pop, label, eps, at),
                             "scores": paths.scores(name, exp, pop, label, eps, at)},
-                           {**base, **threats[0], "attack": block, "samples": threats[1],
-                            **(rules if attack.kind not in ADAPTIVE_ONLY else {})})
+                           AttackParams(**{**base, **threats[0]}, attack=block,
+                                        samples=threats[1],
+                                        **(rules if attack.kind not in ADAPTIVE_ONLY else {})))
                 jobs.append(_planned(spec, job))
     return jobs
 
@@ -242,21 +251,22 @@ def _report_job(spec: Spec, spec_path: str, jobs: list[PlannedJob]) -> PlannedJo
               # the report names each dataset's manifest (reporting.provenance)
               "manifests": [job.outputs["manifest"] for job in jobs if job.stage == "data"],
               "paper_tables": spec.paper_tables, "spec": spec_path}
-    attacks = {}
+    attacks: dict[tuple, ReportAttack] = {}
     for job in jobs:
         if job.stage == "attack":
-            block = job.job["params"]["attack"]
-            key = (job.job["experiment"], block["id"], block["eps"])
-            attacks[key] = {"experiment": job.job["experiment"], **block}
-    params = {"spec_path": spec_path, "spec_name": spec.name, "description": spec.description,
-              "departures": departures_from_paper(spec),
-              "precision_notes": precision_notes(spec), "spec_sha256": spec_sha256(spec),
-              # the spec's root seed (every job's seed derives from it) and device setting
-              "seed": spec.seed, "device": spec.device,
-              "attacks": [attacks[key] for key in sorted(attacks)],
-              "attack_params": _unambiguous_params(attacks.values()),
-              # what each sweep varied, for the report's MRA-against-knob figure
-              "sweeps": spec.sweeps}
+            block, experiment = job.typed.params.attack, job.typed.experiment
+            attacks[(experiment, block.id, block.eps)] = ReportAttack(
+                experiment=experiment, **block.model_dump())
+    params = ReportParams(
+        spec_path=spec_path, spec_name=spec.name, description=spec.description,
+        departures=departures_from_paper(spec), precision_notes=precision_notes(spec),
+        spec_sha256=spec_sha256(spec),
+        # the spec's root seed (every job's seed derives from it) and device setting
+        seed=spec.seed, device=spec.device,
+        attacks=[attacks[key] for key in sorted(attacks)],
+        attack_params=_unambiguous_params(attacks.values()),
+        # what each sweep varied, for the report's MRA-against-knob figure
+        sweeps=spec.sweeps)
     job = _job(spec, "report", "report", "", derive_seed(spec.seed, "report"), inputs,
                paths.report_outputs(spec.name), params, gpu=False)
     return _planned(spec, job, directories=["figures"])
@@ -267,6 +277,6 @@ def _unambiguous_params(blocks) -> dict:
     report's fallback when a scores record lacks them)."""
     seen: dict = {}
     for block in blocks:
-        seen.setdefault(block["id"], []).append(block["params"])
+        seen.setdefault(block.id, []).append(block.params)
     return {name: found[0] for name, found in sorted(seen.items())
             if all(params == found[0] for params in found)}

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from clmrepro.plan import paths
+from clmrepro.plan.jobs import AnyJob, parse_job
 
 # 2: fused attack jobs (craft + score), replicates, resources.gpu_whole
 SCHEMA_VERSION = 2
@@ -14,7 +15,7 @@ SCHEMA_VERSION = 2
 
 @dataclass(frozen=True)
 class PlannedJob:
-    job: dict                       # the job file's content (docs/architecture.md)
+    typed: AnyJob                   # the job file's content, typed per stage (plan.jobs)
     job_file: str
     cmd: str                        # identical for Snakemake and DVC
     log: str
@@ -26,20 +27,26 @@ class PlannedJob:
     directories: list[str] = field(default_factory=list)   # output names that are folders
 
     @property
+    def job(self) -> dict:
+        """The job file's content as a dict (a fresh one each time): what the estimate, the
+        storage and the summary price (plan.estimate, plan.storage take job dicts)."""
+        return self.typed.as_dict()
+
+    @property
     def id(self) -> str:
-        return self.job["id"]
+        return self.typed.id
 
     @property
     def stage(self) -> str:
-        return self.job["stage"]
+        return self.typed.stage
 
     @property
     def inputs(self) -> dict:
-        return self.job["inputs"]
+        return self.typed.inputs
 
     @property
     def outputs(self) -> dict:
-        return self.job["outputs"]
+        return self.typed.outputs
 
     @property
     def rule_name(self) -> str:
@@ -54,6 +61,17 @@ class PlannedJob:
 
     def output_paths(self) -> list[str]:
         return list(self.outputs.values())
+
+    def to_dict(self) -> dict:
+        """The plan file's entry: the job under ``job``, as its job file holds it."""
+        return {"job" if f.name == "typed" else f.name:
+                self.job if f.name == "typed" else getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "plan") -> "PlannedJob":
+        rest = {key: value for key, value in data.items() if key != "job"}
+        where = f"{source}: job {rest.get('job_file', '?')}"
+        return cls(typed=parse_job(data["job"], where), **rest)
 
 
 @dataclass(frozen=True)
@@ -78,17 +96,18 @@ class Plan:
     def dvc_files(self) -> list[str]:
         """The DVC pipelines that hold this spec's stages: its own dvc.yaml and the shared one
         of each dataset it prepares (`dvc status` / `dvc commit` of the spec take them all)."""
-        data = [paths.data_dvc_yaml(job.job["params"]["dataset"]["name"],
-                                    job.job["params"]["dataset"]["root"])
+        data = [paths.data_dvc_yaml(job.typed.params.dataset.name, job.typed.params.dataset.root)
                 for job in self.stage("data")]
         return [paths.spec_dvc_yaml(self.spec), *data]
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {f.name: [job.to_dict() for job in self.jobs] if f.name == "jobs"
+                else getattr(self, f.name) for f in fields(self)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Plan":
-        jobs = [PlannedJob(**job) for job in data["jobs"]]
+    def from_dict(cls, data: dict, source: str = "plan") -> "Plan":
+        """A JobError (one line naming the plan and the job file) for a job that does not parse."""
+        jobs = [PlannedJob.from_dict(job, source) for job in data["jobs"]]
         return cls(**{**data, "jobs": jobs})
 
 
@@ -99,4 +118,4 @@ def dumps(data: object) -> str:
 
 def load_plan(path: str | Path) -> Plan:
     with open(path, encoding="utf-8") as handle:
-        return Plan.from_dict(json.load(handle))
+        return Plan.from_dict(json.load(handle), str(path))

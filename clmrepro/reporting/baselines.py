@@ -9,19 +9,26 @@ population cost to train: the mean measured ``wall_seconds`` of its training job
 retrained from a ULM), since a user who wants that population pays for both.  And verdicts:
 "CLM beats X" for every baseline X, on every attack × ε × threat model both were scored
 under, through the same paired intervals and rule as the paper's claims (reporting.claims).
+And what the regimes' modules say about a population the spec accepted but its method was not
+designed for (issue 26: ADP with as many members as classes or more, whose log-det diversity
+term is then degenerate), the warnings `clmrepro validate` prints, written once by the regime
+module (kinds.regimes, ``warnings``) and read here from the records' population sizes.
 """
 
 from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from clmrepro.fields import THREAT_MODELS
+from clmrepro.kinds import regimes
 from clmrepro.reporting.claims import NOT_RUN, outcome
 from clmrepro.reporting.estimates import paired_difference
 from clmrepro.reporting.paper import ATTACK_LABELS, BASELINE_REGIMES, REGIME_LABELS, REGIMES
 from clmrepro.reporting.stats import Interval
 from clmrepro.reporting.tables import Cell, eps_text
+from clmrepro.spec.checks import N_CLASSES
 
 THREAT_ORDER = THREAT_MODELS
 ATTACK_ORDER = tuple(ATTACK_LABELS)   # benign first, strongest last
@@ -90,6 +97,35 @@ def baseline_tables(records: list[dict]) -> list[BaselineTable]:
                 rows.append((pop, regime, cells))
             tables.append(BaselineTable(experiment, threat, columns, rows))
     return tables
+
+
+@dataclass(frozen=True)
+class Degenerate:
+    experiment: str
+    population: str
+    regime: str
+    message: str               # the regime module's warning, as `clmrepro validate` prints it
+
+    def text(self) -> str:
+        return f"{self.experiment}/{self.population}: {self.message}."
+
+
+def degenerate_losses(records: list[dict]) -> list[Degenerate]:
+    """Per population of the section, the regime module's warnings for its size (the
+    records' ``n_submodels``; several sizes over replicates each say theirs)."""
+    found = []
+    for experiment in _experiments(records):
+        mine = [r for r in records if r["experiment"] == experiment]
+        for pop, regime in _populations(mine, experiment):
+            if regime not in regimes.REGIME_KINDS:
+                continue
+            sizes = sorted({int(r["n_submodels"]) for r in mine
+                            if r["population"] == pop and r.get("n_submodels") is not None})
+            for size in sizes:
+                for message in regimes.get(regime).warnings(SimpleNamespace(size=size),
+                                                            N_CLASSES):
+                    found.append(Degenerate(experiment, pop, regime, message))
+    return found
 
 
 def training_costs(trainings: list[dict]) -> list[TrainingCost]:

@@ -75,7 +75,9 @@ SUCCESS_TEXT = {
         "exact expected accuracy over all submodels, and each image keeps the sub-attack "
         "result with the lowest one. This departs from torchattacks' MultiAttack, which judges "
         "success with one random submodel's answer and then skips the later sub-attacks for "
-        "that image."),
+        "that image. Inside each APGD, too, which images are attacked and which iterate is "
+        "kept are decided on the expected accuracy (core.attacks.apgd), where torchattacks' "
+        "APGD decides with one random draw."),
 }
 
 
@@ -222,6 +224,7 @@ def _baselines(data: ReportData) -> dict:
     verdicts = base.clm_vs_baselines(data.records) if tables else []
     return {
         "text": BASELINES_TEXT, "tables": tables, "costs": costs, "verdicts": verdicts,
+        "degenerate": [d.text() for d in base.degenerate_losses(data.records)] if tables else [],
         "cost_header": ["experiment", "population", "regime", "training (s)", "with start (s)"],
         "cost_rows": [[c.experiment, c.population, REGIME_LABELS.get(c.regime, c.regime),
                        f"{c.own_seconds:.1f}", f"{c.total_seconds:.1f}"] for c in costs],

@@ -142,11 +142,12 @@ def _threats(check: Report, files: list[dict]) -> tuple[str, ...]:
 
 
 def active_checks(check_files: list[dict]) -> tuple[Report, ...]:
-    """The checks the report applies: every default one, and an opt-in one (not in the
-    spec's default `checks`) where a check file ran it."""
+    """The checks the report applies: every one, except those the registry shows only where
+    a check file ran them (an opt-in check, or the loss-function check added to the defaults
+    after check files were written: kinds.checks.WHERE_RUN)."""
     ran = {name for f in check_files for name in f.get("checks") or []}
     return tuple(r for r in check_kinds.REPORTS
-                 if r.id not in check_kinds.OPT_IN or check_kinds.OPT_IN[r.id] in ran)
+                 if r.id not in check_kinds.WHERE_RUN or check_kinds.WHERE_RUN[r.id] in ran)
 
 
 def populations(records: list[dict], check_files: list[dict]) -> list[Population]:

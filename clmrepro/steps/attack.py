@@ -43,7 +43,8 @@ from clmrepro.plan.samples import images_per_threat
 from clmrepro.steps.scoring import AVERAGE_SET, load_test_set, rules_of, runtime_for
 
 # Bump when a change of this code changes the adversarial sets: old state is then stale.
-STATE_FORMAT = 1
+# 2: AutoAttack rand on a population runs our expected-accuracy APGD (issue 26).
+STATE_FORMAT = 2
 
 
 def attack_state_dir(job: Job) -> Path:

@@ -32,9 +32,8 @@ from typing import Any, Callable, Iterator
 
 from clmrepro.core.checkpoints import ArtifactError
 from clmrepro.core.interrupt import Interrupted
-from clmrepro.steps.inputs import check_inputs, read_job
-
-Job = dict[str, Any]
+from clmrepro.plan.jobs import AnyJob, JobBase
+from clmrepro.steps.inputs import Job, check_inputs, read_job
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -49,14 +48,18 @@ def stop_requested() -> bool:
     return _stop.is_set()
 
 
-def load_job(path: str | Path) -> Job:
+def load_job(path: str | Path) -> AnyJob:
+    """The typed job of a job file (``steps.inputs.read_job``): refused in one line before
+    any work if a key is unknown, missing or of the wrong type."""
     return read_job(path)
 
 
-def prepare_torch(job: Job):
+def prepare_torch(job: Job | AnyJob):
     """The job's threads and device (``core.devices.prepare_torch``); the device it asked for."""
     from clmrepro.core import devices
 
+    if isinstance(job, JobBase):
+        return devices.prepare_torch(job.threads, job.device)
     return devices.prepare_torch(int(job.get("threads", 1)), job.get("device", "auto"))
 
 
@@ -166,32 +169,36 @@ def known_failure(error: BaseException) -> str | None:
     return None
 
 
-def step_main(run: Callable[[Job], None], argv: list[str] | None = None) -> int:
+def step_main(run: Callable[[Any], None], argv: list[str] | None = None, *,
+              typed: bool = False) -> int:
+    """Run ``run`` on the job file named in ``argv``: on its typed model (``typed``, the data
+    step) or on the checked content as a dict (the other steps, which read dicts today)."""
     debug, args = _debug(list(sys.argv[1:] if argv is None else argv))
     if len(args) != 1:
         print("usage: python -m clmrepro.steps.<stage> [--debug] JOB.json", file=sys.stderr)
         return EXIT_USAGE
     try:
-        job = load_job(args[0])
+        model = load_job(args[0])
     except ArtifactError as error:
         if debug:
             raise
         say(str(error))
         return EXIT_FAILED
-    say(f"{job['stage']} {job['id']}")
-    with stop_on_signals(job["id"]):
+    say(f"{model.stage} {model.id}")
+    content = model.as_dict()  # the very content of the file, checked
+    with stop_on_signals(model.id):
         try:
-            check_inputs(job)
-            run(job)
+            check_inputs(content)
+            run(model if typed else content)
         except Interrupted as stopped:
             name = signal.Signals(_received[0]).name if _received else "request"
-            say(f"{job['id']}: stopped by {name}; saved {stopped.saved}; rerun the same "
+            say(f"{model.id}: stopped by {name}; saved {stopped.saved}; rerun the same "
                 f"command to resume")
             return 128 + (_received[0] if _received else signal.SIGTERM)
         except Exception as error:
             line = None if debug else known_failure(error)
             if line is None:
                 raise
-            say(f"{job['id']}: {line}")
+            say(f"{model.id}: {line}")
             return EXIT_FAILED
     return 0

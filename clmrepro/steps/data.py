@@ -13,20 +13,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from clmrepro.steps.common import Job, prepare_torch, say, step_main
+from clmrepro.plan.jobs import DataJob
+from clmrepro.steps.common import prepare_torch, say, step_main
 
 if TYPE_CHECKING:
     from clmrepro.core.data import DataBundle
 
 
-def run_data(job: Job) -> None:
+def run_data(job: DataJob) -> None:
     """Prepare the job's dataset into ``outputs.data`` and ``outputs.manifest``."""
     from clmrepro.core.prepare import prepare_dataset
 
     prepare_torch(job)  # threads and deterministic kernels: the MNIST resize runs on torch
-    dataset = job["params"]["dataset"]
-    prepare_dataset(dataset["name"], dataset["root"], job["outputs"]["data"],
-                    job["outputs"]["manifest"], say=lambda line: say(f"{job['id']}: {line}"))
+    dataset = job.params.dataset
+    prepare_dataset(dataset.name, dataset.root, job.outputs["data"], job.outputs["manifest"],
+                    say=lambda line: say(f"{job.id}: {line}"))
 
 
 def load_job_dataset(dataset: dict, prepared: str | None = None) -> "DataBundle":
@@ -43,7 +44,7 @@ def load_job_dataset(dataset: dict, prepared: str | None = None) -> "DataBundle"
 
 
 def main(argv: list[str] | None = None) -> int:
-    return step_main(run_data, argv)
+    return step_main(run_data, argv, typed=True)
 
 
 if __name__ == "__main__":

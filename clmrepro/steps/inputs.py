@@ -1,6 +1,8 @@
 """Check a job and its input files before any work starts, one clear line per problem.
 
-``step_main`` calls :func:`read_job` and :func:`check_inputs` before the step's ``run``, so a
+``step_main`` calls :func:`read_job` (the file parsed into its stage's typed model,
+``plan.jobs.parse_job``: an unknown, missing or mistyped key is refused) and
+:func:`check_inputs` before the step's ``run``, so a
 broken input stops the job in seconds, not after an hour of training, and the user reads one
 line naming the file, what is wrong and what to do (STYLE.md rule 7), never a traceback.
 The checks read big files memory-mapped: a population's tensors are not read at all here, an
@@ -18,21 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from clmrepro.core.checkpoints import REBUILD, ArtifactError
+from clmrepro.plan.jobs import AnyJob, JobError, parse_job
 from clmrepro.plan.samples import images_per_threat
 
-Job = dict[str, Any]
+Job = dict[str, Any]  # a job file's content as a dict (AnyJob.as_dict()), what the steps read
 
 COMPILE = "regenerate it with `clmrepro compile SPEC` (job files are written by the compiler)"
-JOB_KEYS = {"id": str, "stage": str, "inputs": dict, "outputs": dict, "params": dict}
-STAGE_PARAMS = {
-    "data": ("dataset",),
-    "train": ("dataset", "architecture", "population", "training"),
-    "retrain": ("dataset", "architecture", "population", "training"),
-    "attack": ("dataset", "architecture", "population", "attack"),
-    "evaluate": ("dataset", "architecture", "population", "attack"),
-    "sanity": ("dataset", "architecture", "population", "sanity"),
-    "report": (),
-}
+# the inputs each stage reads (the typed model checks the keys of params, not which inputs)
 STAGE_INPUTS = {"retrain": ("init",), "attack": ("population",), "evaluate": ("population",),
                 "sanity": ("population",), "report": ("paper_tables",)}
 POPULATION_INPUTS = ("population", "init")
@@ -45,9 +39,10 @@ class JobFileError(ArtifactError):
     """The job file itself is unreadable or incomplete."""
 
 
-def read_job(path: str | Path) -> Job:
-    """The job of a job file; JobFileError (one line) if it is missing, not JSON or lacks
-    fields the step needs."""
+def read_job(path: str | Path) -> AnyJob:
+    """The typed job of a job file (plan.jobs); JobFileError (one line naming the file and
+    the key) if it is missing, not JSON, not a job of its stage (an unknown, missing or
+    mistyped key) or lacks an input the step reads."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -60,30 +55,15 @@ def read_job(path: str | Path) -> Job:
     except json.JSONDecodeError as error:
         raise JobFileError(f"{path}:{error.lineno}: job file is not valid JSON ({error.msg}, "
                            f"column {error.colno}); {COMPILE}") from None
-    if not isinstance(job, dict):
-        raise JobFileError(f"{path}: job file must hold a JSON object (got "
-                           f"{type(job).__name__}); {COMPILE}")
-    for key, kind in JOB_KEYS.items():
-        if key not in job:
-            raise JobFileError(f"{path}: job file lacks '{key}'; {COMPILE}")
-        if not isinstance(job[key], kind):
-            raise JobFileError(f"{path}: job field '{key}' must be a JSON "
-                               f"{'object' if kind is dict else 'string'} (got "
-                               f"{type(job[key]).__name__}); {COMPILE}")
-    stage = job["stage"]
-    if stage not in STAGE_PARAMS:
-        raise JobFileError(f"{path}: unknown stage {stage!r} (allowed: "
-                           f"{', '.join(STAGE_PARAMS)}); {COMPILE}")
-    missing = [f"params.{key}" for key in STAGE_PARAMS[stage] if key not in job["params"]]
-    missing += [f"inputs.{key}" for key in STAGE_INPUTS.get(stage, ()) if key not in job["inputs"]]
-    if stage in ("train", "retrain", "attack", "sanity") and "seed" not in job:
-        missing.append("seed")
-    if stage in ("train", "retrain", "attack", "evaluate", "sanity") and "population" in job["params"] \
-            and not isinstance(job["params"]["population"], dict):
-        missing.append("params.population (an object)")
+    try:
+        typed = parse_job(job, str(path))
+    except JobError as error:
+        raise JobFileError(f"{error}; {COMPILE}") from None
+    missing = [f"inputs.{key}" for key in STAGE_INPUTS.get(typed.stage, ())
+               if key not in typed.inputs]
     if missing:
-        raise JobFileError(f"{path}: {stage} job lacks {', '.join(missing)}; {COMPILE}")
-    return job
+        raise JobFileError(f"{path}: {typed.stage} job lacks {', '.join(missing)}; {COMPILE}")
+    return typed
 
 
 def _paths(value: Any) -> list[str]:

@@ -11,6 +11,7 @@ import pytest
 from clmrepro import cli
 from clmrepro.plan import paths
 from clmrepro.plan.estimate import estimate_seconds
+from clmrepro.plan.jobs import parse_job
 from clmrepro.plan.model import Plan, PlannedJob
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,10 +27,15 @@ def calibration(device="cpu", **changes) -> dict:
 
 
 def attack_job(samples: dict, execution: dict) -> dict:
-    return {"id": "attack-x", "stage": "attack", "device": "auto", "threads": 1,
+    """A complete attack job (plan.jobs): a PlannedJob holds the typed job."""
+    return {"id": "attack-x", "stage": "attack", "spec": "x", "experiment": "mnist", "seed": 1,
+            "device": "auto", "threads": 1, "gpu": True,
             "inputs": {"population": "p.pt"}, "outputs": {"adversarial": "a", "scores": "s"},
-            "params": {"architecture": "lenet5", "n_samples": 100, "batch_size": 100,
-                       "population": {"id": "ulm", "regime": "ulm", "size": 4},
+            "params": {"dataset": {"name": "mnist-5k", "root": "data", "split_seed": 0,
+                                   "n_train": 4000, "n_test": 1000},
+                       "architecture": "lenet5", "n_samples": 100, "batch_size": 100,
+                       "crafting": "per-batch", "replicate": 0,
+                       "population": {"id": "ulm", "regime": "ulm", "size": 4, "from": None},
                        "attack": {"id": "pgd", "kind": "pgd", "eps": 0.3,
                                   "params": {"alpha": 0.01, "steps": 10, "random_start": True}},
                        "threat_models": list(samples), "samples": samples,
@@ -103,7 +109,7 @@ def test_summary_shows_the_authors_settings_beside_the_chosen_ones():
     cal = calibration(device="cuda")
 
     def planned(job):
-        return PlannedJob(job=job, job_file="j", cmd="c", log="l", benchmark="b", resources={},
+        return PlannedJob(typed=parse_job(job), job_file="j", cmd="c", log="l", benchmark="b", resources={},
                           estimate_s=estimate_seconds(job, cal))
 
     fast = attack_job(samples={"paper": 100, "transfer": 10},

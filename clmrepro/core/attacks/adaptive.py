@@ -1,4 +1,4 @@
-"""Adaptive attacks on the random-dispatch defence itself (REFERENCE.md §3).
+"""Adaptive attacks on the random-dispatch defence itself (docs/reference.md §3).
 
 The paper's protocol crafts on one random submodel and scores all: a transfer attack.
 The standard for randomized defences (Athalye et al. 2018; Tramer et al. 2020; AutoAttack
@@ -21,7 +21,9 @@ from the pieces here:
   sub-attack result with the lowest one.  torchattacks' ``MultiAttack`` decides with one
   forward pass of the random defence (one random submodel's answer) and then skips the later
   sub-attacks for that point; :func:`adaptive_params` records the difference
-  (``success: expected-accuracy``) with the effective parameters.
+  (``success: expected-accuracy``) with the effective parameters.  The APGD runs are ours
+  (``core.attacks.apgd``, recorded ``apgd: expected-accuracy``): torchattacks' APGD also
+  decides with one draw which points to attack and which iterate to keep.
 - ``arc`` -> :class:`core.attacks.arc.ARC` on the exact expected accuracy (Dbouk &
   Shanbhag 2022), adaptive only.
 

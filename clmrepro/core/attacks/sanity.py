@@ -18,8 +18,10 @@ population):
 - ``square``: Square (Andriushchenko et al. 2020), gradient-free; on the crafting submodel
   (paper) or on the population's mean prediction (adaptive);
 - ``noise``: the worst of ``draws`` uniform points in the eps-ball per image;
-- ``zero_gradient``: images whose DLR-loss input gradient at the clean point is exactly 0
-  (AutoAttack's flag; the DLR loss is scale free, so this is not softmax saturation).
+- ``zero_gradient``: among the images the target still classifies correctly, those whose
+  input gradient is exactly 0, of the cross-entropy (the attack's own loss; saturated
+  softmaxes zero it) and of the DLR loss (scale free), at the clean point and at a random
+  start (AutoAttack's flag, its rule).
 
 Every result is a per-image correctness table (``core.per_image``), scored by every
 submodel like the grid's records.  The attacker's success measure is the crafting
@@ -109,13 +111,16 @@ class Target:
             return torch.stack([(o.argmax(1) == y).double() for o in self.outputs(x)]).mean(0)
 
 
+def random_start(x: Tensor, eps: float, gen: torch.Generator) -> Tensor:
+    """A uniform point of the L∞ ε-ball around each image, in [0, 1] (PGD's random start)."""
+    noise = torch.rand(x.shape, generator=gen, dtype=x.dtype).to(x.device)
+    return (x + (2 * noise - 1) * eps).clamp(0, 1)
+
+
 def traced_pgd(target: Target, x: Tensor, y: Tensor, pgd: PgdSettings,
                gen: torch.Generator) -> Traced:
     """L∞ PGD on ``target.loss`` (sign steps, projection, [0, 1]), recording its trace."""
-    adv = x.clone()
-    if pgd.random_start:
-        noise = torch.rand(x.shape, generator=gen, dtype=x.dtype).to(x.device)
-        adv = (adv + (2 * noise - 1) * pgd.eps).clamp(0, 1)
+    adv = random_start(x, pgd.eps, gen) if pgd.random_start else x.clone()
     losses, measures = [], []
     for step in range(pgd.steps + 1):
         adv.requires_grad_(True)
@@ -192,11 +197,40 @@ def square(model: nn.Module, x: Tensor, y: Tensor, *, eps: float, n_queries: int
     return attack(x, y).detach()
 
 
-def zero_gradient_images(target: Target, x: Tensor, y: Tensor) -> int:
-    """Images whose DLR-loss input gradient at the clean point is exactly zero."""
-    leaf = x.clone().requires_grad_(True)
-    grad = torch.autograd.grad(target.loss(leaf, y, kind="dlr").sum(), leaf)[0]
-    return int((grad.flatten(1).abs().sum(1) == 0).sum())
+ZERO_GRADIENT_LOSSES = ("ce", "dlr")      # the attack's own loss, and AutoAttack's
+ZERO_GRADIENT_POINTS = ("clean", "random")
+
+
+def zero_gradients(target: Target, x: Tensor, y: Tensor, eps: float,
+                   gen: torch.Generator) -> dict[str, int]:
+    """AutoAttack's ``check_zero_gradients`` rule, on the images the target still classifies
+    correctly (its success measure above 0 at the clean point: the crafting submodel right,
+    or some member right): per loss (the cross-entropy, which our PGD raises, the expected one
+    over the population when the target is the population; and the DLR loss, which logit
+    scaling cannot saturate) and per point (the clean image, and a random start in the
+    ε-ball, where APGD computes its first gradient), how many of them have an input gradient
+    that is exactly zero.  Keys: ``of`` (images checked), ``images`` (those with a zero
+    gradient on any loss at any point) and ``<loss>/<point>``."""
+    checked = target.measure(x, y) > 0
+    points = {"clean": x, "random": random_start(x, eps, gen)}
+    zero = {}
+    for point, at in points.items():
+        leaf = at.clone().requires_grad_(True)
+        for loss in ZERO_GRADIENT_LOSSES:
+            grad = torch.autograd.grad(target.loss(leaf, y, kind=loss).sum(), leaf)[0]
+            zero[f"{loss}/{point}"] = (grad.flatten(1).abs().sum(1) == 0) & checked
+    found = torch.stack(list(zero.values())).any(0)
+    return {"of": int(checked.sum()), "images": int(found.sum()),
+            **{key: int(z.sum()) for key, z in zero.items()}}
+
+
+def add_counts(total, count):
+    """A check's per-unit counts summed over the units: numbers, or dicts of numbers."""
+    if total is None:
+        return count
+    if isinstance(count, Mapping):
+        return {key: total[key] + count[key] for key in count}
+    return total + count
 
 
 @dataclass(frozen=True)
@@ -253,7 +287,7 @@ def check_threat(models: Sequence[nn.Module], x: Tensor, y: Tensor, *, threat: s
     for _, found in plan:
         attack_params.update(found)
     sets = {name: torch.empty_like(x) for name in attack_params}
-    counts = [0] * len(plan)
+    counts: list = [None] * len(plan)
     span = torch.zeros(size, dtype=torch.float64)
     path_best, final = torch.zeros(size, dtype=torch.float64), torch.zeros(size, dtype=torch.float64)
     everyone = Target(models, runtime)
@@ -273,7 +307,7 @@ def check_threat(models: Sequence[nn.Module], x: Tensor, y: Tensor, *, threat: s
                 for name, adv in job.run(work).items():
                     sets[name][idx] = adv.cpu()
             if job.count is not None:
-                counts[k] += job.count(work)
+                counts[k] = add_counts(counts[k], job.count(work))
         if on_unit is not None:
             on_unit()
     attacks = {}

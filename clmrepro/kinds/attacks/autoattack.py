@@ -7,8 +7,11 @@ in Croce & Hein; ``steps`` is the APGD/APGD-T/FAB iteration count (original 100)
 ``n_queries`` Square's budget (original 5000).  ``eot_iter`` is used by ``rand`` only (APGD-CE
 + APGD-DLR with EOT, original 20); ``standard`` runs with ``eot_iter = 1`` as the original
 does, since it targets deterministic models.  Against the whole population (``adaptive``) it
-runs as ``rand`` on the deployed defence, judged on the exact expected accuracy
-(``core.attacks.adaptive.ExpectedAccuracyCascade``), whatever ``version`` the job names.
+runs as ``rand`` on the deployed defence, whatever ``version`` the job names, judged on the
+exact expected accuracy twice: between sub-attacks (``core.attacks.adaptive.
+ExpectedAccuracyCascade``) and inside each APGD run, which is ours
+(``core.attacks.apgd.ExpectedAccuracyAPGD``: which points it attacks and which iterate it
+keeps), not torchattacks', which decides both with one random draw (docs/reference.md §2).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Literal
 from pydantic import Field
 
 from clmrepro.fields import Count
-from clmrepro.kinds.attacks.base import AttackBase, paper_departures
+from clmrepro.kinds.attacks.base import AttackBase, label, paper_departures
 
 LABEL = "AutoAttack"  # in the report's tables
 KIND = "autoattack"
@@ -54,8 +57,17 @@ def params(attack: AutoAttack, eps: float, pgd_alpha: float) -> dict:
             "n_restarts": attack.n_restarts, "eot_iter": attack.eot_iter}
 
 
+# Against the whole population APGD is ours, deciding on the exact expected accuracy
+# (core.attacks.apgd); recorded with the adaptive parameters and listed as a departure.
+APGD_DECISIONS = "expected-accuracy"
+ADAPTIVE_DEPARTURE = ("attack {label}: adaptive APGD-CE/DLR decide which images to attack, "
+                      "which iterate to keep and where to restart on exact expectations over "
+                      "the population (torchattacks/AutoAttack: on one random draw of the "
+                      "defence), docs/reference.md §2")
+
+
 def departures(attack: AutoAttack) -> list[str]:
-    return paper_departures(attack, PAPER)
+    return paper_departures(attack, PAPER) + [ADAPTIVE_DEPARTURE.format(label=label(attack))]
 
 
 def deterministic(params: dict) -> None:
@@ -106,17 +118,35 @@ def build(model, eps: float, params: dict):
 def adaptive_record(eps: float, params: dict) -> dict:
     from clmrepro.core.attacks.adaptive import CASCADE_SUCCESS
 
-    return {**params, "version": "rand", "success": CASCADE_SUCCESS}
+    return {**params, "version": "rand", "success": CASCADE_SUCCESS, "apgd": APGD_DECISIONS}
+
+
+def adaptive_components(dispatch, outputs, eps: float, p: dict) -> list:
+    """AutoAttack ``rand``'s sub-attacks, APGD-CE then APGD-DLR with EOT on ``dispatch``, each
+    deciding on the exact expectations over ``outputs`` (every submodel's outputs): ours, not
+    torchattacks' (``core.attacks.apgd``)."""
+    from clmrepro.core.attacks.apgd import ExpectedAccuracyAPGD
+
+    if p["norm"] != "Linf":
+        raise ValueError(f"autoattack: norm must be 'Linf' (got {p['norm']!r})")
+    return [ExpectedAccuracyAPGD(dispatch, outputs, eps=eps, steps=int(p["steps"]),
+                                 n_restarts=int(p["n_restarts"]), loss=loss,
+                                 eot_iter=int(p["eot_iter"]), rho=0.75,
+                                 seed=_INITIAL_SUBATTACK_SEED)
+            for loss in ("ce", "dlr")]
 
 
 def adaptive(models, eps: float, params: dict, runtime):
-    """AutoAttack ``rand`` on the deployed defence, each sub-attack's success judged on the
-    exact expected accuracy (``core.attacks.adaptive.ExpectedAccuracyCascade``)."""
+    """AutoAttack ``rand`` on the deployed defence, judged on the exact expected accuracy
+    between sub-attacks (``core.attacks.adaptive.ExpectedAccuracyCascade``) and inside each
+    APGD run (``core.attacks.apgd.ExpectedAccuracyAPGD``)."""
     from clmrepro.core.attacks.adaptive import OnDispatch, cascade
+    from clmrepro.core.attacks.apgd import population_outputs
 
     p = adaptive_record(eps, params)
-    return OnDispatch(models, lambda dispatch: cascade(models, components(dispatch, eps, p),
-                                                       runtime))
+    outputs = population_outputs(models, runtime)
+    return OnDispatch(models, lambda dispatch: cascade(
+        models, adaptive_components(dispatch, outputs, eps, p), runtime))
 
 
 def gradient_steps(params: dict) -> int:

@@ -44,9 +44,10 @@ BY_ID: dict[str, Report] = {r.id: r for r in REPORTS}
 BY_JOB: dict[str, Job] = {j.name: j for j in JOBS}
 JOB_NAMES: tuple[str, ...] = tuple(BY_JOB)
 DEFAULT_JOBS: tuple[str, ...] = tuple(j.name for j in JOBS if j.default)
-# the report shows an opt-in check only where a check file ran it
-OPT_IN: dict[str, str] = {m.REPORT.id: m.JOB.name for m in MODULES
-                          if m.REPORT is not None and m.JOB is not None and not m.JOB.default}
+# the report shows these checks only where a check file ran them (Job.reported_where_run)
+WHERE_RUN: dict[str, str] = {m.REPORT.id: m.JOB.name for m in MODULES
+                             if m.REPORT is not None and m.JOB is not None
+                             and (not m.JOB.default or m.JOB.reported_where_run)}
 CHECKS_HELP = "; ".join(j.summary for j in JOBS)
 
 

@@ -195,6 +195,10 @@ class Job:
     name: str                                  # in the spec's evaluation.sanity.checks
     summary: str                               # one clause of that field's description
     default: bool = True                       # in the default `checks` list
+    # the report shows the check only where a check file ran it (an opt-in check, or one
+    # added to the defaults after check files were written: a report without it, the demo's
+    # among them, reads as before rather than growing a "not run" row)
+    reported_where_run: bool = False
     knobs: Mapping[str, tuple[Any, Any]] = field(default_factory=dict)  # name: (type, Field)
     # knob values of the spec -> the job's params (default: the knobs under their own names)
     params: Callable[[Mapping], dict] | None = None

@@ -1,6 +1,8 @@
 """Loss function: try another loss (Carlini et al. 2019, "On Evaluating Adversarial
 Robustness": an attack whose loss the defence saturates must be tried with another one; issue
-26, Build item 3).  Opt-in: not in the default ``checks``; name ``margin-loss`` there.
+26, Build item 3).  In the default ``checks`` (issue 26); the report shows it where a check file
+ran it (``Job.reported_where_run``: reports of check files written before, and reports without
+a sanity job, read as before).
 
 Job: beside the check's PGD on the cross-entropy (``pgd``), the same PGD (its ε, steps, step
 and the same random start, so the two differ only in their loss) on Carlini & Wagner's margin
@@ -110,8 +112,8 @@ def price(s, threat: str, c: Costs) -> tuple[float, int]:
 REPORT = Report("loss-function", "loss function (margin vs cross-entropy)",
                 f"{CARLINI} (try other losses)", None, rule, verdict)
 JOB = Job(
-    "margin-loss", "margin-loss: PGD on the Carlini–Wagner margin beside cross-entropy "
-    "(opt-in)", default=False,
+    "margin-loss", "margin-loss: PGD on the Carlini–Wagner margin beside cross-entropy",
+    reported_where_run=True,
     knobs={"margin_points": (float, Field(POINTS, gt=0, le=100, description="margin-loss: "
                                           "flag when it lowers the MRA by more than this many "
                                           "points"))},

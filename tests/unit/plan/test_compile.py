@@ -38,7 +38,8 @@ ATTACK_PARAMS = {"fgsm": set(), "pgd": {"alpha", "steps", "random_start"},
                  "arc": {"steps", "step_size", "candidates", "topk", "rho", "start",
                          "start_steps", "start_alpha", "start_random_start"}}
 SANITY_PARAMS = {"checks", "threat_models", "samples", "eps", "pgd", "restarts", "noise_draws",
-                 "square_queries", "square_p_init", "unbounded"}
+                 "square_queries", "square_p_init", "unbounded",
+                 "margin_points"}   # the margin-loss check is a default one (issue 26)
 
 
 def plan_of(name: str):

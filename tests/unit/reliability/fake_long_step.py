@@ -1,15 +1,17 @@
 """A stand-in for a long step, for the signal tests only: ``python -m fake_long_step JOB.json``.
 
-It counts to ``params.total`` one tick at a time, through the real ``step_main``.  Modes:
+It counts to ``total`` one tick at a time, through the real ``step_main``; its knobs are in
+the JSON file ``inputs.knobs`` (the job itself is a complete train job).  Modes:
 ``cooperative`` checks ``stop_requested()`` every tick, saves its count and raises
 ``Interrupted`` (what core's training and attack loops do); ``stubborn`` never checks (a loop
 without a safe point); ``slow-save`` takes a minute to "save" once stopped.  A rerun resumes
-from the saved count.  ``params.started`` is written after the first tick so the test knows
+from the saved count.  ``started`` is written after the first tick so the test knows
 the loop runs.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -20,7 +22,7 @@ from clmrepro.steps.common import Job, step_main, stop_requested
 
 
 def run_fake(job: Job) -> None:
-    p = job["params"]
+    p = json.loads(Path(job["inputs"]["knobs"]).read_text())
     state, started = Path(p["state"]), Path(p["started"])
     count = int(state.read_text()) if state.exists() else 0
     resumed_from = count

@@ -55,7 +55,9 @@ def make_job(root: Path, stage: str, *, attack: dict | None = None, size: int = 
             "population": {"id": "ulm", "regime": "ulm", "size": size, "from": None},
             "attack": attack, "threat_models": ["paper", "transfer"],
             "crafting": "per-batch", "n_samples": N_SAMPLES, "batch_size": 3,
-            "saliency_samples": 0,
+            "saliency_samples": 0, "replicate": 0,
+            "execution": {"population": "sequential", "memory_format": "contiguous",
+                          "precision": "fp32", "clm_schedule": "sequential"},
         },
     }
     if attack is not None:

@@ -220,6 +220,9 @@ def _dataset_corrupt(root, fx):
                                  "momentum": 0.0, "weight_decay": 0.0, "schedule": "none",
                                  "t_max": 0, "augment": False, "eval_batch_size": 10}
     job["params"].update(linking=None, adversarial=None)
+    for key in ("attack", "threat_models", "crafting", "n_samples", "batch_size",
+                "saliency_samples"):  # an evaluate job's keys: a train job has none of them
+        del job["params"][key]
     return job
 
 
@@ -227,10 +230,14 @@ def _report_truncated_scores(root, fx):
     scores = root / "scores.json"
     scores.write_text('{"schema_version": 1, "records": [{"experiment": "mn')
     (root / "tables.yaml").write_text("{}\n")
-    return {"id": "report-test", "stage": "report", "spec": "test", "inputs": {
-        "scores": [str(scores)], "records": [], "analyses": [],
-        "paper_tables": str(root / "tables.yaml"), "spec": str(root / "tables.yaml")},
-        "outputs": {"metrics": str(root / "out" / "metrics.json")}, "params": {}}
+    return {"id": "report-test", "stage": "report", "spec": "test", "experiment": "", "seed": 1,
+            "threads": 1, "device": "cpu", "gpu": False, "inputs": {
+                "scores": [str(scores)], "records": [], "analyses": [],
+                "paper_tables": str(root / "tables.yaml"), "spec": str(root / "tables.yaml")},
+            "outputs": {"metrics": str(root / "out" / "metrics.json")},
+            "params": {"spec_path": "spec.yaml", "spec_name": "test", "description": "",
+                       "departures": [], "precision_notes": [], "spec_sha256": "", "seed": 1,
+                       "device": "cpu", "attacks": [], "attack_params": {}, "sweeps": []}}
 
 
 POP = lambda root: str(root / "population.pt")  # noqa: E731
@@ -267,9 +274,9 @@ CASES = [
          "evaluate-test-ulm asks for pgd eps=0.1 (alpha=0.05, random_start=True, steps=2)"),
     Case("adversarial-truncated", "evaluate", _adv_truncated, ADV, "truncated or corrupt"),
     Case("job-not-json", "evaluate", _job_not_json, JOB, "job file is not valid JSON"),
-    Case("job-lacks-params", "evaluate", _job_lacks_params, JOB, "job file lacks 'params'"),
+    Case("job-lacks-params", "evaluate", _job_lacks_params, JOB, "key 'params' is missing"),
     Case("job-lacks-dataset", "evaluate", _job_lacks_dataset, JOB,
-         "evaluate job lacks params.dataset"),
+         "key 'params.dataset' is missing"),
     Case("job-file-missing", "evaluate", _job_missing, JOB, "job file not found"),
     Case("dataset-folder-corrupt", "train", _dataset_corrupt,
          lambda root: str(root / "data" / "MNIST" / "raw"),

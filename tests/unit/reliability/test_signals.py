@@ -23,12 +23,15 @@ HERE = Path(__file__).resolve().parent
 
 
 def fake_job(root: Path, mode: str, total: int = 60, tick: float = 0.05) -> tuple[Path, dict]:
-    # stage "train" with placeholder params: the job checks of step_main apply as to a real one
-    job = {"id": f"fake-{mode}", "stage": "train", "seed": 1, "inputs": {},
-           "outputs": {"count": str(root / "count.json")},
-           "params": {"dataset": {}, "architecture": "lenet5", "population": {}, "training": {},
-                      "mode": mode, "total": total, "tick": tick,
-                      "state": str(root / "state.txt"), "started": str(root / "started")}}
+    # a complete train job: the job checks of step_main apply as to a real one; the fake's
+    # own knobs are in an input file (a job file takes no unknown key)
+    knobs = root / "fake.json"
+    knobs.write_text(json.dumps({"mode": mode, "total": total, "tick": tick,
+                                 "state": str(root / "state.txt"),
+                                 "started": str(root / "started")}))
+    job, _ = train_job(root)
+    job = {**json.loads(job.read_text()), "id": f"fake-{mode}", "inputs": {"knobs": str(knobs)},
+           "outputs": {"count": str(root / "count.json")}}
     path = root / "job.json"
     path.write_text(json.dumps(job))
     return path, job
@@ -139,7 +142,9 @@ def train_job(root: Path) -> tuple[Path, dict]:
             "training": {"epochs": 500, "batch_size": 50, "optimizer": "adam", "lr": 1e-3,
                          "momentum": 0.0, "weight_decay": 0.0, "schedule": "none", "t_max": 0,
                          "augment": False, "eval_batch_size": 20},
-            "linking": None, "adversarial": None,
+            "linking": None, "adversarial": None, "replicate": 0,
+            "execution": {"population": "sequential", "memory_format": "contiguous",
+                          "precision": "fp32", "clm_schedule": "sequential"},
         },
     }
     path = root / "train.json"

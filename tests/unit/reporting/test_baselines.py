@@ -2,7 +2,8 @@
 
 import pytest
 
-from clmrepro.reporting.baselines import baseline_tables, clm_vs_baselines, training_costs
+from clmrepro.reporting.baselines import (baseline_tables, clm_vs_baselines, degenerate_losses,
+                                          training_costs)
 from clmrepro.reporting.claims import FAILS, HOLDS, INCONCLUSIVE, NOT_RUN
 from clmrepro.reporting.paper import BASELINE_REGIMES, REGIME_LABELS
 from clmrepro.spec.models import BASELINE_KINDS
@@ -93,6 +94,38 @@ def test_the_report_shows_the_section_only_when_a_baseline_ran(tmp_path, report_
     assert 'id="baselines"' in html and "baselines-table" in html
     # the fixture report has no baseline population: no section
     assert "## Baselines" not in rendered["md"] and 'id="baselines"' not in rendered["html"]
+
+
+def sized(records, n):
+    return [{**r, "n_submodels": n} for r in records]
+
+
+def test_a_degenerate_diversity_loss_is_said_per_population():
+    """ADP with as many members as classes or more (issue 26): the regime module's warning,
+    the one `clmrepro validate` prints; 9 members on 10 classes, and other regimes, say
+    nothing."""
+    records = (sized(replicated("clm", "clm", "pgd", [0.30, 0.32, 0.34]), 10)
+               + sized(replicated("adp10", "adp", "pgd", [0.10, 0.12, 0.14]), 10)
+               + sized(replicated("adp9", "adp", "pgd", [0.10, 0.12, 0.14]), 9))
+    (found,) = degenerate_losses(records)
+    assert (found.experiment, found.population, found.regime) == ("mnist", "adp10", "adp")
+    assert found.text().startswith("mnist/adp10: adp with 10 members on 10 classes: the log-det")
+    assert "use size ≤ 9" in found.text()
+    assert degenerate_losses(records[:3] + records[6:]) == []
+
+
+def test_the_report_says_it_in_the_baselines_section(tmp_path, report_tools):
+    records = (sized(replicated("clm", "clm", "pgd", [0.30, 0.32, 0.34]), 10)
+               + sized(replicated("adp", "adp", "pgd", [0.10, 0.12, 0.14]), 10))
+    out = report_tools["build"](tmp_path, records)
+    md, html = out["report_md"].read_text(), out["report_html"].read_text()
+    section = md.split("## Baselines", 1)[1].split("\n## ", 1)[0]
+    assert "A diversity term that is degenerate for this spec" in section
+    assert "\n- mnist/adp: adp with 10 members on 10 classes: the log-det diversity term is" \
+        " degenerate" in section
+    html_section = html.split('id="baselines"', 1)[1].split("</section>", 1)[0]
+    assert '<ul class="baselines-degenerate">' in html_section
+    assert "<li>mnist/adp: adp with 10 members on 10 classes" in html_section
 
 
 def test_the_cost_figure_labels_its_seconds_as_plain_numbers_without_minor_labels():

@@ -44,7 +44,9 @@ def job(stage, tmp_path, population, attack, inputs, outputs, saliency=0, **para
             "population": {"id": "ulm", "regime": "ulm", "size": N_MODELS, "from": None},
             "attack": attack, "threat_models": ["paper", "transfer", "adaptive"],
             "crafting": "per-batch", "n_samples": N_SAMPLES, "batch_size": 5,
-            "saliency_samples": saliency, **params,
+            "saliency_samples": saliency, "replicate": 0,
+            "execution": {"population": "sequential", "memory_format": "contiguous",
+                          "precision": "fp32", "clm_schedule": "sequential"}, **params,
         },
     }
 

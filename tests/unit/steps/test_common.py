@@ -18,8 +18,14 @@ from clmrepro.steps import common
 from clmrepro.steps.common import known_failure, step_main, stop_requested
 from clmrepro.steps.inputs import JobFileError, check_adversarial_set, read_job
 
-JOB = {"id": "report-x", "stage": "report", "inputs": {"paper_tables": "tables.yaml"},
-       "outputs": {}, "params": {}}
+# a complete report job (step_main refuses a job file with a missing or unknown key)
+JOB = {"id": "report-x", "stage": "report", "spec": "x", "experiment": "", "seed": 1,
+       "threads": 1, "device": "cpu", "gpu": False, "inputs": {"paper_tables": "tables.yaml"},
+       "outputs": {},
+       "params": {"spec_path": "x.yaml", "spec_name": "x", "description": "", "departures": [],
+                  "precision_notes": [], "spec_sha256": "", "seed": 1, "device": "cpu",
+                  "attacks": [], "attack_params": {}, "sweeps": []}}
+COMPILE = "regenerate it with `clmrepro compile SPEC` (job files are written by the compiler)"
 
 
 def write(tmp_path, job=JOB, name="job.json"):
@@ -50,6 +56,14 @@ def test_a_job_that_runs_returns_0_and_announces_itself(tmp_path, capsys):
     assert step_main(seen.append, [write(tmp_path)]) == 0
     assert seen == [JOB]
     assert lines(capsys) == ["[clmrepro] report report-x"]
+
+
+def test_a_typed_step_gets_the_model_of_its_stage(tmp_path):
+    from clmrepro.plan.jobs import ReportJob
+
+    seen = []
+    assert step_main(seen.append, [write(tmp_path)], typed=True) == 0
+    assert isinstance(seen[0], ReportJob) and seen[0].as_dict() == JOB
 
 
 def test_a_known_failure_is_one_line_and_exit_1(tmp_path, capsys):
@@ -85,19 +99,32 @@ def test_bad_job_files_are_one_line(tmp_path, capsys):
     assert step_main(lambda job: None, [write(tmp_path, {**JOB, "inputs": []})]) == 1
     path = tmp_path / "job.json"
     assert lines(capsys) == [
-        f"[clmrepro] {path}: job file must hold a JSON object (got list); regenerate it with "
-        f"`clmrepro compile SPEC` (job files are written by the compiler)",
-        f"[clmrepro] {path}: unknown stage 'deploy' (allowed: data, train, retrain, attack, evaluate, "
-        f"sanity, report); regenerate it with `clmrepro compile SPEC` (job files are written by the "
-        f"compiler)",
-        f"[clmrepro] {path}: job field 'inputs' must be a JSON object (got list); regenerate it "
-        f"with `clmrepro compile SPEC` (job files are written by the compiler)"]
+        f"[clmrepro] {path}: job file must hold a JSON object (got list); {COMPILE}",
+        f"[clmrepro] {path}: key 'stage' is 'deploy'; allowed: data, train, retrain, attack, "
+        f"evaluate, sanity, report; {COMPILE}",
+        f"[clmrepro] {path}: key 'inputs' should be a valid dictionary (given []); {COMPILE}"]
 
 
-def test_read_job_names_every_missing_stage_field(tmp_path):
-    job = {**JOB, "stage": "attack", "params": {"dataset": {}}}
-    with pytest.raises(JobFileError, match="attack job lacks params.architecture, "
-                       "params.population, params.attack, inputs.population, seed"):
+def test_an_unknown_missing_or_mistyped_key_is_refused_before_any_work(tmp_path, capsys):
+    ran = []
+    params = JOB["params"]
+    without = {key: value for key, value in params.items() if key != "sweeps"}
+    cases = {"unknown": {**JOB, "params": {**params, "sweep": []}},
+             "missing": {**JOB, "params": without},
+             "mistyped": {**JOB, "seed": "7"}}
+    for name, job in cases.items():
+        assert step_main(ran.append, [write(tmp_path, job, f"{name}.json")]) == 1
+    assert ran == []
+    assert lines(capsys) == [
+        f"[clmrepro] {tmp_path / 'unknown.json'}: unknown key 'params.sweep' (given []); {COMPILE}",
+        f"[clmrepro] {tmp_path / 'missing.json'}: key 'params.sweeps' is missing; {COMPILE}",
+        f"[clmrepro] {tmp_path / 'mistyped.json'}: key 'seed' should be a valid integer "
+        f"(given '7'); {COMPILE}"]
+
+
+def test_read_job_names_a_missing_input_the_stage_reads(tmp_path):
+    job = {**JOB, "inputs": {}}
+    with pytest.raises(JobFileError, match="report job lacks inputs.paper_tables"):
         read_job(write(tmp_path, job))
 
 
@@ -186,6 +213,6 @@ def test_every_compiled_job_file_passes_the_steps_job_check(tmp_path, spec):
     for job in plan.jobs:
         path = tmp_path / f"{job.id}.json"
         path.write_text(json.dumps(job.job))
-        assert read_job(path)["id"] == job.id
+        assert read_job(path) == job.typed
         stages.add(job.stage)
     assert {"data", "sanity", "attack", "report"} <= stages

@@ -27,7 +27,8 @@ def prepare(root: Path, with_benchmarks: bool = True) -> Path:
     shutil.copy(FIXTURES / "spec.yaml", root / "spec.yaml")
     runs = root / "results" / "fixture"
     rel = lambda paths: sorted(str(p.relative_to(root)) for p in paths)  # noqa: E731
-    job = {"id": "report", "stage": "report", "spec": "fixture", "seed": 7, "threads": 1,
+    job = {"id": "report", "stage": "report", "spec": "fixture", "experiment": "", "seed": 7,
+           "threads": 1,
            "device": "cpu", "gpu": False,
            "inputs": {"scores": rel(p for p in runs.rglob("*.json")
                                     if p.parent.name == "scores"),
@@ -39,9 +40,10 @@ def prepare(root: Path, with_benchmarks: bool = True) -> Path:
                        "report_md": "reports/fixture/report.md",
                        "report_html": "reports/fixture/report.html",
                        "figures": "reports/fixture/figures"},
-           "params": {"spec_name": "fixture", "description": "fixture run",
-                      "spec_sha256": "unused", "seed": 7, "device": "cpu",
-                      "departures": ["population of 4 instead of 10"]}}
+           "params": {"spec_path": "spec.yaml", "spec_name": "fixture",
+                      "description": "fixture run", "spec_sha256": "unused", "seed": 7,
+                      "device": "cpu", "departures": ["population of 4 instead of 10"],
+                      "precision_notes": [], "attacks": [], "attack_params": {}, "sweeps": []}}
     path = root / "job.json"
     path.write_text(json.dumps(job, indent=2, sort_keys=True) + "\n")
     return path
@@ -149,11 +151,13 @@ def test_outputs_and_index_exist(two_runs):
     assert list((reports / "fixture" / "figures").glob("*.png"))
     assert "fixture/report.html" in (reports / "index.html").read_text()
     summary = json.loads((reports / "fixture" / "metrics.json").read_text())["summary"]
-    assert (summary["cells_compared"], summary["claims_total"]) == (18, 9)
+    # the saliency claim ran on MNIST/LeNet5, not the paper's CIFAR-10/ResNet18: not counted
+    assert (summary["cells_compared"], summary["claims_total"]) == (18, 8)
+    assert summary["claims_off_setting"] == 1
     assert summary["cells_consistent"] + summary["cells_inconsistent"] == 18
     assert summary["cells_not_run"] == 68 - 18
     assert (summary["claims_hold"], summary["claims_fail"], summary["claims_inconclusive"],
-            summary["claims_run"]) == (2, 0, 1, 3)
+            summary["claims_run"]) == (1, 0, 1, 2)             # saliency (holds) not counted
     assert f"| {summary['cells_consistent']} of 18 |" in (reports / "index.md").read_text()
 
 

@@ -57,7 +57,11 @@ def test_masked_gradients_show_as_zero_gradients_and_a_stronger_square():
     y = models[0](x).argmax(1).detach()
     out = check_threat(models, x, y, threat="adaptive", settings=settings(
         ["zero-gradient", "square"], queries=300), seed=0, runtime=CPU)
-    assert out["zero_gradient"] == {"loss": "dlr", "images": 16, "of": 16}
+    # every image right, every gradient zero: both losses, at the clean point and a random start
+    by = {"clean": 16, "random": 16}
+    assert out["zero_gradient"] == {"losses": ["ce", "dlr"], "points": ["clean", "random"],
+                                    "images": 16, "of": 16, "n": 16,
+                                    "by": {"ce": by, "dlr": by}}
     # PGD's sign steps are sign(0) = 0: it never leaves the clean images
     assert mra(out, "pgd") == pytest.approx(mra_clean(models, x, y))
     assert mra(out, "square") < mra(out, "pgd") - 0.1
@@ -136,7 +140,12 @@ def test_every_check_on_a_lenet5_population_and_both_threat_models():
             assert unpack(result["correct"]).shape == (3, 10)
         assert len(out["trace"]["span_last10"]) == 10
         assert all(b <= f for b, f in zip(out["trace"]["path_best"], out["trace"]["final"]))
-        assert out["zero_gradient"]["of"] == 10
+        # the images the target classifies correctly: all (adaptive: member 0 is right on
+        # every image), those whose crafting submodel is right (paper)
+        right = [bool(models[int(c)](x[i:i + 1]).argmax(1) == y[i]) for i, c in
+                 enumerate(crafters)]
+        expected = 10 if threat == "adaptive" else sum(right)
+        assert out["zero_gradient"]["of"] == expected and out["zero_gradient"]["n"] == 10
 
 
 def test_the_sanity_step_writes_its_file(tmp_path):

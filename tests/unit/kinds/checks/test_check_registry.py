@@ -16,6 +16,7 @@ from clmrepro.spec.models import Sanity, SanityCheck
 
 ROOT = Path(__file__).resolve().parents[4]
 SIX = ("convergence", "unbounded", "square", "zero-gradient", "silent-success", "noise")
+DEFAULT = SIX + ("margin-loss",)   # the loss-function check joined the defaults (issue 26)
 
 
 def test_importing_the_checks_loads_neither_torch_nor_torchattacks():
@@ -31,7 +32,9 @@ def test_the_report_order_and_the_job_order_are_the_registry_order():
         "iterative-vs-single-step", "budget", "convergence", "gradient-free",
         "white-box-vs-transfer", "zero-gradients", "silent-success", "random-noise"]
     assert checks.JOB_NAMES[:6] == SIX
-    assert checks.DEFAULT_JOBS == SIX   # an opt-in check stays out of the default
+    assert checks.DEFAULT_JOBS == DEFAULT
+    # added to the defaults after check files were written: shown where a file ran it
+    assert checks.WHERE_RUN == {"loss-function": "margin-loss"}
 
 
 def test_the_spec_reads_the_names_the_default_and_the_knobs_from_the_registry():
@@ -61,8 +64,13 @@ def test_each_check_prices_only_its_own_work():
     assert price["unbounded"] == (0.0, 0)                       # adaptive only
     assert checks.get("unbounded").price(s, "adaptive", c) == (7 * 2.0, 1)
     assert price["square"] == (100 * 1 * 0.5 * 0.4, 1)
-    assert price["noise"] == (20 * 4 * 0.5, 1)
-    assert price["zero-gradient"] == (1.0, 0)
+    # the paper protocol's noise draw is chosen on the crafting submodel (m = 1), adaptive's
+    # on all n; the set is then scored by all n (the 1)
+    assert price["noise"] == (20 * 1 * 0.5, 1)
+    assert checks.get("noise").price(s, "adaptive", Costs(4, 4, 10, 2.0, 1.0, 0.5, False)) == (
+        20 * 4 * 0.5, 1)
+    # two losses at two points, and the forward that picks the correctly classified images
+    assert price["zero-gradient"] == (4 * 1.0 + 0.5, 0)
     assert price["silent-success"] == (0.0, 0)
 
 
