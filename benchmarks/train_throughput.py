@@ -65,6 +65,19 @@ def bare_loop(models, x, y, *, epochs: int, batch_size: int, seed: int) -> None:
                 opt.step()
 
 
+def timed(fn, device: torch.device) -> tuple[float, float]:
+    """(wall, CPU) seconds of ``fn()``.  On CUDA kernels run asynchronously: the clock starts
+    after the GPU has finished what came before and stops after it has finished ``fn``'s work
+    (torch.cuda.synchronize), not when the host has merely queued it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
 def measure(args) -> dict:
     torch.set_num_threads(args.threads)
     data = load_dataset("mnist-5k", n_train=args.n_train)
@@ -93,10 +106,9 @@ def measure(args) -> dict:
     for _ in range(args.repeats):
         for name, fn in runs.items():
             models = fresh()
-            t0, c0 = time.perf_counter(), time.process_time()
-            fn(models)
-            times[name].append(time.perf_counter() - t0)
-            cpu_times[name].append(time.process_time() - c0)
+            wall, cpu = timed(lambda: fn(models), device)
+            times[name].append(wall)
+            cpu_times[name].append(cpu)
     images = args.size * args.epochs * len(data.y_train)
     # the median resists a repeat that happened to fall in a quiet (or busy) moment
     median = {name: statistics.median(v) for name, v in times.items()}

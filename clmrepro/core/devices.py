@@ -122,6 +122,15 @@ def machine(device: torch.device | str = "cpu") -> dict[str, str]:
     return info
 
 
+def record_machine(device: torch.device | str) -> dict[str, dict[str, str]]:
+    """What an attack or evaluate record adds for the device its passes ran on: nothing on the
+    CPU (CPU records stay as they were), on CUDA ``{"machine": machine(device)}``: the GPU, its
+    capability and the effective fp32 precision of matrix products and convolutions, as a
+    training record states them."""
+    device = torch.device(device)
+    return {"machine": machine(device)} if device.type == "cuda" else {}
+
+
 def device_identity(device: torch.device | str) -> dict[str, str]:
     """What a resumable state's fingerprint adds for the device it was computed on: nothing on
     the CPU (CPU fingerprints as before), the GPU model and capability on CUDA, so a state saved

@@ -13,6 +13,10 @@ The job's ``execution`` block (docs/architecture.md) names the choices:
   (numerically equivalent within float tolerance).  Inputs stay contiguous: torchattacks
   draws its random start with ``empty_like(images).uniform_``, which fills in memory
   order, so a channels_last input would place the same draws at other pixels.
+- ``max_models`` (set by the plan where a job would not fit the spec's ``gpu_memory_gb``,
+  plan.memory.size_to_card): a batched attack crafts with at most that many submodels per
+  call (core.attacks.batched); every unit keeps its images and seed, so the sets are the same
+  within float rounding.
 """
 
 from __future__ import annotations
@@ -36,6 +40,13 @@ def _choice(execution: dict, key: str, allowed: tuple[str, ...], default: str) -
     return value
 
 
+def _positive(execution: dict, key: str) -> int | None:
+    value = execution.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"execution.{key} must be a positive integer (got {value!r})")
+    return value
+
+
 @dataclass(frozen=True)
 class AttackRuntime:
     """Resolved execution settings of one attack/evaluate job on one device."""
@@ -44,6 +55,7 @@ class AttackRuntime:
     batched: bool = False
     precision: str = "fp32"
     memory_format: str = "contiguous"
+    max_models: int | None = None
 
     @classmethod
     def from_execution(cls, execution: dict | None, device: torch.device | str) -> "AttackRuntime":
@@ -56,6 +68,7 @@ class AttackRuntime:
             batched=(device.type == "cuda") if mode == "auto" else mode == "batched",
             precision=_choice(execution, "precision", PRECISIONS, "fp32"),
             memory_format=_choice(execution, "memory_format", MEMORY_FORMATS, "contiguous"),
+            max_models=_positive(execution, "max_models"),
         )
 
     @property

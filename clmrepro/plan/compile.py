@@ -14,12 +14,13 @@ from dataclasses import dataclass, replace
 
 from clmrepro.kinds import attacks as attack_kinds
 from clmrepro.plan import defaults, paths
+from clmrepro.plan.memory import size_to_card
 from clmrepro.plan.departures import departures_from_paper, precision_notes
 from clmrepro.calibration.files import calibration_digest
 from clmrepro.plan.jobs import (JOB_MODELS, AnyJob, AttackBlock, AttackParams, DataJob,
                                 DataParams, Dataset, EvaluateParams, Execution, PopulationBlock,
                                 PreparedDataset, ReportAttack, ReportParams, SanityParams,
-                                TrainParams, Training)
+                                TrainParams, Training, parse_job)
 from clmrepro.plan.estimate import (calibration_or_reference, estimate_seconds, memory_mb,
                                     runtime_minutes)
 from clmrepro.plan.model import Plan, PlannedJob
@@ -118,6 +119,10 @@ def _data_input(experiment: Experiment) -> dict:
 
 
 def _planned(spec: Spec, job: AnyJob, directories: list[str] | None = None) -> PlannedJob:
+    as_file = job.as_dict()
+    sized = size_to_card(as_file)  # execution.max_models where the spec's gpu_memory_gb asks
+    if sized is not as_file:
+        job = parse_job(sized, job.id)
     job_file = paths.job_file(spec.name, job.id)
     step = f"python -m clmrepro.steps.{STEP_MODULE[job.stage]} {job_file}"
     architecture = getattr(job.params, "architecture", "lenet5")

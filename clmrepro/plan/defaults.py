@@ -107,9 +107,12 @@ def samples_block(experiment: Experiment) -> dict[str, int]:
     return {model: chosen[model] for model in evaluation.threat_models}
 
 
-def execution_block(experiment: Experiment) -> dict[str, str]:
-    """The spec's `execution:` block with every key present; `population: auto` is resolved by
-    the step at run time (batched on CUDA, sequential on CPU)."""
+def execution_block(experiment: Experiment) -> dict[str, str | float]:
+    """The spec's `execution:` block with every key present but an unset ``gpu_memory_gb``
+    (left out by the spec model: job files as before the knob); `population: auto` is resolved
+    by the step at run time (batched on CUDA, sequential on CPU).  A set ``gpu_memory_gb``
+    stays in the block, and ``plan.memory.size_to_card`` adds ``max_models`` to the jobs that
+    would not fit."""
     return experiment.execution.model_dump(mode="json")
 
 

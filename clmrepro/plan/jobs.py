@@ -74,6 +74,10 @@ class Execution(_Block):
     memory_format: str
     precision: str
     clm_schedule: str
+    # the card the spec sized jobs to, and the cap plan.memory.size_to_card set (issue 30);
+    # absent when unset, so job files stay as they were
+    gpu_memory_gb: Number | None = Field(**_ABSENT_IF_NONE)
+    max_models: int | None = Field(**_ABSENT_IF_NONE)
 
 
 class Training(_Block):

@@ -27,6 +27,17 @@ How many at once, from the code's execution paths:
   saliency maps' input gradients on ``saliency_samples`` images per model.
 
 bf16 autocast keeps bf16 copies of the saved activations and of the weights: counted at half.
+
+Sizing to a card (the spec's ``execution.gpu_memory_gb``, :func:`size_to_card`): a job whose
+peak would not fit gets ``execution.max_models``, the most submodels one computation may hold:
+batched training steps its population in groups of that many (core.training.loop), batched
+attacks and sanity checks craft with that many crafters per call (core.runtime,
+core.attacks.batched).  Both are exact up to float rounding: each submodel's minibatch, data
+order and seeds stay as planned.  Not split: a training minibatch (BatchNorm's batch
+statistics would differ per part, so gradient accumulation would change the science), the
+joint regimes' members (one loss couples them), an adaptive attack's batch (one unit already
+runs every submodel, and its random start is drawn per unit: a job that crafts the adaptive
+threat model keeps its n × batch peak) and evaluate's forward passes (no gradients kept).
 """
 
 from __future__ import annotations
@@ -124,19 +135,33 @@ def job_memory(job: dict) -> JobMemory | None:
             factor = regimes.get(regime).activation_factor(n)
             return JobMemory(fixed, int(per_image * factor * half), n, training["batch_size"])
         models = n if _batched(execution, params.get("linking") is not None) else 1
-        return JobMemory(fixed, int(per_image * half), models, training["batch_size"])
+        return JobMemory(fixed, int(per_image * half), _capped(models, execution),
+                         training["batch_size"])
     fixed = n * weights
     if job.get("stage") == "evaluate":
         saliency = JobMemory(fixed, int(per_image * half), n, params.get("saliency_samples", 0))
         forward = JobMemory(fixed, 2 * largest, n, params.get("batch_size", 100))
         return max(saliency, forward, key=lambda m: m.peak)
-    return JobMemory(fixed, int(per_image * half), n, params.get("batch_size", 100))
+    # an adaptive chunk runs one batch through all n submodels whatever the cap
+    models = n if _crafts_adaptive(params) else _capped(n, execution)
+    return JobMemory(fixed, int(per_image * half), models, params.get("batch_size", 100))
+
+
+def _crafts_adaptive(params: dict) -> bool:
+    return "adaptive" in (params.get("threat_models") or ())
+
+
+def _capped(models: int, execution: dict) -> int:
+    """Models at once under the job's ``execution.max_models`` (set by :func:`size_to_card`)."""
+    cap = execution.get("max_models")
+    return models if cap is None else min(models, int(cap))
 
 
 @dataclass(frozen=True)
 class Fit:
     """What a job runs at once on a card: all of it, ``models`` of its n models at a time, or
-    its batch in ``splits`` parts; ``fits`` False when even one image-model pair does not."""
+    its batch in ``splits`` parts (which no job does: :meth:`describe` says it does not fit);
+    ``fits`` False when even one image-model pair does not."""
 
     fits: bool
     models: int
@@ -149,7 +174,9 @@ class Fit:
             return "fits"
         if self.splits == 1:
             return f"{self.models} of {memory.models} models at once"
-        return f"1 model at once, batch of {memory.images} in {self.splits} parts"
+        # no job splits a batch (BatchNorm; module docstring): the user lowers it
+        return (f"does not fit: 1 model's batch of {memory.images} would need "
+                f"{self.splits} parts; lower the batch")
 
 
 def fit_on(memory: JobMemory, card_bytes: int) -> Fit:
@@ -166,3 +193,33 @@ def fit_on(memory: JobMemory, card_bytes: int) -> Fit:
         return Fit(True, int(models), 1)
     per_part = room // pair_bytes
     return Fit(True, 1, -(-memory.images // int(per_part)))
+
+
+def size_to_card(job: dict) -> dict:
+    """The job with ``execution.max_models`` where its peak would not fit the spec's
+    ``execution.gpu_memory_gb`` and fewer submodels at once would help (module docstring);
+    the job unchanged when the knob is unset, when it fits, or when nothing can be cut
+    exactly (the plan's GPU memory table then says "does not fit")."""
+    params = job.get("params") or {}
+    execution = params.get("execution") or {}
+    card_gb = execution.get("gpu_memory_gb")
+    if card_gb is None or not cuttable(job):
+        return job
+    memory = job_memory(job)
+    if memory is None or memory.models <= 1:
+        return job
+    fit = fit_on(memory, int(card_gb * 10**9))
+    if fit.fits and fit.models >= memory.models and fit.splits == 1:
+        return job
+    cap = max(fit.models, 1)
+    return {**job, "params": {**params, "execution": {**execution, "max_models": cap}}}
+
+
+def cuttable(job: dict) -> bool:
+    """Jobs whose submodels may run in smaller groups with the same numbers: training of
+    independent or lockstep submodels (not the joint regimes), attacks and sanity checks that
+    craft no adaptive set (an adaptive chunk is one batch through every submodel)."""
+    params = job.get("params") or {}
+    if job.get("stage") in ("train", "retrain"):
+        return "training" in params and not params.get("diversity")
+    return job.get("stage") in ("attack", "sanity") and not _crafts_adaptive(params)

@@ -182,6 +182,21 @@ class Execution(Strict):
         "sequential", description="CLM training order: sequential = Alg. 1 (each submodel a full "
         "pass while the others wait); lockstep = all submodels step together, batched (a "
         "departure listed in the report)")
+    gpu_memory_gb: float | None = Field(
+        None, gt=0, le=10_000, description="GPU memory (GB, 10^9 bytes) to size each job to; "
+        "where a job's estimated peak (clmrepro plan) would exceed it, batched training steps "
+        "fewer submodels at once and batched attacks craft with fewer submodels per call (the "
+        "same numbers within float rounding). A training batch is never split: BatchNorm's "
+        "batch statistics would change. null → no cap (docs/cluster.md)")
+
+    @model_serializer(mode="wrap")
+    def _unset_card_left_out(self, handler):
+        """An unset ``gpu_memory_gb`` is not in the normalised spec (the plan's spec_sha256,
+        the jobs' execution block): specs without it plan as before the knob existed."""
+        data = handler(self)
+        if data.get("gpu_memory_gb") is None:
+            data.pop("gpu_memory_gb", None)
+        return data
 
 
 class Experiment(Strict):

@@ -38,6 +38,7 @@ from clmrepro.core.interrupt import StopCheck
 from clmrepro.kinds import attacks as attack_kinds
 from clmrepro.steps import common
 from clmrepro.steps.common import Job, prepare_torch, show_progress, step_main
+from clmrepro.steps.evaluate import with_machine
 from clmrepro.plan.samples import images_per_threat
 from clmrepro.steps.scoring import AVERAGE_SET, load_test_set, rules_of, runtime_for
 
@@ -118,7 +119,8 @@ def run_attack(job: Job, should_stop: StopCheck | None = None) -> None:
                                                   should_stop)
     atomic_torch_save(blob, job["outputs"]["adversarial"])
     if "scores" in job["outputs"]:  # the fused attack job (docs/architecture.md, "Jobs and replicates")
-        write_scores(job["outputs"]["scores"], attack_records(job, models, blob, runtime))
+        write_scores(job["outputs"]["scores"],
+                     with_machine(attack_records(job, models, blob, runtime), device))
     store.remove()
     shutil.rmtree(_average_state_dir(job), ignore_errors=True)
 

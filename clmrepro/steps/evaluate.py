@@ -29,7 +29,16 @@ def run_evaluate(job: Job) -> None:
         atomic_write_json(job["outputs"]["analysis"], analysis)
     else:
         records = attack_records(job, models, safe_load(job["inputs"]["adversarial"]), runtime)
-    write_scores(job["outputs"]["scores"], records)
+    write_scores(job["outputs"]["scores"], with_machine(records, device))
+
+
+def with_machine(records: list[dict], device) -> list[dict]:
+    """Each record with the GPU and its effective fp32 matmul/conv precision on CUDA
+    (core.devices.record_machine); unchanged on the CPU."""
+    from clmrepro.core import devices
+
+    extra = devices.record_machine(device)
+    return [{**record, **extra} for record in records]
 
 
 def main(argv: list[str] | None = None) -> int:

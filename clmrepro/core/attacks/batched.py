@@ -120,8 +120,10 @@ class BatchedExecutor:
             raise ValueError(f"attack {kind.KIND!r} is not batched (its module's BATCHED is "
                              f"False): craft it sequentially")
         self.recipe = SignSteps(**recipe)
-        # a chunk is one .each call: as many units as submodels, like one transfer batch
-        self.units_per_call = len(self.models)
+        # a chunk is one .each call: as many units as submodels, like one transfer batch, or
+        # fewer where the plan sized the job to a card (execution.max_models; exact: every
+        # unit keeps its images and seed)
+        self.units_per_call = min(len(self.models), runtime.max_models or len(self.models))
         self._stacks: dict[tuple[int, ...], object] = {}
 
     def _stacked(self, crafters: tuple[int, ...]):

@@ -101,8 +101,17 @@ class ExecutionConfig:
     memory_format: str = "contiguous"
     precision: str = "fp32"  # bf16 = autocast(bfloat16) + channels_last; a departure
     clm_schedule: str = "sequential"  # Alg. 1; lockstep is a departure
+    # the card the plan sized the job to (informational) and what it asked for: at most this
+    # many submodels in one stacked step (plan.memory.size_to_card); None: all of them
+    gpu_memory_gb: float | None = None
+    max_models: int | None = None
 
     def __post_init__(self):
+        if self.max_models is not None and (isinstance(self.max_models, bool)
+                                            or not isinstance(self.max_models, int)
+                                            or self.max_models < 1):
+            raise ValueError(f"execution.max_models must be a positive integer "
+                             f"(got {self.max_models!r})")
         for key, allowed in (("population", POPULATION_MODES), ("memory_format", MEMORY_FORMATS),
                              ("precision", PRECISIONS), ("clm_schedule", CLM_SCHEDULES)):
             value = getattr(self, key)
@@ -119,6 +128,7 @@ class ExecutionConfig:
             stacked=batched and lockstep,
             channels_last=self.memory_format == "channels_last" or self.precision == "bf16",
             bf16=self.precision == "bf16",
+            max_models=self.max_models if batched and lockstep else None,
         )
 
 
@@ -126,12 +136,15 @@ class ExecutionConfig:
 class Execution:
     """How a run is computed.  ``schedule``: "sequential" (Alg. 1: each submodel makes its
     full pass in turn) or "lockstep" (every submodel takes minibatch b before any takes b+1);
-    ``stacked``: the submodels of a lockstep run step as one ``StackedPopulation``."""
+    ``stacked``: the submodels of a lockstep run step as one ``StackedPopulation``, or as
+    stacks of at most ``max_models`` (None: one stack of all; the same numbers within float
+    rounding, less GPU memory)."""
 
     schedule: str
     stacked: bool
     channels_last: bool
     bf16: bool
+    max_models: int | None = None
 
     @property
     def memory_format(self) -> torch.memory_format:

@@ -31,7 +31,8 @@ from clmrepro.core.training.step import input_batch
 def population_forward(trainees, execution=None):
     """(m, B, ...) -> (m, B, classes): block k through member k, over all the trainees.  Under
     ``precision: bf16`` the members run in bf16 autocast and their outputs come back in fp32:
-    the regimes' losses (ADP's log-determinant, TRS's gradient cosines) stay in fp32."""
+    the regimes' losses (ADP's log-determinant, TRS's gradient cosines) stay in fp32.  The bf16
+    forward carries ``autocast(device)``, the context it runs under, for DVERGE's distillation."""
     def forward(xs: Tensor) -> Tensor:
         return torch.cat([t.forward(xs[t.members.start:t.members.stop]) for t in trainees])
 
@@ -42,6 +43,9 @@ def population_forward(trainees, execution=None):
         with execution.autocast(xs.device):
             out = forward(xs)
         return out.float()
+    # a loss that runs the members by another way (DVERGE's feature distillation reads a hidden
+    # layer through hooks) enters the same autocast through this attribute
+    forward_bf16.autocast = execution.autocast
     return forward_bf16
 
 

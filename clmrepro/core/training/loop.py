@@ -73,6 +73,12 @@ def monitored_index(mask: torch.Tensor, weight_shape: tuple[int, ...]) -> list[i
     return [int(v) for v in hits[0]] if len(hits) else None
 
 
+def groups(n: int, size: int | None) -> list[range]:
+    """Submodels 0..n-1 in consecutive stacks of at most ``size`` (None: one stack)."""
+    size = n if size is None else max(1, min(size, n))
+    return [range(k, min(k + size, n)) for k in range(0, n, size)]
+
+
 def _regime(linking, adversarial, diversity=None) -> str:
     if diversity is not None:
         return diversity.method
@@ -111,7 +117,7 @@ def train_population(
         raise ValueError("a diversity baseline trains without counter-linking or PGD training")
     resolved = (execution or ExecutionConfig()).resolve(device, linked=linking is not None)
     if diversity is not None:  # one shared pass per epoch; each member on its own kernels
-        resolved = replace(resolved, schedule="joint", stacked=False)
+        resolved = replace(resolved, schedule="joint", stacked=False, max_models=None)
     models = [m.to(device) for m in models]
     shape = tuple(counter_linked_layer(models[0]).weight.shape)
     mask = make_mask(shape, linking.mask, generator(derive_seed(seed, "mask"))) if linking else None
@@ -133,7 +139,8 @@ def train_population(
     if diversity is not None:
         record["diversity"] = {"method": diversity.method, "params": diversity.params, "terms": []}
     key = fingerprint(models, data, training, linking, adversarial, seed, resolved, diversity)
-    trainees = ([StackedTrainee(models, range(n), training, resolved)] if resolved.stacked else
+    trainees = ([StackedTrainee(models, members, training, resolved)
+                 for members in groups(n, resolved.max_models)] if resolved.stacked else
                 [SingleTrainee(m, i, training, resolved) for i, m in enumerate(models)])
     tensors = {name: getattr(data, name).to(device) for name in ("x_train", "y_train", "x_test", "y_test")}
     run = Run(models=models, trainees=trainees, data=tensors, training=training, linking=linking,
@@ -151,7 +158,10 @@ def train_population(
     run.bar = tqdm(total=max(training.epochs * n - done, 0), disable=not progress,
                    desc=run.record["regime"], unit="pass")
     schedules = {"lockstep": run_lockstep, "sequential": run_sequential, "joint": run_joint}
-    schedules[resolved.schedule](run)
+    try:
+        schedules[resolved.schedule](run)
+    finally:  # the last state on disk before the run returns or raises
+        run.checkpoint.wait()
     run.bar.close()
     return _finish(run)
 

@@ -88,9 +88,17 @@ def joint_loss(knobs: dict, forward, models, x, y, x_target, gen, *, epoch: int,
     from clmrepro.core.training import diversity
 
     features = diversity.layer_features(models, layer(knobs, seed, epoch))
+    autocast = getattr(forward, "autocast", None)  # precision: bf16 (core.training.joint)
+    if autocast is not None:  # the distillation's forwards in bf16 too, its cost in fp32
+        hidden = features
+
+        def features(xs):
+            with autocast(xs.device):
+                out = hidden(xs)
+            return out.float()
     distilled = diversity.dverge_distill(features, x, x_target, eps=knobs["eps"],
                                          step_size=knobs["step_size"], steps=knobs["steps"],
-                                         gen=gen)
+                                         gen=gen, m=len(models))
     loss, _, terms = diversity.dverge_loss(forward, distilled, y)
     m = len(models)
     with torch.no_grad():

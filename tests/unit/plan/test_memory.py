@@ -161,3 +161,71 @@ def test_plan_prints_peak_gpu_memory_per_stage_for_24_and_80_gb(capsys, monkeypa
             if line.split()[:1] and line.split()[0] in ("train", "retrain", "attack")}
     assert set(rows) == {"train", "retrain", "attack"}
     assert " 10.9 GB " in rows["train"], rows["train"]     # the CIFAR ULM, 10 ResNet18s at once
+
+
+def _paper_with_card(gpu_memory_gb: float | None):
+    """specs/paper.yaml compiled with the CIFAR-10 experiment sized to a card."""
+    from pathlib import Path
+
+    import yaml
+
+    from clmrepro.plan.compile import compile_spec
+    from clmrepro.spec.loading import parse_spec
+
+    root = Path(__file__).resolve().parents[3]
+    data = yaml.safe_load((root / "specs/paper.yaml").read_text())
+    cifar = next(e for e in data["experiments"] if e["id"] == "cifar10")
+    if gpu_memory_gb is not None:
+        cifar["execution"] = {"gpu_memory_gb": gpu_memory_gb}
+    spec = parse_spec(yaml.safe_dump(data), "paper.yaml")
+    return {job.id: job.job for job in compile_spec(spec, "specs/paper.yaml").jobs}
+
+
+def test_a_card_knob_caps_the_models_at_once_where_a_job_would_not_fit():
+    """A fake 6 GB card: the batched CIFAR ULM (10.9 GB) trains in stacks that fit, the
+    attacks craft with fewer submodels per call; Alg. 1's CLM (one at a time) and the MNIST
+    experiment (no knob) are untouched; without the knob no job names a cap (issue 30)."""
+    card = 6 * GB
+    jobs = _paper_with_card(6.0)
+    ulm = jobs["train-cifar10-ulm"]
+    cap = ulm["params"]["execution"]["max_models"]
+    assert ulm["params"]["execution"]["gpu_memory_gb"] == 6.0
+    assert 1 <= cap < 10
+    assert job_memory(ulm).peak <= card - CARD_RESERVE                       # now fits
+    uncapped = {**ulm, "params": {**ulm["params"], "execution": {
+        k: v for k, v in ulm["params"]["execution"].items() if k != "max_models"}}}
+    one_more = JobMemory(job_memory(uncapped).fixed, job_memory(uncapped).per_pair, cap + 1,
+                         job_memory(uncapped).images)
+    assert one_more.peak > card - CARD_RESERVE                              # the most that fits
+    assert "max_models" not in jobs["retrain-cifar10-clm"]["params"]["execution"]
+    # paper.yaml's attacks craft the adaptive set too (one batch through all 10: not cut)
+    attacks = [j for j in jobs.values() if j["stage"] == "attack" and j["experiment"] == "cifar10"]
+    assert attacks and all("max_models" not in j["params"]["execution"] for j in attacks)
+    assert all("max_models" not in j["params"]["execution"] for j in jobs.values()
+               if j["experiment"] == "mnist" and "execution" in j["params"])
+    plain = _paper_with_card(None)
+    assert all("max_models" not in j["params"].get("execution", {})
+               and "gpu_memory_gb" not in j["params"].get("execution", {})
+               for j in plain.values())
+
+
+def test_attacks_without_the_adaptive_set_craft_with_fewer_submodels_on_a_small_card():
+    from clmrepro.plan.memory import size_to_card
+
+    job = {"stage": "attack", "params": {
+        "architecture": "resnet18", "dataset": {"name": "cifar10"}, "batch_size": 100,
+        "population": {"size": 10, "regime": "ulm"}, "threat_models": ["paper", "transfer"],
+        "execution": {"population": "auto", "gpu_memory_gb": 4.0}}}
+    sized = size_to_card(job)
+    cap = sized["params"]["execution"]["max_models"]
+    assert 1 <= cap < 10 and job_memory(sized).peak <= 4 * GB - CARD_RESERVE
+    adaptive = {**job, "params": {**job["params"], "threat_models": ["paper", "adaptive"]}}
+    assert size_to_card(adaptive) is adaptive                 # nothing exact to cut
+    unset = {**job, "params": {**job["params"], "execution": {"population": "auto"}}}
+    assert size_to_card(unset) is unset
+
+
+def test_a_batch_that_only_fits_in_parts_is_reported_as_not_fitting():
+    memory = JobMemory(fixed=1 * GB, per_pair=5 * 10**6, models=10, images=200)
+    tiny = fit_on(memory, CARD_RESERVE + 1 * GB + 22 * 5 * 10**6)
+    assert tiny.describe(memory).startswith("does not fit: 1 model's batch of 200 would need 10")

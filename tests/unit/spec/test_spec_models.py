@@ -91,7 +91,7 @@ def test_replicates_execution_and_subsets_default_to_the_single_run_of_the_autho
     execution = schema["$defs"]["Execution"]["properties"]
     assert {name: body["default"] for name, body in execution.items()} == {
         "population": "auto", "memory_format": "contiguous", "precision": "fp32",
-        "clm_schedule": "sequential"}
+        "clm_schedule": "sequential", "gpu_memory_gb": None}   # null: no card cap (issue 30)
 
 
 def test_new_knobs_give_one_line_per_problem():
@@ -113,3 +113,17 @@ def test_new_knobs_give_one_line_per_problem():
         "experiments[0].evaluation.transfer_samples", "experiments[0].evaluation.adaptive_samples"]
     fitting = fixed.replace("200", "50").replace("300", "100")
     assert parse_spec(fitting).experiments[0].replicates == 2
+
+
+def test_gpu_memory_gb_is_in_the_normalised_spec_only_when_set():
+    import yaml
+
+    data = yaml.safe_load(MINIMAL)
+    plain = parse_spec(MINIMAL).experiments[0].execution
+    assert "gpu_memory_gb" not in plain.model_dump(mode="json")
+    data["experiments"][0]["execution"] = {"gpu_memory_gb": 24}
+    sized = parse_spec(yaml.safe_dump(data)).experiments[0].execution
+    assert sized.model_dump(mode="json")["gpu_memory_gb"] == 24
+    data["experiments"][0]["execution"] = {"gpu_memory_gb": 0}
+    with pytest.raises(Exception, match="gpu_memory_gb"):
+        parse_spec(yaml.safe_dump(data))

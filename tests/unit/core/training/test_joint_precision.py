@@ -51,3 +51,25 @@ def test_fp32_never_enters_autocast():
     seen = autocast_seen("gal", "fp32")
     assert not any(on for on, _ in seen if on is not None)
     assert {dtype for _, dtype in seen if dtype is not None} == {torch.float32}
+
+
+def test_bf16_reaches_dverge_distillation():
+    """DVERGE's feature distillation runs the members through hooks, not through the
+    population's forward: under bf16 every training-mode forward of a member (distillation
+    included) is in autocast, and the distilled batch stays fp32 (issue 30)."""
+    data = load_dataset("mnist-5k", n_train=40, n_test=20)
+    models = init_population("lenet5", 2, in_channels=1, num_classes=10, seed=1)
+    seen = []
+    models[0].register_forward_pre_hook(
+        lambda module, args: seen.append((module.training, torch.is_autocast_enabled("cpu"),
+                                          args[0].dtype)))
+    train_population(models, data, training=TrainConfig(epochs=1, batch_size=20, optimizer="adam",
+                                                        lr=1e-3),
+                     linking=None, adversarial=None, seed=1, device=torch.device("cpu"),
+                     progress=False, diversity=diversity("dverge"),
+                     execution=ExecutionConfig(precision="bf16"))
+    training = [(on, dtype) for was_training, on, dtype in seen if was_training]
+    # per minibatch: steps × (source + target) distillation forwards, m − 1 shifted, 1 clean
+    assert len(training) == 2 * (2 * KNOBS["dverge"]["steps"] + 1 + 1)
+    assert all(on for on, _ in training), training
+    assert {dtype for _, dtype in training} == {torch.float32}
