@@ -164,8 +164,9 @@ def known_failure(error: BaseException) -> str | None:
         return f"{where}cannot write: {os.strerror(error.errno).lower()}; free some space and rerun"
     if type(error).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError
         first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        return (f"the GPU ran out of memory ({first[:160]}); use a smaller batch_size or "
-                f"`execution: {{population: sequential}}` in the spec, or a larger GPU")
+        return (f"the GPU ran out of memory ({first[:160]}); set `execution: {{gpu_memory_gb: "
+                f"<your card's GB>}}` so the plan sizes the job to it, or use a smaller "
+                f"batch_size, `execution: {{population: sequential}}`, or a larger GPU")
     return None
 
 
