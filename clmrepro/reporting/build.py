@@ -7,7 +7,8 @@ attack), the sanity checks (docs/sanity.md) and the summary: only what the recor
 files say (no times, no paths), so two runs of one spec give byte-identical files; provenance
 that varies between machines goes to the rendered reports only. Version-1 scores files (no
 replicate) are read as replicate 0. Records with per-image values gain the derived
-"strongest (per image)" records (reporting.strongest).
+"strongest (per image)" records (reporting.strongest): over the grid's attacks and the check
+files' attacks, marked as upper bounds where a check flags.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from clmrepro.reporting.render import ReportData, render_report, write_index
 from clmrepro.reporting.robustness import RobustnessSection, assemble, read_check_files
 from clmrepro.reporting.sanity import FLAG, PASS, CheckResult
 from clmrepro.reporting.stats import Interval
-from clmrepro.reporting.strongest import STRONGEST, strongest_records
+from clmrepro.reporting.strongest import STRONGEST, mark_upper_bounds, strongest_records
 from clmrepro.reporting.tables import Cell, paper_table_views, record_sort_key, summarise
 
 SCHEMA_VERSION = 2
@@ -110,11 +111,11 @@ def _place(path: Path, known: set[tuple[str, str]]) -> tuple[str, str, int]:
     return flat[0], flat[1], 0
 
 
-def with_strongest(records: list[dict]) -> list[dict]:
-    """The records and the derived strongest-attack records (derived afresh), in report
-    order."""
+def with_strongest(records: list[dict], check_files: list[dict] = ()) -> list[dict]:
+    """The records and the derived strongest-attack records (derived afresh from the grid's
+    records and the decoded check files' attacks, reporting.strongest), in report order."""
     measured = [r for r in records if r["attack"] != STRONGEST]
-    return sorted(measured + strongest_records(measured), key=record_sort_key)
+    return sorted(measured + strongest_records(measured, check_files), key=record_sort_key)
 
 
 def _located(paths: list[str], known: set[tuple[str, str]] = frozenset()) -> list[dict]:
@@ -155,7 +156,9 @@ def _interval_json(interval: Interval | None) -> dict:
 
 def cell_summaries(records: list[dict]) -> list[dict]:
     """One entry per (experiment, population, attack, eps, threat model): replicates pooled
-    into a mean and its 95% interval, with the paper's number and consistency."""
+    into a mean and its 95% interval, with the paper's number and consistency; a strongest
+    cell also names the attacks behind it and, where a check flags, says it is an upper
+    bound (reporting.strongest)."""
     groups: dict[tuple, list[dict]] = {}
     for r in records:
         key = (r["experiment"], r["population"], r["attack"], float(r["eps"]),
@@ -165,10 +168,15 @@ def cell_summaries(records: list[dict]) -> list[dict]:
     for (experiment, population, attack, eps, threat), found in groups.items():
         papers = {r["paper"] for r in found} - {None}
         cell = Cell(found, papers.pop() if len(papers) == 1 else None)
-        out.append({"experiment": experiment, "population": population,
-                    "regime": found[0]["regime"], "attack": attack, "eps": eps,
-                    "threat_model": threat, **_interval_json(cell.interval),
-                    "paper": cell.paper, "consistent": cell.consistent})
+        entry = {"experiment": experiment, "population": population,
+                 "regime": found[0]["regime"], "attack": attack, "eps": eps,
+                 "threat_model": threat, **_interval_json(cell.interval),
+                 "paper": cell.paper, "consistent": cell.consistent}
+        if attack == STRONGEST:
+            # what the minimum was taken over, and whether a check makes it an upper bound
+            entry.update(derived_from=cell.derived_from, upper_bound=bool(cell.flagged_by),
+                         flagged_by=cell.flagged_by)
+        out.append(entry)
     return out
 
 
@@ -261,7 +269,12 @@ def build_report(job: dict) -> None:
     # the deterministic inference rules answer another question: their own section only
     records, rule_records = split(merge_scores(_as_list(inputs.get("scores")), tables,
                                                params.get("attack_params")))
-    records = with_strongest(records)
+    # the sanity job's check files are absent on plans written before it existed; their
+    # attacks join the strongest rows, whose cells a flagging check marks as upper bounds
+    check_files = read_check_files(_as_list(inputs.get("sanity")))
+    records = with_strongest(records, check_files)
+    robustness = assemble(records, check_files)
+    records = mark_upper_bounds(records, robustness.results)
     known = {(r["experiment"], r["population"]) for r in records}
     trainings = _located(_as_list(inputs.get("records")), known)
     analyses = [{**item["record"], "experiment": item["experiment"],
@@ -270,8 +283,6 @@ def build_report(job: dict) -> None:
                 for item in _located(_as_list(inputs.get("analyses")), known)]
     # evaluated once: metrics.json and both rendered reports read these results
     claims = evaluate_claims(records, analyses, tables=tables)
-    # the sanity job's check files are absent on plans written before it existed
-    robustness = assemble(records, read_check_files(_as_list(inputs.get("sanity"))))
     description = params.get("description", "")
     metrics = metrics_json(spec_name, description, records, claims, tables, robustness)
     metrics["records"] += [{k: v for k, v in r.items() if k not in IN_MEMORY_ONLY}

@@ -32,7 +32,8 @@ setting" and is not counted towards "did it reproduce" (:func:`counted`).
 Each claim that compares two regimes under attack has a second reading, under the strongest
 attack (issue 18): the same relation, one row, on the ``strongest`` records of the adaptive
 threat model (per image the worst case over every attack run against the defence itself, ARC
-included; reporting.strongest). It is shown beside the paper-protocol verdict and never
+and the check files' attacks included; reporting.strongest), marked as an upper bound where a
+check flags either side. It is shown beside the paper-protocol verdict and never
 counted in it. The ε = 0.4 split claim has none: it says which regime wins depends on the
 attack family, and a per-image minimum over all attacks has no family.
 """
@@ -50,7 +51,8 @@ from clmrepro.reporting.paper import (ATTACKS, ATTACK_LABELS, DATASET_LABELS, RE
 from clmrepro.reporting.stats import (LEVEL, T_REPLICATES, T_SAMPLES, Interval, paired_t_interval,
                                       t_cdf_two_sided, t_interval, t_quantile)
 from clmrepro.reporting.strongest import STRONGEST
-from clmrepro.reporting.tables import difference_text, matches, value_text
+from clmrepro.reporting.tables import (Cell, difference_text, matches, upper_bound_text,
+                                      value_text)
 
 HOLDS, FAILS, INCONCLUSIVE, NOT_RUN = "holds", "fails", "inconclusive", "not run"
 VERDICTS = (HOLDS, FAILS, INCONCLUSIVE, NOT_RUN)
@@ -401,13 +403,25 @@ STRONGEST_LABEL = f"{ATTACK_LABELS[STRONGEST]}, {STRONGEST_THREAT_MODEL}"
 
 def _strongest(family: str, eps: float, left: str, right: str, relation: str
                ) -> Callable[[list[dict]], Evidence]:
-    """The claim's relation on the adaptive ``strongest`` records: one row."""
+    """The claim's relation on the adaptive ``strongest`` records: one row, its label
+    marking an upper bound where a check flags either side (reporting.strongest)."""
     def evaluate(records: list[dict]) -> Evidence:
         a = [r for r in records
              if matches(r, family, left, STRONGEST, eps, STRONGEST_THREAT_MODEL)]
         b = [r for r in records
              if matches(r, family, right, STRONGEST, eps, STRONGEST_THREAT_MODEL)]
-        return _row(STRONGEST_LABEL, REGIME_LABELS[left], a, REGIME_LABELS[right], b,
+        # a side a check flags is an upper bound: the row says so beside its numbers
+        flagged = Cell(a + b).flagged_by
+        # a strongest row's N is that of every attack it took (a check file's images may be
+        # fewer): both sides are compared on the first images they all share
+        sizes = [len(r["per_image"]) for r in a + b if r.get("per_image")]
+        if sizes and min(sizes) < max(sizes):
+            n = min(sizes)
+            a, b = ([{**r, "per_image": r["per_image"][:n], "n_samples": n,
+                      "mra": statistics.fmean(r["per_image"][:n])} if r.get("per_image")
+                     else r for r in side] for side in (a, b))
+        return _row(STRONGEST_LABEL + upper_bound_text(flagged), REGIME_LABELS[left], a,
+                    REGIME_LABELS[right], b,
                     relation, paired_difference(a, b), architecture=PAPER_ARCHITECTURE[family])
     return evaluate
 

@@ -19,8 +19,8 @@ from tabulate import tabulate
 
 from clmrepro.reporting.paper import THREAT_LABELS
 from clmrepro.reporting.sanity import (CHECK_TITLES, CHECK_VERDICTS, FLAG, PASS, CheckResult,
-                                       SanityView, decode_check_file, run_checks,
-                                       sanity_views)
+                                       SanityView, decode_check_file, measure_text,
+                                       run_checks, sanity_views)
 from clmrepro.reporting.tables import NOT_RUN, THREAT_MODELS, markdown_text
 
 TEXT = (
@@ -29,7 +29,9 @@ TEXT = (
     "the numbers it compared (differences as points with their 95% interval, paired by "
     "replicate for K ≥ 2 and image by image for K = 1). A flag means the attack behind a "
     "robustness number may have failed, so that number is an upper bound; — marks a check that "
-    "does not apply to a threat model.")
+    "does not apply to a threat model. The strongest row (per image the worst of every attack "
+    "that ran, the checks' own attacks included) of a population and threat model a check "
+    "flags is marked an upper bound too, with the checks that flag it.")
 NONE_RAN = "No check ran: the inputs hold no attack record and no check file."
 COLUMNS = ("check",) + tuple(THREAT_LABELS[t] for t in THREAT_MODELS)
 
@@ -61,12 +63,23 @@ def rules(results: list[CheckResult]) -> list[tuple[str, str, str]]:
     return out
 
 
+def evidence_text(result: CheckResult) -> str:
+    """The key evidence, then every other measure that flags ("; also: ..."): a cell never
+    hides a number that flags (the convergence check's incomplete-trace share beside its
+    doubled-steps move, issue 26)."""
+    key = result.key_measure
+    others = [measure_text(m) for m in result.evidence if m.flags and m is not key]
+    return "; also: ".join([result.key_text] + others) if result.key_text else ""
+
+
 def cell_markdown(result: CheckResult | None) -> str:
-    """"**flag**: PGD − FGSM ...": the verdict as a word, then its key evidence."""
+    """"**flag**: PGD − FGSM ...": the verdict as a word, then its evidence
+    (:func:`evidence_text`)."""
     if result is None:
         return "—"
     word = f"**{result.verdict}**" if result.verdict == FLAG else result.verdict
-    return f"{word}: {markdown_text(result.key_text)}" if result.key_text else word
+    text = evidence_text(result)
+    return f"{word}: {markdown_text(text)}" if text else word
 
 
 @dataclass(frozen=True)
@@ -81,6 +94,7 @@ class RobustnessSection:
     none_ran: str = NONE_RAN
     threat_models: tuple[str, ...] = THREAT_MODELS
     columns: tuple[str, ...] = COLUMNS
+    evidence_text = staticmethod(evidence_text)     # for the HTML template
 
     @property
     def counts_text(self) -> str:

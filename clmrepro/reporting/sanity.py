@@ -211,8 +211,9 @@ def reading(results: list[CheckResult]) -> str:
         if check.note is not None and verdicts:
             text += check.note(verdicts)
     text += (" A flag means the attack behind a robustness number may have failed: that "
-             "number is then an upper bound, and the strongest-attack rows are the ones to "
-             "trust (docs/sanity.md says what to do for each check).")
+             "number is then an upper bound, and so is the strongest-attack row of that "
+             "population and threat model, marked in the tables with the checks that flag "
+             "it (docs/sanity.md says what to do for each check).")
     return text
 
 

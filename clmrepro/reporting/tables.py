@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from clmrepro.fields import THREAT_MODELS
+from clmrepro.kinds.checks import REPORTS as _CHECKS
 from clmrepro.reporting.estimates import cell_interval, replicate
 from clmrepro.reporting.paper import (ATTACK_LABELS, EPS_TOLERANCE, REGIME_LABELS, PaperTable,
                                       find_table, paper_dataset)
@@ -27,6 +28,9 @@ CONSISTENT = "consistent"
 # 11), so a single run of theirs may sit ~5 points from its own mean. That, not our
 # precision, is what the tolerance stands for.
 TOLERANCE_POINTS = 5.0
+# the checks whose flag makes a strongest cell an upper bound, for its text
+CHECK_IDS = tuple(c.id for c in _CHECKS)
+CHECK_TITLES = {c.id: c.title for c in _CHECKS}
 
 
 # ---- formatting: every number in the reports goes through these functions ----------------
@@ -95,6 +99,15 @@ def params_text(params: dict | None) -> str:
                      for k, v in sorted(params.items()))
 
 
+def upper_bound_text(flagged_by: list[str]) -> str:
+    """" — upper bound (flagged by convergence, random noise)": what a number a check flags
+    carries beside it (check ids → titles); "" when none flags."""
+    if not flagged_by:
+        return ""
+    return (" — upper bound (flagged by "
+            + ", ".join(CHECK_TITLES.get(c, c) for c in flagged_by) + ")")
+
+
 # ---- aggregation ----------------------------------------------------------------------------
 
 @dataclass
@@ -136,17 +149,34 @@ class Cell:
             return None
         return self.interval.contains(self.paper, TOLERANCE_POINTS / 100.0 + 1e-12)
 
+    @property
+    def flagged_by(self) -> list[str]:
+        """The checks that flag this cell's population and threat model (ids, in the
+        registry's order), for a strongest cell (reporting.strongest.mark_upper_bounds)."""
+        found = {check for r in self.records for check in r.get("flagged_by") or ()}
+        return [c for c in CHECK_IDS if c in found] + sorted(found - set(CHECK_IDS))
+
+    @property
+    def derived_from(self) -> list[str]:
+        """The attacks a strongest cell took the minimum over (every replicate's)."""
+        return sorted({a for r in self.records for a in r.get("derived_from") or ()})
+
+    def bound_text(self) -> str:
+        """" — upper bound (flagged by convergence)" for a flagged strongest cell, else ""."""
+        return upper_bound_text(self.flagged_by)
+
     def text(self) -> str:
-        """"51.20% [48.10, 54.30]": the mean and its 95% interval."""
+        """"51.20% [48.10, 54.30]": the mean and its 95% interval (and a flag's bound)."""
         if self.interval is None:
             return NOT_RUN
-        return f"{pct(self.mean)} {bounds(self.interval)}"
+        return f"{pct(self.mean)} {bounds(self.interval)}{self.bound_text()}"
 
     def text_with_size(self) -> str:
         """"51.20% [48.10, 54.30] (K=3, N=200)": for tables whose cells differ in size."""
         if self.interval is None:
             return NOT_RUN
-        return f"{self.text()} (K={self.k}, N={self.samples})"
+        return (f"{pct(self.mean)} {bounds(self.interval)} (K={self.k}, N={self.samples})"
+                f"{self.bound_text()}")
 
     def vs_paper(self) -> str:
         """"consistent", the signed gap mean − paper in points, "not run" or "—"."""
