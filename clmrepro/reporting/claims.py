@@ -661,7 +661,9 @@ def first_screen(results: list[ClaimResult]) -> tuple[list[ScreenRow], list[str]
                           f"(clean accuracy explains {', '.join(result.confounded_rows)})")
         strongest = ("—" if result.strongest is None else result.strongest.outcome
                      if result.strongest.interval is None else
-                     f"{result.strongest.outcome}, {result.strongest.difference_text}")
+                     f"{result.strongest.outcome}, {result.strongest.difference_text}"
+                     + ("; an upper bound: a check flags it"
+                        if "upper bound" in result.strongest.label else ""))
         if direction == NOT_RUN:
             direction += f" ({len(ran)} of {len(result.evidence)} rows run)"
         rows.append(ScreenRow(
