@@ -43,11 +43,11 @@ def ladder_measures(population: Population, threat: str, kit: Kit) -> list[Measu
             groups.setdefault((r["attack"], float(r["eps"])), []).append(params)
     measures = []
     for (attack, eps), found in sorted(groups.items()):
-        moves = [p["ladder"][-1][1] - p["ladder"][-2][1] if len(p["ladder"]) > 1 else 0.0
-                 for p in found]
-        last = max(moves, key=abs)
         capped = [p for p in found if not p.get("converged")]
-        steps = "/".join(str(s) for s in sorted({p["ladder"][-1][0] for p in found}))
+        shown = capped or found       # the capped replicates' numbers, else the converged ones
+        last = max((p["ladder"][-1][1] - p["ladder"][-2][1] if len(p["ladder"]) > 1 else 0.0
+                    for p in shown), key=abs)
+        steps = "/".join(str(s) for s in sorted({p["ladder"][-1][0] for p in shown}))
         where = f"{kit.label(attack)} at ε = {kit.eps_text(eps)}"
         if capped:
             label = f"{where}: the ladder hit its cap of {steps} steps unconverged; last move"
