@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_serializer
 
 from clmrepro.fields import Count, Step
 from clmrepro.kinds.attacks.base import (CONVERGE_HELP, AttackBase, Converge, paper_departures,
@@ -21,6 +21,14 @@ class Pgd(AttackBase):
     alpha: Step | None = Field(None, description="step size; null → 0.01 MNIST, 2/255 CIFAR-10")
     random_start: bool = Field(True, description="uniform start in the ball (authors' code)")
     converge: Converge | None = Field(None, description=CONVERGE_HELP)
+
+    @model_serializer(mode="wrap")
+    def _without_null_converge(self, handler):
+        # a spec without the knob dumps (and hashes: plan.compile.spec_sha256) as before it
+        data = handler(self)
+        if self.converge is None and isinstance(data, dict):
+            data.pop("converge", None)
+        return data
 
 
 Spec = Pgd  # the registry's name for a kind's spec model
