@@ -20,7 +20,10 @@ class Pgd(AttackBase):
     steps: Count = Field(40, le=100_000, description="iterations (authors' code: 40)")
     alpha: Step | None = Field(None, description="step size; null → 0.01 MNIST, 2/255 CIFAR-10")
     random_start: bool = Field(True, description="uniform start in the ball (authors' code)")
-    converge: Converge | None = Field(None, description=CONVERGE_HELP)
+    # the schema leaves the null default unwritten: snakemake.utils.validate would fill the
+    # knob's own defaults into that null (as for evaluation.sanity, emit.schema)
+    converge: Converge | None = Field(None, description=CONVERGE_HELP,
+                                      json_schema_extra=lambda s: s.pop("default", None))
 
     @model_serializer(mode="wrap")
     def _without_null_converge(self, handler):
