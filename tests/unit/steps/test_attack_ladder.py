@@ -5,6 +5,11 @@ the SIGKILL tests of tests/unit/steps/test_attack_resume.py cover the store itse
 
 import copy
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -134,3 +139,39 @@ def test_the_scores_record_the_ladder_and_score_its_last_rung(population, tmp_pa
     for record in records:
         assert record["attack_params"]["ladder"][0][1] == pytest.approx(
             by_threat[record["threat_model"]], abs=1e-12)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_ladder_then_rerun_gives_identical_bytes(population, tmp_path, monkeypatch):
+    """A real process killed once a rung above the first has saved a chunk."""
+    job = job_for(population, "sequential", CAPPED)
+    run_in(tmp_path / "reference", job, monkeypatch)
+    folder = tmp_path / "killed"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    (folder / "job.json").write_text(json.dumps(job))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3]),
+           "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    command = [sys.executable, "-m", "clmrepro.steps.attack", "job.json"]
+    proc = subprocess.Popen(command, cwd=folder, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    state = Path(attack_state_dir(job))
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if any(state.glob("*/paper-steps4-*.pt")):
+            break
+        time.sleep(0.005)
+    assert proc.poll() is None, "the job ended before a rung above the first was saved"
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=120)
+    assert not (folder / "out/adversarial.pt").exists()
+    result = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resuming from" in result.stderr
+    a = safe_load(tmp_path / "reference/out/adversarial.pt")
+    b = safe_load(folder / "out/adversarial.pt")
+    for threat in THREATS:
+        assert a[threat]["x_adv"].numpy().tobytes() == b[threat]["x_adv"].numpy().tobytes()
+    assert ((tmp_path / "reference/out/scores.json").read_bytes()
+            == (folder / "out/scores.json").read_bytes())

@@ -42,19 +42,19 @@ def executor(name, models, x, y, steps):
     if name == "batched":
         return BatchedExecutor(models, x, y, kind=PGD, eps=0.1, params=params(steps),
                                runtime=AttackRuntime(CPU, batched=True))
-    if name == "adaptive":
+    if name.startswith("adaptive"):   # expected-loss PGD, n forwards or one stacked call
         return AdaptiveExecutor(models, x, y, kind=PGD, eps=0.1, params=params(steps),
-                                runtime=AttackRuntime(CPU))
+                                runtime=AttackRuntime(CPU, batched=name.endswith("batched")))
     from clmrepro.core.attacks.sequential import SequentialExecutor
 
     return SequentialExecutor(models, x, y, kind=PGD, eps=0.1, params=params(steps), device=CPU)
 
 
-@pytest.mark.parametrize("name", ["batched", "sequential", "adaptive"])
+@pytest.mark.parametrize("name", ["batched", "sequential", "adaptive", "adaptive-batched"])
 def test_continuing_pgd_for_s_steps_is_pgd_with_2s_steps_bit_for_bit(name):
     models = population()
     x, y = data()
-    if name == "adaptive":
+    if name.startswith("adaptive"):
         units = adaptive_units(len(x), batch_size=4, seed=5)
     else:
         units = transfer_units(len(models), len(x), batch_size=4, seed=5)
