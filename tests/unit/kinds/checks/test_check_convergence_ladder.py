@@ -46,3 +46,12 @@ def test_records_without_a_ladder_or_of_another_threat_model_give_no_ladder_meas
     assert verdict([record([[40, 0.3], [80, 0.2]], False, threat="paper")])[0] == []
     # a deterministic inference rule's record of the same set is not counted twice
     assert verdict([record([[40, 0.3], [80, 0.2]], False, inference="average")])[0] == []
+
+
+def test_the_report_tables_show_the_knob_and_steps_not_the_ladder():
+    from clmrepro.reporting.tables import params_text
+
+    params = record([[40, 0.3], [80, 0.2]], False)["attack_params"]
+    assert params_text({**params, "converge": {"tolerance": 0.5, "max_steps": 80}}) == (
+        'alpha=0.01, converge={"tolerance": 0.5, "max_steps": 80}, eps=0.3, '
+        'random_start=true, steps=80')
