@@ -119,8 +119,7 @@ def run_attack(job: Job, should_stop: StopCheck | None = None) -> None:
                                                   should_stop)
     atomic_torch_save(blob, job["outputs"]["adversarial"])
     if "scores" in job["outputs"]:  # the fused attack job (docs/architecture.md, "Jobs and replicates")
-        write_scores(job["outputs"]["scores"],
-                     with_ladders(attack_records(job, models, blob, runtime), blob))
+        write_scores(job["outputs"]["scores"], attack_records(job, models, blob, runtime))
     store.remove()
     shutil.rmtree(_average_state_dir(job), ignore_errors=True)
 
@@ -143,19 +142,6 @@ def ladder_measure(job: Job, models, y, runtime):
             per = correct.double().mean(dim=1).tolist()
         return float(model_robustness_average([float(v) for v in per]))
     return measure
-
-
-def with_ladders(records: list[dict], blob: dict) -> list[dict]:
-    """Each record of a threat model whose set climbed a ladder names the steps of its last
-    rung, the ladder ``[[steps, MRA], ...]`` and whether it ``converged``
-    (``attack_params``; the convergence check reads them)."""
-    for record in records:
-        found = blob.get(record["threat_model"]) if record.get("crafting") != "average" else None
-        if not isinstance(found, dict) or "ladder" not in found:
-            continue
-        record["attack_params"] = {**record["attack_params"], "steps": found["ladder"][-1][0],
-                                   "ladder": found["ladder"], "converged": found["converged"]}
-    return records
 
 
 def _average_state_dir(job: Job) -> Path:

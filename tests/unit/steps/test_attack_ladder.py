@@ -112,7 +112,16 @@ def test_stopped_mid_ladder_resumes_at_its_rung_and_ends_bit_identical(
 
 def test_the_scores_record_the_ladder_and_score_its_last_rung(population, tmp_path,
                                                               monkeypatch):
-    run_in(tmp_path / "ladder", job_for(population, "batched", CAPPED), monkeypatch)
+    job = job_for(population, "batched", CAPPED)
+    run_in(tmp_path / "ladder", job, monkeypatch)
+    # re-scoring the adversarial file (steps.evaluate) gives the same records, ladders included
+    from clmrepro.steps.evaluate import run_evaluate
+
+    run_evaluate({**job, "stage": "evaluate",
+                  "inputs": {**job["inputs"], "adversarial": "out/adversarial.pt"},
+                  "outputs": {"scores": "out/rescored.json"}})
+    assert ((tmp_path / "ladder/out/rescored.json").read_bytes()
+            == (tmp_path / "ladder/out/scores.json").read_bytes())
     run_in(tmp_path / "fixed", job_for(population, "batched", None), monkeypatch)
     records, fixed = scores(tmp_path / "ladder"), scores(tmp_path / "fixed")
     assert {r["threat_model"] for r in records} == set(THREATS)
