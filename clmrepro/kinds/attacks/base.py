@@ -23,9 +23,10 @@ An attack kind module (``clmrepro.kinds.attacks.<kind>``) holds, in this order:
   ``gradient_steps(params)``: its price for the plan, in the calibration's units ``u``
   (``plan.estimate._Units``, passed in: kinds do not import calibration);
 - optionally ``OPTIONAL_KEYS`` (params that may be absent: ``converge``, so that a job
-  without it is byte-identical to one from before the knob) and ``CONVERGES``: the kind's
-  iteration continued from its own iterate equals a longer run (PGD), so the attack step
-  may climb a ladder of doubled steps (``core.attacks.ladder``);
+  without it is byte-identical to one from before the knob), ``CONVERGES`` and
+  ``ladder_steps(params)``: the kind's iteration continued from its own iterate equals a
+  longer run (PGD), so the attack step may climb a ladder of doubled steps, these rungs
+  (``core.attacks.ladder``; the executors' ``continue_from``);
 - ``calibration_params(eps, alpha)``: the short run that measures its cost per gradient step
   (``calibration.attacks``), or ``None``.
 
