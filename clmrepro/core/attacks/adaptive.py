@@ -256,13 +256,16 @@ class AdaptiveExecutor:
         self.attack = kind.adaptive(models, float(eps), params, runtime)
         self._continue = functools.partial(kind.adaptive, models, float(eps), runtime=runtime)
         self.kind, self.params = kind, params
+        self._continued = None
 
     def continue_from(self, chunk: list[Unit], starts: list[Tensor], steps: int) -> list[Tensor]:
         """``steps`` more steps of each unit's attack from its iterate (PGD on the expected
         loss; ``core.attacks.ladder``)."""
         if not getattr(self.kind, "CONVERGES", False):
             raise ValueError(f"attack {self.kind.KIND!r} cannot continue from its iterate")
-        attack = self._continue({**self.params, "steps": int(steps)})
+        if self._continued is None or self._continued[0] != int(steps):  # one per rung
+            self._continued = (int(steps), self._continue({**self.params, "steps": int(steps)}))
+        attack = self._continued[1]
         out = []
         for unit, start in zip(chunk, starts, strict=True):
             xb = self.x[unit.index].to(self.runtime.device)
