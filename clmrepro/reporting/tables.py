@@ -95,8 +95,12 @@ def markdown_text(text: object) -> str:
 def params_text(params: dict | None) -> str:
     if not params:
         return NOT_IN_PAPER
+    # a convergence ladder (core.attacks.ladder) is the convergence check's evidence, not a knob
     return ", ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}"
-                     for k, v in sorted(params.items()))
+                     for k, v in sorted(params.items()) if k not in LADDER_KEYS)
+
+
+LADDER_KEYS = ("ladder", "converged")
 
 
 def upper_bound_text(flagged_by: list[str]) -> str:

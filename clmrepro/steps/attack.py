@@ -111,7 +111,8 @@ def run_attack(job: Job, should_stop: StopCheck | None = None) -> None:
                       threat_models=threat_models, sizes=sizes,
                       crafting=p.get("crafting"), batch_size=int(p["batch_size"]),
                       seed=int(job["seed"]), runtime=runtime, store=store,
-                      should_stop=should_stop, progress=show_progress())
+                      should_stop=should_stop, progress=show_progress(),
+                      measure=ladder_measure(job, models, y, runtime))
     blob = {"x": x, "y": y, "attack": dict(attack), **sets}
     if rules_of(p) and "adaptive" in threat_models:
         blob[AVERAGE_SET] = averaged_adaptive_set(job, models, x, y, sizes["adaptive"], runtime,
@@ -123,6 +124,26 @@ def run_attack(job: Job, should_stop: StopCheck | None = None) -> None:
                      with_machine(attack_records(job, models, blob, runtime), device))
     store.remove()
     shutil.rmtree(_average_state_dir(job), ignore_errors=True)
+
+
+def ladder_measure(job: Job, models, y, runtime):
+    """A set's MRA as its scores record will give it (``steps.scoring``), for the ladder of
+    an attack run to convergence (``core.attacks.ladder``)."""
+    def measure(threat: str, x_adv) -> float:
+        from clmrepro.core.metrics import (correctness, model_robustness_average,
+                                           transfer_correctness, transfer_summary)
+
+        bs = int(job["params"]["batch_size"])
+        if threat == "transfer":
+            correct = transfer_correctness(models, x_adv, y[:x_adv.shape[1]], batch_size=bs,
+                                           device=runtime.device, runtime=runtime)
+            per = transfer_summary(correct.double().mean(dim=-1))["per_submodel"]
+        else:
+            correct = correctness(models, x_adv, y[:len(x_adv)], batch_size=bs,
+                                  device=runtime.device, runtime=runtime)
+            per = correct.double().mean(dim=1).tolist()
+        return float(model_robustness_average([float(v) for v in per]))
+    return measure
 
 
 def _average_state_dir(job: Job) -> Path:
@@ -146,6 +167,9 @@ def averaged_adaptive_set(job: Job, models, x, y, size: int | None, runtime, fin
     store = ChunkStore(_average_state_dir(job), {**fingerprint, "target": "average"})
     averaged = AveragedPopulation(models).eval()
     attack = job["params"]["attack"]
+    if "converge" in attack["params"]:  # the averaged set runs the fixed steps (no ladder)
+        attack = {**attack, "params": {k: v for k, v in attack["params"].items()
+                                       if k != "converge"}}
     sets = craft_sets([averaged], x, y, kind=attack_kinds.get(attack["kind"]), attack=attack,
                       threat_models=["paper"],
                       sizes={"paper": size}, crafting="per-batch",

@@ -153,6 +153,19 @@ def attack_records(job: Job, models, blob: dict, runtime) -> list[dict]:
         base.update(attack=attack.get("id", attack["kind"]), attack_kind=attack["kind"], eps=eps)
         records += rule_records(job, models, x_adv, blob["y"][:n], base=base, threat="adaptive",
                                 crafting="average", attack_params={**attack["params"], "eps": eps})
+    return with_ladders(records, blob)
+
+
+def with_ladders(records: list[dict], blob: dict) -> list[dict]:
+    """Each record of a threat model whose set climbed a ladder names the steps of its last
+    rung, the ladder ``[[steps, MRA], ...]`` and whether it ``converged``
+    (``attack_params``; the convergence check reads them)."""
+    for record in records:
+        found = blob.get(record["threat_model"]) if record.get("crafting") != "average" else None
+        if not isinstance(found, dict) or "ladder" not in found:
+            continue
+        record["attack_params"] = {**record["attack_params"], "steps": found["ladder"][-1][0],
+                                   "ladder": found["ladder"], "converged": found["converged"]}
     return records
 
 

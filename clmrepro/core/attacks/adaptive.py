@@ -43,6 +43,7 @@ outputs are treated as logits.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -124,19 +125,27 @@ class ExpectedLossPGD:
         with self.runtime.autocast():
             return expected_cross_entropy(self.models, adv, y, stacked=self.stacked)
 
-    def __call__(self, x: Tensor, y: Tensor, gen: torch.Generator | None = None) -> Tensor:
+    def __call__(self, x: Tensor, y: Tensor, gen: torch.Generator | None = None,
+                 start: Tensor | None = None) -> Tensor:
+        """``start``: continue from an iterate of this attack (PGD only): s more steps from
+        the iterate after s steps are the 2s-step attack exactly (``core.attacks.ladder``)."""
+        if start is not None and self.decay is not None:
+            raise ValueError("MI-FGSM cannot continue from an iterate alone (its momentum)")
         modes = [m.training for m in self.models]
         for m in self.models:
             m.eval()
         try:
-            return self._run(x.detach(), y.detach(), gen)
+            return self._run(x.detach(), y.detach(), gen, start)
         finally:
             for m, mode in zip(self.models, modes):
                 m.train(mode)
 
-    def _run(self, x: Tensor, y: Tensor, gen: torch.Generator | None) -> Tensor:
+    def _run(self, x: Tensor, y: Tensor, gen: torch.Generator | None,
+             start: Tensor | None = None) -> Tensor:
         adv = x.clone()
-        if self.random_start:
+        if start is not None:
+            adv = start.detach().clone()
+        elif self.random_start:
             if gen is None:
                 raise ValueError("random_start needs a generator")
             noise = torch.rand(x.shape, generator=gen, dtype=x.dtype).to(x.device)
@@ -214,6 +223,9 @@ class WithGenerator:
     def __call__(self, x: Tensor, y: Tensor, seed: int) -> Tensor:
         return self.attack(x, y, generator(seed))
 
+    def continue_from(self, x: Tensor, y: Tensor, start: Tensor) -> Tensor:
+        return self.attack(x, y, None, start=start)
+
 
 class OnDispatch:
     """An attack on the deployed defence, :class:`RandomDispatch` of ``models``: ``make``
@@ -242,6 +254,24 @@ class AdaptiveExecutor:
         self.x, self.y, self.runtime = x, y, runtime
         self.units_per_call = 1  # a unit (one batch) already attacks all n submodels
         self.attack = kind.adaptive(models, float(eps), params, runtime)
+        self._continue = functools.partial(kind.adaptive, models, float(eps), runtime=runtime)
+        self.kind, self.params = kind, params
+        self._continued = None
+
+    def continue_from(self, chunk: list[Unit], starts: list[Tensor], steps: int) -> list[Tensor]:
+        """``steps`` more steps of each unit's attack from its iterate (PGD on the expected
+        loss; ``core.attacks.ladder``)."""
+        if not getattr(self.kind, "CONVERGES", False):
+            raise ValueError(f"attack {self.kind.KIND!r} cannot continue from its iterate")
+        if self._continued is None or self._continued[0] != int(steps):  # one per rung
+            self._continued = (int(steps), self._continue({**self.params, "steps": int(steps)}))
+        attack = self._continued[1]
+        out = []
+        for unit, start in zip(chunk, starts, strict=True):
+            xb = self.x[unit.index].to(self.runtime.device)
+            yb = self.y[unit.index].to(self.runtime.device)
+            out.append(attack.continue_from(xb, yb, start.to(xb.device, xb.dtype)).detach().cpu())
+        return out
 
     def __call__(self, chunk: list[Unit]) -> list[Tensor]:
         out = []

@@ -61,11 +61,13 @@ def _block_loss(logits: Tensor, labels: Tensor, lengths: Sequence[int]) -> Tenso
 
 def attack_blocks(stacked, images: Tensor, labels: Tensor, lengths: Sequence[int], *,
                   recipe: SignSteps, eps: float, noise: Tensor | None,
-                  runtime: AttackRuntime) -> Tensor:
+                  runtime: AttackRuntime, start: Tensor | None = None) -> Tensor:
     """Block k of ``images`` (m, B, C, H, W) attacked on block k of ``stacked``.
 
     ``noise`` is the random start (zero on padding rows), or None.  Same operations in the
-    same order as torchattacks, per block.
+    same order as torchattacks, per block.  ``start``: an iterate of this attack to continue
+    from (PGD only, ``core.attacks.ladder``) instead of the start; s more steps from the
+    iterate after s steps are the 2s-step attack exactly.
     """
 
     def gradient(adv: Tensor) -> Tensor:
@@ -82,7 +84,11 @@ def attack_blocks(stacked, images: Tensor, labels: Tensor, lengths: Sequence[int
         return torch.clamp(adv, min=0, max=1).detach()
     alpha, steps, decay = recipe.alpha, recipe.steps, recipe.decay
     adv = images.clone()
-    if noise is not None:
+    if start is not None:
+        if decay is not None:
+            raise ValueError("momentum attacks cannot continue from an iterate alone")
+        adv = start.detach().clone()
+    elif noise is not None:
         adv = torch.clamp(adv + noise, min=0, max=1).detach()
     if decay is not None:
         momentum = torch.zeros_like(images)
@@ -134,7 +140,7 @@ class BatchedExecutor:
             self._stacks[crafters] = self.runtime.stack([self.models[k] for k in crafters])
         return self._stacks[crafters]
 
-    def __call__(self, chunk: list[Unit]) -> list[Tensor]:
+    def _blocks(self, chunk: list[Unit]):
         device = self.runtime.device
         lengths = [len(u.index) for u in chunk]
         width = max(lengths)
@@ -144,6 +150,26 @@ class BatchedExecutor:
         for k, unit in enumerate(chunk):
             images[k, :lengths[k]] = self.x[unit.index].to(device)
             labels[k, :lengths[k]] = self.y[unit.index].to(device)
+        return lengths, images, labels
+
+    def continue_from(self, chunk: list[Unit], starts: list[Tensor], steps: int) -> list[Tensor]:
+        """``steps`` more steps of the chunk's attack from its iterates ``starts`` (one per
+        unit, as ``__call__`` returned them): the attack with that many more steps."""
+        from dataclasses import replace
+
+        lengths, images, labels = self._blocks(chunk)
+        start = torch.zeros_like(images)   # padding rows stay 0, as in the first run
+        for k, a in enumerate(starts):
+            start[k, :lengths[k]] = a.to(images.device, images.dtype)
+        stacked = self._stacked(tuple(int(u.crafter) for u in chunk))
+        adv = attack_blocks(stacked, images, labels, lengths, eps=self.eps, noise=None,
+                            recipe=replace(self.recipe, steps=int(steps)),
+                            runtime=self.runtime, start=start)
+        return [adv[k, :n].cpu() for k, n in enumerate(lengths)]
+
+    def __call__(self, chunk: list[Unit]) -> list[Tensor]:
+        device = self.runtime.device
+        lengths, images, labels = self._blocks(chunk)
         noise = None
         if self.recipe.random_start:
             noise = torch.zeros_like(images)

@@ -47,7 +47,7 @@ def check_params(kind: AttackKind, params: dict) -> None:
     if isinstance(kind, str):
         raise TypeError(f"attack {kind!r}: pass the kind's module "
                         f"(clmrepro.kinds.attacks.get({kind!r})), not its name")
-    given = set(params)
+    given = set(params) - getattr(kind, "OPTIONAL_KEYS", frozenset())
     missing = sorted(kind.PARAM_KEYS - given)
     unknown = sorted(given - kind.PARAM_KEYS)
     if missing or unknown:

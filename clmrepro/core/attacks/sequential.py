@@ -81,6 +81,44 @@ class SequentialExecutor:
             out.append(attack(xb, yb).detach().cpu())
         return out
 
+    def continue_from(self, chunk: list[Unit], starts: list[Tensor], steps: int) -> list[Tensor]:
+        """``steps`` more PGD steps of each unit from its iterate (``core.attacks.ladder``)."""
+        if not getattr(self.kind, "CONVERGES", False):
+            raise ValueError(f"attack {self.kind.KIND!r} cannot continue from its iterate")
+        out = []
+        for unit, start in zip(chunk, starts, strict=True):
+            xb, yb = self.x[unit.index].to(self.device), self.y[unit.index].to(self.device)
+            out.append(continue_pgd(self.models[int(unit.crafter)], xb, yb,
+                                    start.to(self.device, xb.dtype), eps=self.eps,
+                                    alpha=float(self.params["alpha"]),
+                                    steps=steps).detach().cpu())
+        return out
+
+
+def continue_pgd(model: nn.Module, x: Tensor, y: Tensor, start: Tensor, *, eps: float,
+                 alpha: float, steps: int) -> Tensor:
+    """``steps`` more steps of torchattacks 3.5.1 ``PGD`` on ``model`` from its iterate
+    ``start`` of the clean ``x``: the same operations in the same order as its loop
+    (torchattacks/attacks/pgd.py), so PGD-s continued for s steps is PGD-2s bit for bit
+    (tests/unit/core/attacks/test_ladder.py)."""
+    import torch.nn.functional as F
+
+    images = x.clone().detach()
+    adv = start.clone().detach()
+    mode = model.training
+    model.eval()   # torchattacks attacks in eval mode (its default model_training=False)
+    try:
+        for _ in range(int(steps)):
+            adv.requires_grad = True
+            cost = F.cross_entropy(model(adv), y)
+            grad = torch.autograd.grad(cost, adv, retain_graph=False, create_graph=False)[0]
+            adv = adv.detach() + alpha * grad.sign()
+            delta = torch.clamp(adv - images, min=-eps, max=eps)
+            adv = torch.clamp(images + delta, min=0, max=1).detach()
+    finally:
+        model.train(mode)
+    return adv
+
 
 class Seeded:
     """A torchattacks attack called ``(x, y, seed)``: reseeded (``seed_attack``) before each

@@ -22,6 +22,11 @@ An attack kind module (``clmrepro.kinds.attacks.<kind>``) holds, in this order:
 - ``seconds_one(job, u, params)``, ``seconds_adaptive(job, u, params, n, images)`` and
   ``gradient_steps(params)``: its price for the plan, in the calibration's units ``u``
   (``plan.estimate._Units``, passed in: kinds do not import calibration);
+- optionally ``OPTIONAL_KEYS`` (params that may be absent: ``converge``, so that a job
+  without it is byte-identical to one from before the knob), ``CONVERGES`` and
+  ``ladder_steps(params)``: the kind's iteration continued from its own iterate equals a
+  longer run (PGD), so the attack step may climb a ladder of doubled steps, these rungs
+  (``core.attacks.ladder``; the executors' ``continue_from``);
 - ``calibration_params(eps, alpha)``: the short run that measures its cost per gradient step
   (``calibration.attacks``), or ``None``.
 
@@ -36,6 +41,22 @@ from typing import Any
 from pydantic import Field
 
 from clmrepro.fields import SWEEP_HELP, Budget, SafeId, Strict, Sweep
+
+
+class Converge(Strict):
+    """Run an iterative attack until it converges (issue 26; docs/sanity.md, "Convergence")."""
+
+    tolerance: float = Field(0.5, gt=0, le=100, description="stop doubling the steps once the "
+                             "MRA on the attacked images moves by less than this many points")
+    max_steps: int = Field(640, ge=1, le=100_000, description="the cap: the last rung's steps "
+                           "(a ladder that reaches it without converging is a convergence flag)")
+
+
+CONVERGE_HELP = ("run to convergence: from its saved iterate the job doubles the steps (40 → "
+                 "80 → 160 ...) until the MRA of each threat model moves by less than "
+                 "`tolerance` points or `max_steps` is reached, scores the last rung and records "
+                 "the ladder (steps → MRA) in attack_params; null → the fixed `steps` "
+                 "(docs/sanity.md, \"Convergence\")")
 
 
 class AttackBase(Strict):

@@ -4,7 +4,10 @@ optimisation; docs/sanity.md).
 Job: the check's PGD with twice the steps (``pgd-2x-steps``) and the best of ``restarts``
 random starts per image (``pgd-restarts``), beside the traced PGD whose loss trace it reads.
 Report: flag when either moves the mean MRA by ``MOVE_POINTS`` or more, or when more than
-``TRACE_SHARE`` of the images PGD did not break have an incomplete loss trace.
+``TRACE_SHARE`` of the images PGD did not break have an incomplete loss trace.  Where a grid
+attack ran to convergence (``converge``, ``core.attacks.ladder``) its scores records carry the
+ladder it climbed: one that hit its cap without converging flags with its last move in
+points; one that converged passes, naming the rung it converged at.
 """
 
 from __future__ import annotations
@@ -29,11 +32,37 @@ def rule(threat: str, files) -> str:
             f"running-best values > {TRACE_SPAN:g}).")
 
 
+def ladder_measures(population: Population, threat: str, kit: Kit) -> list[Measure]:
+    """One measure per grid attack and ε whose records climbed a ladder: the last move
+    (last rung's MRA − the one before, the largest over replicates), flagging when a
+    replicate's ladder hit its cap without converging."""
+    groups: dict[tuple[str, float], list[dict]] = {}
+    for r in population.attack_records(threat):
+        params = r.get("attack_params") or {}
+        if params.get("ladder") and r.get("inference") in (None, "random"):
+            groups.setdefault((r["attack"], float(r["eps"])), []).append(params)
+    measures = []
+    for (attack, eps), found in sorted(groups.items()):
+        capped = [p for p in found if not p.get("converged")]
+        shown = capped or found       # the capped replicates' numbers, else the converged ones
+        last = max((p["ladder"][-1][1] - p["ladder"][-2][1] if len(p["ladder"]) > 1 else 0.0
+                    for p in shown), key=abs)
+        steps = "/".join(str(s) for s in sorted({p["ladder"][-1][0] for p in shown}))
+        where = f"{kit.label(attack)} at ε = {kit.eps_text(eps)}"
+        if capped:
+            label = f"{where}: the ladder hit its cap of {steps} steps unconverged; last move"
+        else:
+            label = f"{where}: converged at {steps} steps; last move"
+        measures.append(Measure(label, "difference", last, flags=bool(capped)))
+    return measures
+
+
 def verdict(population: Population, threat: str, kit: Kit) -> tuple[list[Measure], str]:
     sections = population.sections(threat)
+    ladders = ladder_measures(population, threat, kit)
     if not sections:
-        return [], no_file(population, threat)
-    measures = []
+        return ladders, no_file(population, threat)
+    measures = ladders
     for name in ("pgd-2x-steps", "pgd-restarts"):
         variant, pgd = variants(population, threat, name)
         d = kit.paired_difference(variant, pgd)

@@ -98,7 +98,9 @@ def test_job_files_follow_the_contract(name):
         assert params["execution"] == EXECUTION_DEFAULTS and params["replicate"] == 0
         attack = params.get("attack")
         if attack:
-            assert set(attack["params"]) == ATTACK_PARAMS[attack["kind"]]
+            # converge (issue 26): present only where the spec runs the attack to convergence
+            assert set(attack["params"]) - {"converge"} == ATTACK_PARAMS[attack["kind"]]
+            assert "converge" not in attack["params"] or attack["kind"] == "pgd"
             # every knob resolved; ARC's topk is null by design with candidates: all
             assert all(value is not None for key, value in attack["params"].items()
                        if (attack["kind"], key) != ("arc", "topk"))
