@@ -18,6 +18,8 @@ Torch-free; pydantic only.  Numbers keep their JSON spelling (an ``int`` stays `
 
 from __future__ import annotations
 
+import json
+
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, TypeAdapter, ValidationError
@@ -200,8 +202,12 @@ class JobBase(_Block):
     outputs: dict[str, str]
 
     def as_dict(self) -> dict:
-        """The job file's content: the keys, order and values the compiler has always written."""
-        return self.model_dump(mode="json", by_alias=True)
+        """The job file's content as a step reads it from the file: the keys and values the
+        compiler has always written, every mapping's keys sorted as the file has them (a step
+        that saves a block of its job, e.g. the attack block in adversarial.pt, must write the
+        same bytes whether it got the dict from the file or from here)."""
+        return json.loads(json.dumps(self.model_dump(mode="json", by_alias=True),
+                                     sort_keys=True))
 
 
 class DataJob(JobBase):
