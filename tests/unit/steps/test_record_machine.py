@@ -8,7 +8,7 @@ import torch
 from clmrepro.core import devices
 from clmrepro.steps.attack import run_attack
 from clmrepro.steps.evaluate import run_evaluate, with_machine
-from tests.unit.steps.test_attack_evaluate_steps import PGD, job, population  # noqa: F401
+from test_attack_evaluate_steps import PGD, job, population  # noqa: F401  (same folder)
 
 CUDA_MACHINE = {"cpu_capability": "AVX2", "gpu": "NVIDIA H100", "gpu_capability": "9.0",
                 "cuda_matmul_fp32": "ieee", "cudnn_conv_fp32": "ieee"}
