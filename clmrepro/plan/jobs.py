@@ -202,12 +202,15 @@ class JobBase(_Block):
     outputs: dict[str, str]
 
     def as_dict(self) -> dict:
-        """The job file's content as a step reads it from the file: the keys and values the
-        compiler has always written, every mapping's keys sorted as the file has them (a step
-        that saves a block of its job, e.g. the attack block in adversarial.pt, must write the
-        same bytes whether it got the dict from the file or from here)."""
-        return json.loads(json.dumps(self.model_dump(mode="json", by_alias=True),
-                                     sort_keys=True))
+        """The job file's content: the keys and values the compiler has always written, in
+        the order it builds them (dvc.yaml lists the knobs in that order)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+    def as_read(self) -> dict:
+        """The job as a step reads it from its file: every mapping's keys sorted as the file
+        (written with sort_keys) has them.  A step that saves a block of its job (the attack
+        block in adversarial.pt) writes the same bytes whichever way it got the job."""
+        return json.loads(json.dumps(self.as_dict(), sort_keys=True))
 
 
 class DataJob(JobBase):

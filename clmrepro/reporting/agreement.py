@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import combinations
 
-from clmrepro.reporting.paper import ATTACK_LABELS, DATASET_LABELS, REGIME_LABELS
+from clmrepro.reporting.paper import (ATTACK_LABELS, COMPARED_PAIRS, DATASET_LABELS,
+                                      REGIME_LABELS)
 from clmrepro.reporting.tables import PaperTableView
 
 
@@ -65,10 +66,6 @@ def gap_patterns(views: list[PaperTableView]) -> list[GapPattern]:
                                       sum(g > 0 for g in gaps), sum(g < 0 for g in gaps),
                                       len(gaps)))
     return out
-
-
-# The pairs the paper compares (its claims): CLM with ULM, CLM-Adv with ULM-Adv.
-COMPARED_PAIRS = ({"ulm", "clm"}, {"ulm-adv", "clm-adv"})
 
 
 def reversed_orderings(views: list[PaperTableView]) -> list[Ordering]:

@@ -23,6 +23,8 @@ REGIME_LABELS = {"ulm": "ULM", "clm": "CLM", "ulm-adv": "ULM-Adv", "clm-adv": "C
                  # the diversity baselines (not in the paper)
                  "adp": "ADP", "gal": "GAL", "trs": "TRS", "dverge": "DVERGE"}
 DATASET_LABELS = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
+# The pairs of populations the paper's claims compare: CLM with ULM, CLM-Adv with ULM-Adv.
+COMPARED_PAIRS = ({"ulm", "clm"}, {"ulm-adv", "clm-adv"})
 THREAT_LABELS = {"paper": "paper protocol", "transfer": "transfer", "adaptive": "adaptive"}
 
 # Paths write eps with 6 significant digits (0.0314 or 0.0313725 for 8/255), so budgets are

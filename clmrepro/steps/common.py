@@ -186,7 +186,7 @@ def step_main(run: Callable[[Any], None], argv: list[str] | None = None, *,
         say(str(error))
         return EXIT_FAILED
     say(f"{model.stage} {model.id}")
-    content = model.as_dict()  # the very content of the file, checked
+    content = model.as_read()  # the very content of the file, checked, in the file's order
     with stop_on_signals(model.id):
         try:
             check_inputs(content)
