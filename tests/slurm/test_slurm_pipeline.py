@@ -87,7 +87,7 @@ def test_slurm_run_gives_the_local_run_metrics(slurm_cluster, tmp_path, fresh_re
     # Rule names come from clmrepro.compiled.SpecJob. Data jobs are local rules
     # (workflow/rules/jobs.smk, a localrule by stage): they fetch on the submit host, which has the network, so
     # they must not reach sbatch; every other job must.
-    rules = {job["job"]["id"]: SpecJob(**job).rule_name for job in plan["jobs"]}
+    rules = {job["job"]["id"]: SpecJob.from_dict(job).rule_name for job in plan["jobs"]}
     data_ids = [job["job"]["id"] for job in plan["jobs"] if job["job"]["stage"] == "data"]
     assert data_ids, f"{SPEC} plans no data job; this test checks that data jobs stay local"
     expected_rules = {"rule_" + rule for job_id, rule in rules.items() if job_id not in data_ids}
