@@ -51,7 +51,7 @@ SHIPPED_DIR = Path(__file__).resolve().parents[2] / "calibration"
 # names another: the committed plans (workflow/compiled/) and their runtime limits are then the
 # same bytes on every machine, whatever GPU it has or $CLMREPRO_CALIBRATION says (issue 25).
 # A CPU one: a job's runtime limit priced on the CPU is generous on a GPU, never too short.
-REFERENCE = SHIPPED_DIR / "cpu-2core.json"
+SHIPPED_CALIBRATION = SHIPPED_DIR / "cpu-2core.json"
 ENV_VARIABLE = "CLMREPRO_CALIBRATION"
 REQUIRED = ("name", "machine", "threads", "startup_s", "units", "attacks")
 STAGES = ("train", "attack", "evaluate", "report")
@@ -99,10 +99,11 @@ def load_calibration(path: str | Path) -> dict:
 
 @lru_cache(maxsize=1)
 def reference_calibration() -> dict | None:
-    """The shipped calibration compiled plans are priced with by default (``REFERENCE``), None
-    when the file is absent or unreadable (the built-in constants then)."""
+    """The shipped calibration compiled plans are priced with by default
+    (``SHIPPED_CALIBRATION``), None when the file is absent or unreadable (the built-in
+    constants then)."""
     try:
-        return load_calibration(REFERENCE)
+        return load_calibration(SHIPPED_CALIBRATION)
     except CalibrationError:
         return None
 
@@ -162,8 +163,8 @@ def choose_calibration(candidates: list[dict], device: str, *, cpu_count: int | 
 @lru_cache(maxsize=8)
 def machine_calibration(requested_device: str = "auto") -> dict | None:
     """The calibration that prices a plan for *this* machine (`clmrepro plan` without
-    ``--calibration``; never compiling, see ``REFERENCE``): ``$CLMREPRO_CALIBRATION`` if set,
-    else the shipped one that best matches this machine for jobs asking for
+    ``--calibration``; never compiling, see ``SHIPPED_CALIBRATION``):
+    ``$CLMREPRO_CALIBRATION`` if set, else the shipped one that best matches this machine for jobs asking for
     ``requested_device`` (auto: CUDA when a GPU is visible), else None (built-in constants)."""
     override = os.environ.get(ENV_VARIABLE)
     if override:

@@ -68,8 +68,8 @@ class Replicate:
 
 def compile_spec(spec: Spec, spec_path: str, calibration: dict | None = None) -> Plan:
     """The plan of ``spec``, its jobs priced with ``calibration`` (None: the shipped reference
-    calibration, ``clmrepro.calibration.files.REFERENCE``).  A function of its arguments only:
-    no GPU detection, no environment, so the same spec and calibration give the same plan bytes
+    calibration, ``clmrepro.calibration.files.SHIPPED_CALIBRATION``).  A function of its
+    arguments only: no GPU detection, no environment, so the same spec and calibration give the same plan bytes
     on every machine; the plan records which calibration priced it."""
     cal = calibration_or_reference(calibration)
     jobs: list[PlannedJob] = _data_jobs(spec)

@@ -36,8 +36,8 @@ thread count and scaled to the job's ``threads`` by the measured speed-up.  A va
 architecture it lacks falls back to the built-in constants below.  The calibration is always
 passed in (no module state): ``compile_spec`` prices a plan with the one it is given, by default
 ``calibration_or_reference(None)``, the shipped reference calibration
-(``clmrepro.calibration.files.REFERENCE``) whatever this machine is, so a compiled plan is the
-same bytes everywhere; `clmrepro plan` shows this machine's figures
+(``clmrepro.calibration.files.SHIPPED_CALIBRATION``) whatever this machine is, so a compiled
+plan is the same bytes everywhere; `clmrepro plan` shows this machine's figures
 (``for_this_machine``).
 """
 

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[3]
 SPECS = sorted(p for p in (ROOT / "specs").glob("*.yaml") if p.name != "paper_tables.yaml")
 CORPUS = sorted((ROOT / "tests/unit/spec/invalid").glob("*.yaml"))
 
-REFERENCE = "a reference between entries (JSON Schema has no way to compare two values)"
+CROSS_ENTRY = "a reference between entries (JSON Schema has no way to compare two values)"
 UNIQUE = "unique by one key (uniqueItems compares whole items)"
 CANNOT_EXPRESS = {
     "yaml_syntax": "not YAML: no document reaches the validator",
@@ -32,12 +32,12 @@ CANNOT_EXPRESS = {
     "duplicate_experiment": UNIQUE,
     "duplicate_population": UNIQUE,
     "duplicate_attack": f"{UNIQUE}: the same attack id at the same eps",
-    "from_missing": REFERENCE,
-    "from_self": REFERENCE,
-    "from_cycle": REFERENCE,
-    "from_size_mismatch": f"{REFERENCE}: the parent's size",
-    "subset_unknown_population": REFERENCE,
-    "sweep_from_swept": REFERENCE,
+    "from_missing": CROSS_ENTRY,
+    "from_self": CROSS_ENTRY,
+    "from_cycle": CROSS_ENTRY,
+    "from_size_mismatch": f"{CROSS_ENTRY}: the parent's size",
+    "subset_unknown_population": CROSS_ENTRY,
+    "sweep_from_swept": CROSS_ENTRY,
     "mnist5k_overflow": "arithmetic across fields (n_train + n_test <= 5000)",
     "too_many_samples": "comparison across fields (n_samples <= n_test, whose default depends "
                         "on the dataset)",
