@@ -164,8 +164,9 @@ def choose_calibration(candidates: list[dict], device: str, *, cpu_count: int | 
 def machine_calibration(requested_device: str = "auto") -> dict | None:
     """The calibration that prices a plan for *this* machine (`clmrepro plan` without
     ``--calibration``; never compiling, see ``SHIPPED_CALIBRATION``):
-    ``$CLMREPRO_CALIBRATION`` if set, else the shipped one that best matches this machine for jobs asking for
-    ``requested_device`` (auto: CUDA when a GPU is visible), else None (built-in constants)."""
+    ``$CLMREPRO_CALIBRATION`` if set, else the shipped one that best matches this machine for
+    jobs asking for ``requested_device`` (auto: CUDA when a GPU is visible), else None
+    (built-in constants)."""
     override = os.environ.get(ENV_VARIABLE)
     if override:
         return load_calibration(override)
