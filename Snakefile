@@ -5,6 +5,7 @@
 # Run: snakemake -j4 --resources gpu=2
 # Several jobs per GPU (docs/cluster.md): --config slots_per_gpu=4 --resources gpu=8 (2 GPUs).
 from clmrepro.compiled import load_plans, snakemake_plan, spec_rule_name
+from clmrepro.plan.critical import priorities
 from clmrepro.runlock import hold_for_snakemake
 
 

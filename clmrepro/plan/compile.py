@@ -184,9 +184,10 @@ def _evaluation_jobs(spec: Spec, experiment: Experiment, rep: Replicate,
                      common: dict) -> list[PlannedJob]:
     name, exp, at = spec.name, experiment.id, rep.folder
     evaluation = experiment.evaluation
-    scoring = {"threat_models": list(evaluation.threat_models), "crafting": evaluation.crafting,
-               "n_samples": defaults.n_samples(experiment), "batch_size": evaluation.batch_size}
-    samples = defaults.samples_block(experiment)
+    scoring_all = {"threat_models": list(evaluation.threat_models),
+                   "crafting": evaluation.crafting,
+                   "n_samples": defaults.n_samples(experiment), "batch_size": evaluation.batch_size}
+    samples_all = defaults.samples_block(experiment)
     chosen = evaluation.populations or [p.id for p in experiment.populations]
     jobs = []
     for population in experiment.populations:
@@ -194,6 +195,7 @@ def _evaluation_jobs(spec: Spec, experiment: Experiment, rep: Replicate,
             continue
         pop = population.id
         model = {"population": paths.population(name, exp, pop, at), **_data_input(experiment)}
+        scoring, samples = _threats_of(population, scoring_all, samples_all)
         base = {**common, "population": _population_block(population), **scoring}
         # the deterministic rules (core.ensemble), only when asked: without them the job
         # files stay as they were
@@ -239,6 +241,16 @@ def _evaluation_jobs(spec: Spec, experiment: Experiment, rep: Replicate,
                                         **(rules if attack.kind not in ADAPTIVE_ONLY else {})))
                 jobs.append(_planned(spec, job))
     return jobs
+
+
+def _threats_of(population, scoring: dict, samples: dict) -> tuple[dict, dict]:
+    """The threat models a population is scored under: all the evaluation's, but no transfer
+    matrix for one model (it has no other member to transfer to)."""
+    if population.size > 1 or "transfer" not in scoring["threat_models"]:
+        return scoring, samples
+    kept = [t for t in scoring["threat_models"] if t != "transfer"]
+    return ({**scoring, "threat_models": kept},
+            {t: n for t, n in samples.items() if t != "transfer"})
 
 
 def _report_job(spec: Spec, spec_path: str, jobs: list[PlannedJob]) -> PlannedJob:

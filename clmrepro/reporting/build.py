@@ -26,7 +26,7 @@ from clmrepro.reporting.claims import (FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, coun
 from clmrepro.reporting.dvc_metrics import write_dvc_views
 from clmrepro.reporting.estimates import replicate
 from clmrepro.reporting.inference import split
-from clmrepro.reporting.paper import load_paper_tables, paper_value
+from clmrepro.reporting.paper import load_paper_tables, paper_value, reported_regime
 from clmrepro.reporting.provenance import collect
 from clmrepro.reporting.render import ReportData, render_report, write_index
 from clmrepro.reporting.robustness import RobustnessSection, assemble, read_check_files
@@ -86,6 +86,7 @@ def merge_scores(paths: list[str], tables: list, attack_params: dict | None = No
             correct = record.pop("correct", None)
             if correct is not None:
                 record["per_image"] = expected_accuracy(unpack(correct)).tolist()
+            record["regime"] = reported_regime(record["regime"], record.get("n_submodels"))
             if not record.get("attack_params") and attack_params:
                 record["attack_params"] = attack_params.get(record["attack"])
             record["paper"] = (paper_value(tables, record["dataset"], record["regime"],

@@ -575,6 +575,20 @@ CLAIMS: list[Claim] = [
           _pairwise("cifar10", CIFAR_16, "clm-adv", "ulm-adv", _all(">")),
           _strongest("cifar10", CIFAR_16, "clm-adv", "ulm-adv", ">"),
           title="CLM-Adv beats ULM-Adv at ε = 16/255", setting=("cifar10", "resnet18")),
+    *[Claim(f"{family}-{population}-beats-{one}",
+            "Our model leverages an established mechanism of defense which utilizes randomness "
+            "and a population of DNNs ... the randomization technique proved to be resilient "
+            "against adversarial attacks. (abstract: the thesis; the paper prints no one-model "
+            "row)",
+            f"the 95% interval of {REGIME_LABELS[population]} − {REGIME_LABELS[one]} MRA lies "
+            f"above 0 on {DATASET_LABELS[family]} at ε = {eps_text}, for all five attacks "
+            "(one model: the same architecture and training, size 1)",
+            _pairwise(family, eps, population, one, _all(">")),
+            _strongest(family, eps, population, one, ">"),
+            title=f"a {REGIME_LABELS[population]} population beats {REGIME_LABELS[one]}",
+            setting=(family, PAPER_ARCHITECTURE[family]))
+      for family, eps, eps_text in (("mnist", 0.3, "0.3"), ("cifar10", CIFAR_8, "8/255"))
+      for population, one in (("ulm", "one-model"), ("ulm-adv", "one-model-adv"))],
     Claim("saliency-more-orthogonal",
           "the medians of the similarities in the CLM ... got shifted more towards 0. (Fig. 6)",
           "the 95% interval of CLM − ULM mean |saliency cosine| (eq. 7, over all pairs and "

@@ -22,6 +22,10 @@ ATTACK_LABELS = {"benign": "Benign", "fgsm": "FGSM", "pgd": "PGD", "autoattack":
 REGIME_LABELS = {"ulm": "ULM", "clm": "CLM", "ulm-adv": "ULM-Adv", "clm-adv": "CLM-Adv",
                  # the diversity baselines (not in the paper)
                  "adp": "ADP", "gal": "GAL", "trs": "TRS", "dverge": "DVERGE"}
+# One-model reference rows (issue 27): a population of size 1 is one model, reported under its
+# own name so that it never joins its regime's population in a cell of the paper's tables.
+ONE_MODEL = {"ulm": "one-model", "ulm-adv": "one-model-adv"}
+REGIME_LABELS.update({"one-model": "one model", "one-model-adv": "one model (PGD-trained)"})
 DATASET_LABELS = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
 # The pairs of populations the paper's claims compare: CLM with ULM, CLM-Adv with ULM-Adv.
 COMPARED_PAIRS = ({"ulm", "clm"}, {"ulm-adv", "clm-adv"})
@@ -107,3 +111,11 @@ def paper_value(tables: list[PaperTable], dataset: str, regime: str, attack: str
     if table is None:
         return None
     return table.values[paper_dataset(dataset)][attack].get(regime)
+
+
+def reported_regime(regime: str, n_submodels: int | None) -> str:
+    """The regime a record is reported under: a one-member ULM or ULM-Adv population is
+    "one model" (ONE_MODEL), every other population its own regime."""
+    if n_submodels == 1 and regime in ONE_MODEL:
+        return ONE_MODEL[regime]
+    return regime

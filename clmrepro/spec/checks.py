@@ -100,6 +100,11 @@ def _check_experiment(experiment: Experiment, at: Path) -> list[Problem]:
     if duplicates:
         return problems + duplicates  # `from` cannot be resolved while ids repeat
     for index, population in enumerate(experiment.populations):
+        fewest = regimes.get(population.regime.kind).MIN_SIZE
+        if population.size < fewest:
+            problems.append(Problem((*at, "populations", index, "size"), f"a {population.regime.kind} "
+                                    f"population needs at least {fewest} submodels; one-model "
+                                    f"reference rows are ulm or ulm-adv (got {population.size})"))
         source = population.regime.from_
         where = (*at, "populations", index, "regime", "from")
         if source is None:

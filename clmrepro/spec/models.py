@@ -78,8 +78,9 @@ class Training(Strict):
 
 class Population(Strict):
     id: SafeId = Field(description="population id, unique in its experiment")
-    size: int = Field(ge=2, le=1000, description="number of submodels n (≥ 2: random dispatch "
-                      "needs a choice; the paper uses 10, and 4 for the adversarial ones)")
+    size: int = Field(ge=1, le=1000, description="number of submodels n (the paper uses 10, and "
+                      "4 for the adversarial ones); 1 → one model, the reference row a population "
+                      "is compared with (ULM and ULM-Adv only; no transfer threat model)")
     regime: Regime = Field(description="how the population is trained, discriminated on `kind`")
     training: Training = Field(default_factory=Training, description="optimiser knobs")
     # Expanded while loading (clmrepro.spec.sweeps): a loaded spec never holds a sweep.

@@ -82,14 +82,17 @@ def test_plan_shows_the_cost_of_replicates_and_the_hours_subsets_save(capsys, mo
     assert main(["plan", "specs/mnist5k.yaml", "--summary"]) == 0
     out = capsys.readouterr().out
     assert "attack-mnist" not in out                      # --summary: no job table
-    assert re.search(r"^attack +108 ", out, re.M)  # 3 replicates x (30 grid + 6 ARC) jobs
+    # 3 replicates x (40 grid + 8 ARC) jobs: ULM, CLM 5 + 1 ARC each; ULM-Adv, CLM-Adv 10 + 2;
+    # the one-model rows 5 + 1 each (issue 27)
+    assert re.search(r"^attack +144 ", out, re.M)
     assert re.search(r"^mnist: K = 3 replicates: x3 training, attacks and scoring = .* "
                      r"\(one replicate .*: train .*, retrain .*, evaluate .*, sanity .*, "
                      r"attack .*\)$", out, re.M)
-    # 90 grid attack jobs of 1000 + 200 + 500 images instead of 3 x 1000 (90 x 1300 h saved)
-    # and 18 ARC jobs of 200 adaptive images instead of 1000 (18 x 800 h saved)
-    assert ("mnist: transfer on 200, adaptive on 500, ARC on 200 of 1000 test images: saves "
-            "131400.0 h (those attack jobs: 156600.0 h, 288000.0 h on every image)") in out
+    # 90 population grid jobs of 300 + 100 + 100 images instead of 3 x 300 (90 x 400 h saved),
+    # 30 one-model grid jobs of 300 + 100 (no transfer) instead of 2 x 300 (30 x 200 h) and 24
+    # ARC jobs of 100 adaptive images instead of 300 (24 x 200 h)
+    assert ("mnist: transfer on 100, adaptive on 100, ARC on 100 of 300 test images: saves "
+            "46800.0 h (those attack jobs: 59400.0 h, 106200.0 h on every image)") in out
 
 
 def test_schema_to_stdout(capsys):

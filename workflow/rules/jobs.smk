@@ -41,6 +41,10 @@ def shell_of(job):
     return prefix + job.cmd
 
 
+# Longest chain of planned work first (clmrepro.plan.critical): the long training chains start
+# before the short attacks that could fill in beside them.
+PRIORITY = priorities(PLAN.jobs)
+
 for job in PLAN.jobs:
 
     rule:
@@ -61,6 +65,7 @@ for job in PLAN.jobs:
             # loop has moved on; params are evaluated now.
             cmd=shell_of(job),
         threads: job.resources["threads"]
+        priority: PRIORITY[job.id]
         resources:
             **resources_of(job),
         shell:

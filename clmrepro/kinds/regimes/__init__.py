@@ -9,6 +9,8 @@ A regime is its spec model + its loss + its schedule.  Each module holds:
 ``LINKED``            counter-linked by PRSE (Alg. 1, eq. 4-5)
 ``ADVERSARIAL``       PGD adversarial training (the attacks' price reads which survival applies)
 ``CIFAR_EPOCHS_OPEN`` the paper gives no epoch count for it on CIFAR-10 (the report says so)
+``MIN_SIZE``          the fewest members it trains (1 for the unlinked regimes: a one-model
+                      reference row; 2 where the loss compares members)
 ``params(regime, *, mnist, architecture)``
                       its knobs resolved into the job's ``linking``, ``adversarial`` and
                       ``diversity`` blocks (null where the regime has none)

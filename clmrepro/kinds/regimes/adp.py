@@ -20,6 +20,7 @@ SOURCE = "ADP, Pang et al. ICML 2019"
 LINKED = False
 ADVERSARIAL = False
 CIFAR_EPOCHS_OPEN = False
+MIN_SIZE = 2  # its diversity term compares members
 # The authors' code (``Loss_withEE_DPP``): α, β of ADP_{2,0.5}; the offsets inside the
 # entropy's log and added to the Gram matrix.
 DEFAULTS = {"alpha": 2.0, "beta": 0.5, "log_offset": 1e-20, "det_offset": 1e-6}

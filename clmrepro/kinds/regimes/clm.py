@@ -20,6 +20,7 @@ SOURCE = None
 LINKED = True
 ADVERSARIAL = False
 CIFAR_EPOCHS_OPEN = False  # the paper retrains it for 150 epochs
+MIN_SIZE = 2  # counter-linking needs two members' coinciding weights
 
 
 class Clm(Linking):

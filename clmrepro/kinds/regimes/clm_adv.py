@@ -19,6 +19,7 @@ SOURCE = None
 LINKED = True
 ADVERSARIAL = True
 CIFAR_EPOCHS_OPEN = False
+MIN_SIZE = 2  # counter-linking needs two members' coinciding weights
 
 
 class ClmAdv(Linking):

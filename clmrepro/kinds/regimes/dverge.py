@@ -21,6 +21,7 @@ SOURCE = "DVERGE, Yang et al. NeurIPS 2020"
 LINKED = False
 ADVERSARIAL = False
 CIFAR_EPOCHS_OPEN = False
+MIN_SIZE = 2  # each member distils the others' features
 # DVERGE distils one layer's features, drawn per epoch from these (the outputs before a ReLU
 # where the architecture has them; ResNet18's blocks end in theirs).
 LAYERS = {"lenet5": ["bn1", "bn2", "bn3"],

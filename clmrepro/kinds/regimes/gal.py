@@ -19,6 +19,7 @@ SOURCE = "GAL, Kariyappa & Qureshi 2019"
 LINKED = False
 ADVERSARIAL = False
 CIFAR_EPOCHS_OPEN = False
+MIN_SIZE = 2  # its diversity term compares members' gradients
 DEFAULTS = {"lam": 0.5}  # DVERGE arguments.py --lambda, TRS script_train.py gal_coeff
 # Per training image and member, in units of T: backpropagation through the input gradients.
 # Measured 3.34 (benchmarks.baselines_cost).

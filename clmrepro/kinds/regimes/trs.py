@@ -20,6 +20,7 @@ SOURCE = "TRS, Yang et al. NeurIPS 2021"
 LINKED = False
 ADVERSARIAL = False
 CIFAR_EPOCHS_OPEN = False
+MIN_SIZE = 2  # its diversity term compares members' gradients
 # train_trs.py's argparse defaults (its launcher script_train.py runs the same).
 DEFAULTS = {"scale": 5.0, "coeff": 2.0, "lamda": 2.0, "init_eps": 0.1, "adv_eps": 0.2,
             "steps": 6}

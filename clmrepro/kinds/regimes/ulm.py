@@ -21,6 +21,7 @@ ADVERSARIAL = False  # PGD adversarial training
 # The paper gives no epoch count for training it on CIFAR-10 (the default 200 is the code's
 # cosine T_max): the report says so.
 CIFAR_EPOCHS_OPEN = True
+MIN_SIZE = 1  # members train independently: one member is one plain model (a reference row)
 
 
 class Ulm(Strict):

@@ -19,6 +19,7 @@ SOURCE = None
 LINKED = False
 ADVERSARIAL = True
 CIFAR_EPOCHS_OPEN = True
+MIN_SIZE = 1  # members train independently: one member is one PGD-trained model
 
 
 class UlmAdv(Strict):

@@ -48,6 +48,8 @@ CANNOT_EXPRESS = {
     "sweep_bad_value": "a swept value is checked against the knob it names (the schema only "
                        "knows it is a number)",
     "dataset_two_roots": "comparison across experiments (one root per dataset name)",
+    "clm_of_one_model": "a population's fewest members depend on its regime (kinds.regimes' "
+                        "MIN_SIZE: 1 for ulm and ulm-adv, 2 elsewhere)",
 }
 
 

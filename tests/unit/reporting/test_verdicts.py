@@ -240,3 +240,40 @@ def test_the_first_screen_has_one_row_per_claim_run_and_lists_the_rest():
     assert "CLM beats ULM (CIFAR-10 / ResNet18)" in not_run
     assert off == ["CLM saliency maps are more orthogonal (CIFAR-10 / ResNet18): measured on "
                    "another setting, holds"]
+
+
+def test_a_one_member_population_is_reported_as_one_model(tmp_path):
+    """A size-1 ULM population's records are "one model", never ULM: otherwise its MRA would
+    be averaged into ULM's cells of the paper's tables."""
+    import json
+
+    from clmrepro.reporting.build import merge_scores
+    from clmrepro.reporting.paper import reported_regime
+    assert reported_regime("ulm", 1) == "one-model"
+    assert reported_regime("ulm-adv", 1) == "one-model-adv"
+    assert reported_regime("ulm", 10) == "ulm" and reported_regime("clm", 1) == "clm"
+    rows = [{**r, "n_submodels": n, "population": pop}
+            for n, pop, r in ((10, "ulm", replicates("ulm", "fgsm", 0.3, [0.4])[0]),
+                              (1, "one-model", replicates("ulm", "fgsm", 0.3, [0.1])[0]))]
+    path = tmp_path / "scores.json"
+    path.write_text(json.dumps({"schema_version": 2, "records": rows}))
+    merged = merge_scores([str(path)], TABLES)
+    assert {r["population"]: r["regime"] for r in merged} == {"ulm": "ulm",
+                                                             "one-model": "one-model"}
+    paper = {r["population"]: r["paper"] for r in merged}
+    assert paper["ulm"] is not None and paper["one-model"] is None
+
+
+@pytest.mark.parametrize("population, one", [("ulm", "one-model"), ("ulm-adv", "one-model-adv")])
+def test_a_population_beats_one_model_trained_the_same_way(population, one):
+    """The thesis claim (issue 27): the population's MRA above one model's, per attack; with
+    no paper row for one model the claim has no paper effect to size."""
+    wins = sum((replicates(population, a, 0.3, [0.30, 0.32, 0.31])
+                + replicates(one, a, 0.3, [0.10, 0.13, 0.11]) for a in ATTACKS), [])
+    (result,) = evaluate_claims(wins, [], claim(f"mnist-{population}-beats-{one}"), TABLES)
+    assert result.verdict == HOLDS
+    assert all(e.paper_effect is None for e in result.evidence)
+    loses = sum((replicates(population, a, 0.3, [0.10, 0.12, 0.11])
+                 + replicates(one, a, 0.3, [0.30, 0.33, 0.31]) for a in ATTACKS), [])
+    (result,) = evaluate_claims(loses, [], claim(f"mnist-{population}-beats-{one}"), TABLES)
+    assert result.verdict == FAILS
