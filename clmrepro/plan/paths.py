@@ -250,4 +250,6 @@ def report_outputs(spec: str) -> dict[str, str]:
             "report_html": f"{base}/report.html", "mra_csv": f"{base}/mra.csv",
             "figures": f"{base}/figures",
             # DVC's views (clmrepro.reporting.dvc_metrics): `dvc metrics` and `dvc plots`
-            "dvc_metrics": f"{base}/dvc_metrics.json", "mra_by_attack": f"{base}/mra_by_attack.csv"}
+            "dvc_metrics": f"{base}/dvc_metrics.json", "mra_by_attack": f"{base}/mra_by_attack.csv",
+            # every number's per-image results (clmrepro.reporting.per_image_file)
+            "per_image": f"{base}/per_image.csv.gz"}

@@ -336,6 +336,7 @@ REPORT_HTML_TEXT = 1.53                # report.html inlines the figures (base64
                                        # 1.53x report.md's (demo: 52,864 / 34,656)
 MRA_CSV_PER_RECORD = 57                # 16,090 / 282; demo 3,553 / 64
 DVC_METRICS_PER_CELL, MRA_BY_ATTACK_PER_CELL = 49, 72     # demo: 3,156 and 4,616 / 64
+PER_IMAGE_BYTES = 0.37                  # gzipped numerators per image and record (demo: 6,473 B)
 CLAIMS_JSON = 10_500                   # the paper's nine claims (both runs: ~10,500 bytes)
 FIGURE_TRANSFER = (16_700, 173)        # a + b n^2 (the n x n matrix): n=4 19.5 kB, n=10 34 kB
 FIGURE_CONV1 = (4_300, 3_000)          # a + b n (a panel per submodel): n=4 16.5 kB, n=10 34 kB
@@ -393,7 +394,11 @@ def report_bytes(job: dict, jobs: list[dict]) -> dict[str, int]:
              "report_html": _base64(figures) + round(REPORT_HTML_TEXT * markdown),
              "mra_csv": len(records) * MRA_CSV_PER_RECORD, "figures": figures,
              "dvc_metrics": len(cells) * DVC_METRICS_PER_CELL,
-             "mra_by_attack": len(cells) * MRA_BY_ATTACK_PER_CELL}
+             "mra_by_attack": len(cells) * MRA_BY_ATTACK_PER_CELL,
+             # per image and record, gzipped numerators (reporting.per_image_file); the check
+             # files' attacks and the strongest rows add about a third
+             "per_image": round(PER_IMAGE_BYTES * 1.33 * sum(int(r.get("n_samples") or 0)
+                                                          for _, r in records))}
     return {name: size for name, size in sizes.items() if name in job["outputs"]}
 
 

@@ -18,7 +18,7 @@ import io
 import json
 from pathlib import Path
 
-from clmrepro.core.checkpoints import atomic_write_json, atomic_write_text
+from clmrepro.core.checkpoints import atomic_write_bytes, atomic_write_json, atomic_write_text
 from clmrepro.core.per_image import expected_accuracy, unpack
 from clmrepro.plan import paths
 from clmrepro.reporting.claims import (FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, counted,
@@ -32,7 +32,9 @@ from clmrepro.reporting.render import ReportData, render_report, write_index
 from clmrepro.reporting.robustness import RobustnessSection, assemble, read_check_files
 from clmrepro.reporting.sanity import FLAG, PASS, CheckResult
 from clmrepro.reporting.stats import Interval
-from clmrepro.reporting.strongest import STRONGEST, mark_upper_bounds, strongest_records
+from clmrepro.reporting import per_image_file
+from clmrepro.reporting.strongest import (STRONGEST, check_attack_records, mark_upper_bounds,
+                                         strongest_records)
 from clmrepro.reporting.tables import Cell, paper_table_views, record_sort_key, summarise
 
 SCHEMA_VERSION = 2
@@ -289,6 +291,9 @@ def build_report(job: dict) -> None:
     metrics["records"] += [{k: v for k, v in r.items() if k not in IN_MEMORY_ONLY}
                            for r in rule_records]
     atomic_write_json(outputs["metrics"], metrics)
+    if "per_image" in outputs:  # plans compiled before issue 26 lack it
+        atomic_write_bytes(outputs["per_image"], per_image_file.encode(
+            records + rule_records + check_attack_records(check_files)))
     atomic_write_text(outputs["mra_csv"], mra_csv(records))
     # flat MRAs for `dvc metrics show/diff`, one row per cell for `dvc plots diff`
     write_dvc_views(records, metrics.get("summary"), outputs, atomic_write_text)

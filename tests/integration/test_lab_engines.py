@@ -29,7 +29,7 @@ SPEC = "tests/integration/lab/lab-a.yaml"
 LOCKS = [f"{paths.compiled_dir('lab-a')}/dvc.lock",
          f"{paths.data_pipeline_dir('mnist-5k', 'data')}/dvc.lock"]
 COMPARED = ["reports/lab-a/metrics.json", "reports/lab-a/dvc_metrics.json",
-            "reports/lab-a/mra_by_attack.csv"]
+            "reports/lab-a/mra_by_attack.csv", "reports/lab-a/per_image.csv.gz"]
 
 
 def git_add_line(output: str) -> list[str]:

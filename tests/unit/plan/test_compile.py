@@ -89,7 +89,7 @@ def test_job_files_follow_the_contract(name):
             assert job.inputs["sanity"] == [j.outputs["sanity"] for j in plan.stage("sanity")]
             assert job.inputs["manifests"] == [j.outputs["manifest"] for j in plan.stage("data")]
             assert set(job.outputs) == {"metrics", "report_md", "report_html", "mra_csv", "figures",
-                                        "dvc_metrics", "mra_by_attack"}
+                                        "dvc_metrics", "mra_by_attack", "per_image"}
             continue
         params = job.job["params"]
         assert set(params) == STAGE_PARAMS[job.stage]

@@ -66,7 +66,8 @@ def build_constructed(root: Path, records: list[dict], sanity: list[dict] | None
     outputs = {name: f"reports/t/{file}" for name, file in (
         ("metrics", "metrics.json"), ("mra_csv", "mra.csv"), ("report_md", "report.md"),
         ("report_html", "report.html"), ("figures", "figures"),
-        ("dvc_metrics", "dvc_metrics.json"), ("mra_by_attack", "mra_by_attack.csv"))}
+        ("dvc_metrics", "dvc_metrics.json"), ("mra_by_attack", "mra_by_attack.csv"),
+        ("per_image", "per_image.csv.gz"))}
     inputs = {"scores": ["scores.json"], "records": [], "analyses": [],
               "paper_tables": "paper_tables.yaml"}
     if sanity is not None:
