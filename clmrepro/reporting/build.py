@@ -194,6 +194,10 @@ def _evidence_json(e) -> dict:
     out = {"label": e.label, "left": e.left_name, "right": e.right_name,
            "relation": e.relation, "outcome": e.outcome, **_interval_json(e.interval),
            "paper_effect": e.paper_effect, "effect": e.effect, "off_setting": e.off_setting}
+    if e.cell is not None:  # what the row compares: benchmarks/recompute_results.py reads it
+        _family, attack, eps, left, right = e.cell
+        out["cell"] = {"attack": attack, "eps": eps, "left": left, "right": right,
+                       "threat_model": "adaptive" if attack == STRONGEST else "paper"}
     if e.equivalence is not None:
         out["equivalence"] = {"level": 0.9, "low": _rounded(e.equivalence.low),
                               "high": _rounded(e.equivalence.high),

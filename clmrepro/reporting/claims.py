@@ -422,7 +422,8 @@ def _strongest(family: str, eps: float, left: str, right: str, relation: str
                      else r for r in side] for side in (a, b))
         return _row(STRONGEST_LABEL + upper_bound_text(flagged), REGIME_LABELS[left], a,
                     REGIME_LABELS[right], b,
-                    relation, paired_difference(a, b), architecture=PAPER_ARCHITECTURE[family])
+                    relation, paired_difference(a, b), cell=(family, STRONGEST, eps, left, right),
+                    architecture=PAPER_ARCHITECTURE[family])
     return evaluate
 
 
