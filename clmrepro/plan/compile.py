@@ -113,9 +113,14 @@ def _data_jobs(spec: Spec) -> list[PlannedJob]:
 
 
 def _data_input(experiment: Experiment) -> dict:
-    """``{"data": prepared file}`` for the jobs of an experiment whose dataset has a data job."""
+    """``{"data": prepared file, "manifest": its manifest}`` for the jobs of an experiment
+    whose dataset has a data job (the manifest holds the sha256 the job checks the file
+    against, steps.verified)."""
     name, root = experiment.dataset.name, experiment.dataset.root
-    return {"data": paths.prepared_data(name, root)} if name in PREPARED_DATASETS else {}
+    if name not in PREPARED_DATASETS:
+        return {}
+    return {"data": paths.prepared_data(name, root),
+            "manifest": paths.prepared_manifest(name, root)}
 
 
 def _planned(spec: Spec, job: AnyJob, directories: list[str] | None = None) -> PlannedJob:
@@ -169,7 +174,10 @@ def _replicate_jobs(spec: Spec, experiment: Experiment, rep: Replicate) -> list[
             adversarial=defaults.adversarial_block(population, experiment), **running,
             diversity=defaults.diversity_block(population, experiment))
         # Replicate r retrains its parent's replicate r, so ULM/CLM pairs stay paired.
-        inputs = {"init": paths.population(name, exp, source, at)} if source else {}
+        # (with its training record, which holds the sha256 the step checks it against)
+        inputs = ({"init": paths.population(name, exp, source, at),
+                   "init_record": paths.training_record(name, exp, source, at)}
+                  if source else {})
         inputs.update(_data_input(experiment))
         outputs = {"population": paths.population(name, exp, pop_id, at),
                    "record": paths.training_record(name, exp, pop_id, at)}
@@ -194,7 +202,9 @@ def _evaluation_jobs(spec: Spec, experiment: Experiment, rep: Replicate,
         if population.id not in chosen:
             continue
         pop = population.id
-        model = {"population": paths.population(name, exp, pop, at), **_data_input(experiment)}
+        model = {"population": paths.population(name, exp, pop, at),
+                 "trained": paths.training_record(name, exp, pop, at),
+                 **_data_input(experiment)}
         scoring, samples = _threats_of(population, scoring_all, samples_all)
         base = {**common, "population": _population_block(population), **scoring}
         # the deterministic rules (core.ensemble), only when asked: without them the job

@@ -203,7 +203,14 @@ def _record(job: dict, n_images: int, **fields) -> dict:
             "regime": p["population"]["regime"], "replicate": int(p.get("replicate", 0)),
             "n_submodels": n, "n_samples": n_images, "paper": None, "transfer": None,
             "mra": F64, "per_submodel": Repeat(_accuracy(n_images), n),
-            "correct": packed_table((n, n_images)), **fields}
+            "correct": packed_table((n, n_images)), "consumed": consumed_block(job), **fields}
+
+
+def consumed_block(job: dict) -> dict:
+    """The sha256s a job records reading (steps.verified.consumed)."""
+    return {label: "0" * 64 for name, label in (("data", "data"), ("population", "population"),
+                                                ("init", "population"))
+            if name in job.get("inputs", {})}
 
 
 def attack_records(job: dict) -> list[dict]:

@@ -27,7 +27,7 @@ from clmrepro.reporting.dvc_metrics import write_dvc_views
 from clmrepro.reporting.estimates import replicate
 from clmrepro.reporting.inference import split
 from clmrepro.reporting.paper import load_paper_tables, paper_value, reported_regime
-from clmrepro.reporting.provenance import collect
+from clmrepro.reporting.provenance import collect, consumed_inputs
 from clmrepro.reporting.render import ReportData, render_report, write_index
 from clmrepro.reporting.robustness import RobustnessSection, assemble, read_check_files
 from clmrepro.reporting.sanity import FLAG, PASS, CheckResult
@@ -308,6 +308,7 @@ def build_report(job: dict) -> None:
     provenance = collect(params, spec_path, "requirements.lock", benchmarks,
                          trainings=[item["record"] for item in trainings],
                          manifests=_as_list(inputs.get("manifests")))
+    provenance.inputs = consumed_inputs(records + rule_records, trainings)
     data = ReportData(spec_name=spec_name, description=description,
                       departures=list(params.get("departures", [])), records=records,
                       trainings=trainings, analyses=analyses, tables=tables,

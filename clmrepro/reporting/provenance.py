@@ -49,6 +49,63 @@ class Provenance:
     machine: str = NOT_RECORDED            # CPU capability of the report job's machine
     training_machines: str = NOT_RECORDED  # the same, per training job (training.json)
     datasets: list[DatasetSource] = field(default_factory=list)
+    # what the scoring jobs read, from their records (issue 28): one row per population
+    inputs: list["ConsumedInputs"] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ConsumedInputs:
+    """The bytes a population's jobs read, as their records say (steps.verified.consumed)."""
+
+    population: str               # "experiment/population", with "/r<k>" for replicates
+    population_sha256: str        # one hash, or "DIFFER: a…, b…" when jobs read different bytes
+    data_sha256: str
+    trained_sha256: str           # what its train job recorded writing (training.json)
+
+    @property
+    def agrees(self) -> bool:
+        return (not self.population_sha256.startswith(DIFFER)
+                and not self.data_sha256.startswith(DIFFER)
+                and self.trained_sha256 in (NOT_RECORDED, self.population_sha256))
+
+
+DIFFER = "DIFFER"
+
+
+def _one(values: set[str]) -> str:
+    if not values:
+        return NOT_RECORDED
+    if len(values) == 1:
+        return next(iter(values))
+    return f"{DIFFER}: " + ", ".join(sorted(v[:16] + "…" for v in values))
+
+
+def consumed_inputs(records: list[dict], trainings: list[dict] | None = None
+                    ) -> list[ConsumedInputs]:
+    """Per (experiment, population, replicate): the population and data sha256s its scoring
+    jobs recorded reading, beside the sha256 its train job recorded writing.  Records written
+    before issue 28 carry none and give no row."""
+    found: dict[tuple, tuple[set, set]] = {}
+    for r in records:
+        consumed = r.get("consumed")
+        if not consumed:
+            continue
+        key = (r["experiment"], r["population"], int(r.get("replicate", 0)))
+        pops, data = found.setdefault(key, (set(), set()))
+        if consumed.get("population"):
+            pops.add(consumed["population"])
+        if consumed.get("data"):
+            data.add(consumed["data"])
+    trained = {(t["experiment"], t["population"], int(t["replicate"])):
+               t["record"].get("population_sha256") for t in trainings or []}
+    replicated = {(e, p) for e, p, r in found if r > 0}
+    rows = []
+    for (experiment, population, r), (pops, data) in sorted(found.items()):
+        name = f"{experiment}/{population}" + (f"/r{r}" if (experiment, population) in replicated
+                                               else "")
+        rows.append(ConsumedInputs(name, _one(pops), _one(data),
+                                   trained.get((experiment, population, r)) or NOT_RECORDED))
+    return rows
 
 
 def sha256_file(path: str | Path) -> str:

@@ -78,6 +78,8 @@ def check_inputs(job: Job) -> None:
     """ArtifactError for the first broken input of ``job``: missing or empty files, JSON that
     does not parse, a population that is not the job's architecture or size, an adversarial
     set that is not the job's attack, shape or eps-ball."""
+    from clmrepro.steps.verified import check_recorded
+
     params = job["params"]
     for name, value in job["inputs"].items():
         for path in _paths(value):
@@ -88,6 +90,7 @@ def check_inputs(job: Job) -> None:
                 check_population_file(path, job)
             elif name == "adversarial" and params.get("attack") is not None:
                 check_adversarial_file(path, job)
+    check_recorded(job)  # every input's bytes against the sha256 recorded when it was written
 
 
 def _check_exists(path: Path) -> None:

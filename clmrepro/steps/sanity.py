@@ -14,6 +14,7 @@ import sys
 
 from clmrepro.steps.common import Job, prepare_torch, show_progress, step_main
 from clmrepro.steps.scoring import load_test_set, runtime_for
+from clmrepro.steps.verified import consumed
 
 SCHEMA_VERSION = 1
 
@@ -60,7 +61,7 @@ def run_sanity(job: Job) -> None:
         "population": population["id"], "regime": population["regime"],
         "replicate": int(p.get("replicate", 0)), "n_submodels": len(models), "eps": eps,
         "n_samples": len(x), "checks": list(s["checks"]),
-        "crafter": crafters.tolist(), "threat_models": threats})
+        "crafter": crafters.tolist(), "threat_models": threats, "consumed": consumed(job)})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from clmrepro.plan.samples import images_per_threat
 from clmrepro.steps.common import Job
+from clmrepro.steps.verified import consumed
 
 SCHEMA_VERSION = 1
 
@@ -76,6 +77,9 @@ def base_record(job: Job, n_models: int, n_samples: int) -> dict:
         "n_samples": n_samples,
         "paper": None,
         "transfer": None,
+        # the sha256s of the data and population this job read (steps.verified): the
+        # report's provenance is built from them
+        "consumed": consumed(job),
     }
 
 
@@ -196,6 +200,7 @@ def benign_outputs(job: Job, models, runtime) -> tuple[dict, dict]:
         "saliency_cosine": cosines,
         "saliency_samples": n_sal,
         "conv1_std": conv1_std(models),
+        "consumed": consumed(job),
     }
     return record, analysis
 

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from clmrepro.steps.common import Job, prepare_torch, show_progress, step_main, stop_requested
+from clmrepro.steps.verified import consumed, file_sha256
 
 STATE_EVERY_S = 60.0  # seconds between saves inside an epoch: a SIGKILL loses at most this
 
@@ -94,6 +95,10 @@ def run_train(job: Job, should_stop=None) -> None:
     meta = {"architecture": arch, "regime": pop["regime"], "size": len(models),
             "in_channels": data.in_channels, "num_classes": data.num_classes, "dataset": ds["name"]}
     save_population(job["outputs"]["population"], models, meta)
+    # what the next jobs check the population's bytes against (steps.verified), and what
+    # this one read
+    record.update({"population_sha256": file_sha256(job["outputs"]["population"]),
+                   "consumed": consumed(job)})
     atomic_write_json(job["outputs"]["record"], record)
     shutil.rmtree(state_dir, ignore_errors=True)
 

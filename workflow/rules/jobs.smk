@@ -8,8 +8,9 @@
 # not, only read its prepared file (inputs.data).  There is one per dataset, whichever compiled
 # specs read it (its job file is shared: workflow/compiled/_data/<key>/job.json).
 
-# Inputs compared as `ancient` (inputs_of): the prepared datasets and their manifests.
-ANCIENT_INPUTS = ("data", "manifests")
+# Inputs compared as `ancient` (inputs_of): the prepared datasets and their manifests (each job
+# checks the bytes against the manifest's sha256 instead, clmrepro.steps.verified).
+ANCIENT_INPUTS = ("data", "manifest", "manifests")
 
 
 def inputs_of(job):

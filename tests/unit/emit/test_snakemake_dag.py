@@ -253,12 +253,14 @@ def test_every_job_rule_reads_its_datasets_as_ancient(tmp_path):
         if rule not in stage_of:
             assert rule == "all" or rule.startswith("spec_"), rule
             continue
-        dataset_input = name in ("data", "manifests")
+        dataset_input = name in ("data", "manifest", "manifests")
         assert ancient == dataset_input, (rule, name, path)
         if dataset_input:
             assert path.startswith("data/prepared/"), (rule, name, path)
             readers.setdefault(stage_of[rule], set()).add(name)
     # every stage after data reads a dataset: its prepared file, or (the report) the manifests
-    assert readers == {"train": {"data"}, "retrain": {"data"}, "attack": {"data"},
-                       "evaluate": {"data"}, "sanity": {"data"}, "report": {"manifests"}}
+    # (each job that reads the prepared file reads its manifest too: the sha256 it checks)
+    both = {"data", "manifest"}
+    assert readers == {"train": both, "retrain": both, "attack": both, "evaluate": both,
+                       "sanity": both, "report": {"manifests"}}
     assert local_rules(where) == ["data_mnist_5k"]

@@ -113,7 +113,9 @@ def test_job_files_follow_the_contract(name):
             else:
                 assert set(params["samples"].values()) == {params["n_samples"]}
         if job.stage == "sanity":
-            assert set(job.outputs) == {"sanity"} and set(job.inputs) == {"population", "data"}
+            # each read file with the record of its sha256 (steps.verified, issue 28)
+            assert set(job.outputs) == {"sanity"}
+            assert set(job.inputs) == {"population", "trained", "data", "manifest"}
             assert set(params["sanity"]) == SANITY_PARAMS
         if job.stage == "evaluate":
             assert params["attack"] is None and job.id.endswith("-benign")
@@ -121,7 +123,8 @@ def test_job_files_follow_the_contract(name):
         if job.stage in ("train", "retrain"):
             assert None not in job.job["params"]["training"].values()
             assert set(job.outputs) == {"population", "record"}
-            assert set(job.inputs) == ({"init", "data"} if job.stage == "retrain" else {"data"})
+            assert set(job.inputs) == ({"init", "init_record", "data", "manifest"}
+                                       if job.stage == "retrain" else {"data", "manifest"})
 
 
 def test_ids_are_unique_and_safe_as_file_names():

@@ -22,7 +22,8 @@ from clmrepro.spec import load_spec, parse_spec
 ROOT = Path(__file__).resolve().parents[3]
 GOLDEN = Path(__file__).parent / "golden" / "smoke-jobs-919d7c8.json"
 ADDED = {"execution", "replicate", "samples"}
-ADDED_INPUTS = {"data", "manifests", "sanity"}  # issue 17: the data job's outputs; issue 18
+ADDED_INPUTS = {"data", "manifests", "sanity",  # issue 17: the data job's outputs; issue 18
+                "manifest", "trained", "init_record"}  # issue 28: the sha256 records
 DATA_JOBS = {"data-mnist-5k"}
 
 
@@ -90,7 +91,9 @@ def test_replicate_ids_folders_and_state():
     job = plan.by_id("attack-mnist-clm-pgd-0.3-r2").job
     assert job["params"]["replicate"] == 2
     assert job["inputs"] == {"population": "results/tiny/mnist/clm/r2/population.pt",
-                             "data": "data/prepared/mnist-5k.pt"}
+                             "trained": "results/tiny/mnist/clm/r2/training.json",
+                             "data": "data/prepared/mnist-5k.pt",
+                             "manifest": "data/prepared/mnist-5k.manifest.json"}
     assert job["outputs"] == {
         "adversarial": "results/tiny/mnist/clm/r2/attacks/pgd-eps0.3/adversarial.pt",
         "scores": "results/tiny/mnist/clm/r2/scores/pgd-eps0.3.json"}
@@ -131,8 +134,11 @@ def test_retrained_replicate_starts_from_its_parents_same_replicate():
     plan = tiny(3)
     for r in range(3):
         retrain = plan.by_id(f"retrain-mnist-clm-r{r}")
-        assert retrain.inputs == {"init": plan.by_id(f"train-mnist-ulm-r{r}").outputs["population"],
-                                  "data": plan.by_id("data-mnist-5k").outputs["data"]}
+        parent, data = plan.by_id(f"train-mnist-ulm-r{r}"), plan.by_id("data-mnist-5k")
+        assert retrain.inputs == {"init": parent.outputs["population"],
+                                  "init_record": parent.outputs["record"],
+                                  "data": data.outputs["data"],
+                                  "manifest": data.outputs["manifest"]}
 
 
 def test_replicate_seeds_differ_and_are_stable():

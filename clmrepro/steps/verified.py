@@ -1,0 +1,98 @@
+"""Every input checked against the sha256 recorded when it was written (issue 28, item 5).
+
+A job reads bytes other jobs wrote: the prepared dataset (its data job records the file's
+sha256 in the manifest beside it), a trained population (its train job records the file's
+sha256 in training.json) and a researcher's own weights (the compiler records their sha256 in
+the job file).  A file changed after it was recorded (a bad copy, a partial ``dvc pull``, an
+edit) would otherwise flow into training or scoring while the report names the recorded
+hash.  :func:`check_recorded` refuses a mismatch in one line naming the file and what to do;
+:func:`consumed` gives the sha256s a job read, which its records carry (``consumed``) and the
+report's provenance lists (reporting.provenance).
+
+Digests are computed once per file and process (a population read by check_inputs and again
+by the step is hashed once).  torch-free.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from clmrepro.core.checkpoints import ArtifactError
+
+# (input holding the bytes, input holding its recorded sha256): a population's record is its
+# training.json; the prepared dataset's is its manifest.
+RECORDED_BY = {"data": "manifest", "population": "trained", "init": "init_record"}
+CONSUMED = {"data": "data", "population": "population", "init": "population"}
+_digests: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: str | Path) -> str:
+    """The file's sha256, computed once per (path, size, mtime) in this process."""
+    path = Path(path)
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _digests:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        _digests[key] = digest.hexdigest()
+    return _digests[key]
+
+
+def _recorded(name: str, record_path: Path) -> str | None:
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # check_inputs names a missing or broken record itself
+    if name == "data":
+        return (record.get("data") or {}).get("sha256")
+    return record.get("population_sha256")
+
+
+def _fix(name: str, path: str, job: dict) -> str:
+    if name == "data":
+        return ("the file changed after its data job: restore it (`dvc pull` or `dvc checkout` "
+                "in a lab) or rerun the data job (`snakemake --forcerun data_<dataset>`)")
+    if name == "weights":
+        return (f"the weights changed after `clmrepro compile`: recompile the spec if the new "
+                f"weights are meant (the job file records the old sha256), else restore them")
+    return ("the file changed after the job that trained it: restore it (`dvc checkout`) or "
+            "delete it and its training.json and rerun that job")
+
+
+def check_recorded(job: dict) -> None:
+    """ArtifactError for the first input whose bytes differ from their recorded sha256.
+    Inputs without a recorded sha256 (files written before the record carried one) pass."""
+    inputs = job["inputs"]
+    for name, record_name in RECORDED_BY.items():
+        if name not in inputs:
+            continue
+        path = inputs[name]
+        record_path = inputs.get(record_name)
+        if record_path is None and name == "data":  # job files compiled before issue 28
+            record_path = str(Path(path).with_suffix("")) + ".manifest.json"
+        pinned = (job["params"].get("population") or {}).get("sha256")
+        if name == "population" and pinned:  # a researcher's own weights: the compiler's hash
+            expected, record_path = pinned, f"job {job['id']} (compiled)"
+            name = "weights"
+        elif record_path is None or not Path(record_path).exists():
+            continue
+        else:
+            expected = _recorded(name, Path(record_path))
+        if expected and file_sha256(path) != expected:
+            raise ArtifactError(f"{path}: sha256 {file_sha256(path)[:16]}… differs from the "
+                                f"{expected[:16]}… recorded in {record_path}; "
+                                f"{_fix(name, path, job)}")
+
+
+def consumed(job: dict) -> dict[str, str]:
+    """{"data": sha256, "population": sha256} of what the job read (those it has)."""
+    out = {}
+    for name, label in CONSUMED.items():
+        path = job["inputs"].get(name)
+        if isinstance(path, str) and Path(path).is_file():
+            out[label] = file_sha256(path)
+    return out
