@@ -92,7 +92,14 @@ class ResNet18(nn.Module):
 ARCHITECTURES = {"lenet5": LeNet5, "resnet18": ResNet18}
 
 
-def build_model(architecture: str, *, in_channels: int, num_classes: int = 10) -> nn.Module:
+def build_model(architecture: str, *, in_channels: int, num_classes: int = 10,
+                kwargs: dict | None = None) -> nn.Module:
+    """One of the paper's architectures, or a researcher's own (``python:<module>:<function>``
+    with its ``kwargs``, core.factory)."""
+    from clmrepro.core import factory
+
+    if factory.is_python(architecture):
+        return factory.build(architecture, kwargs)
     if architecture not in ARCHITECTURES:
         allowed = ", ".join(sorted(ARCHITECTURES))
         raise ValueError(f"architecture must be one of {allowed} (got {architecture!r})")
@@ -123,9 +130,11 @@ def _channels_last_when_training(module: nn.Module, args: tuple, out: torch.Tens
     return out.contiguous(memory_format=torch.channels_last) if module.training else None
 
 
-def counter_linked_layer(model: nn.Module) -> nn.Conv2d:
-    """The layer l = 1 of eq. 4–5, whose weights PRSE pushes apart: the first conv."""
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            return module
-    raise ValueError(f"{type(model).__name__} has no Conv2d layer to counter-link")
+def counter_linked_layer(model: nn.Module) -> nn.Conv2d | nn.Linear:
+    """The layer l = 1 of eq. 4–5, whose weights PRSE pushes apart: the first conv (a
+    researcher's architecture without one: its first linear layer)."""
+    for kind in (nn.Conv2d, nn.Linear):
+        for module in model.modules():
+            if isinstance(module, kind):
+                return module
+    raise ValueError(f"{type(model).__name__} has no Conv2d or Linear layer to counter-link")

@@ -12,8 +12,11 @@ import hashlib
 import json
 from dataclasses import dataclass, replace
 
+from clmrepro.core.digest import content_sha256
 from clmrepro.kinds import attacks as attack_kinds
+from clmrepro.kinds import regimes
 from clmrepro.plan import defaults, paths
+from clmrepro.plan.architectures import priced_as
 from clmrepro.plan.memory import size_to_card
 from clmrepro.plan.departures import departures_from_paper, precision_notes
 from clmrepro.calibration.files import calibration_digest
@@ -123,6 +126,20 @@ def _data_input(experiment: Experiment) -> dict:
             "manifest": paths.prepared_manifest(name, root)}
 
 
+def _shared_inputs(experiment: Experiment) -> dict:
+    """What every population job of the experiment reads besides its population: the prepared
+    data (``_data_input``) and, for your own architecture, its factory's source file (so that
+    editing it reruns the jobs that build it, in Snakemake and in ``dvc status``)."""
+    inputs = _data_input(experiment)
+    if experiment.architecture_kwargs is not None:
+        from clmrepro.core.factory import source_file
+
+        found = source_file(experiment.architecture.factory)
+        if found is not None:
+            inputs["factory"] = found
+    return inputs
+
+
 def _planned(spec: Spec, job: AnyJob, directories: list[str] | None = None) -> PlannedJob:
     as_file = job.as_dict()
     sized = size_to_card(as_file)  # execution.max_models where the spec's gpu_memory_gb asks
@@ -130,7 +147,8 @@ def _planned(spec: Spec, job: AnyJob, directories: list[str] | None = None) -> P
         job = parse_job(sized, job.id)
     job_file = paths.job_file(spec.name, job.id)
     step = f"python -m clmrepro.steps.{STEP_MODULE[job.stage]} {job_file}"
-    architecture = getattr(job.params, "architecture", "lenet5")
+    architecture = priced_as(job.as_dict()["params"]) if hasattr(job.params, "architecture") \
+        else "lenet5"
     whole_gpu = job.gpu and architecture in WHOLE_GPU_ARCHITECTURES
     if job.gpu:
         step = f"{GPU_SLOT} {'--whole-gpu ' if whole_gpu else ''}-- {step}"
@@ -150,20 +168,27 @@ def _job(spec: Spec, job_id: str, stage: str, experiment: str, seed: int, inputs
 
 
 def _population_block(population: Population) -> PopulationBlock:
+    """The job's population; your own weights (regime pretrained) with the sha256 they have
+    now, which the jobs check the file against (steps.verified)."""
+    weights = getattr(population.regime, "weights", None)
     return PopulationBlock(id=population.id, regime=population.regime.kind, size=population.size,
-                           from_=population.regime.from_)
+                           from_=population.regime.from_,
+                           sha256=None if weights is None else content_sha256(weights))
 
 
 def _replicate_jobs(spec: Spec, experiment: Experiment, rep: Replicate) -> list[PlannedJob]:
     name, exp, at = spec.name, experiment.id, rep.folder
     by_id = {p.id: p for p in experiment.populations}
     common = {"dataset": Dataset(**defaults.dataset_block(experiment.dataset)),
-              "architecture": experiment.architecture}
+              "architecture": experiment.architecture_name,
+              "architecture_kwargs": experiment.architecture_kwargs}
     running = {"execution": Execution(**defaults.execution_block(experiment)),
                "replicate": rep.index}
     jobs = []
     for pop_id in population_order(experiment):
         population = by_id[pop_id]
+        if not regimes.trained(population.regime.kind):
+            continue  # your own weights: the evaluation jobs read them (no train job)
         source = population.regime.from_
         stage = "retrain" if source else "train"
         # diversity: absent for the paper's regimes (None), so their job files stay as they were
@@ -178,7 +203,7 @@ def _replicate_jobs(spec: Spec, experiment: Experiment, rep: Replicate) -> list[
         inputs = ({"init": paths.population(name, exp, source, at),
                    "init_record": paths.training_record(name, exp, source, at)}
                   if source else {})
-        inputs.update(_data_input(experiment))
+        inputs.update(_shared_inputs(experiment))
         outputs = {"population": paths.population(name, exp, pop_id, at),
                    "record": paths.training_record(name, exp, pop_id, at)}
         job = _job(spec, rep.job_id(f"{stage}-{exp}-{pop_id}"), stage, exp,
@@ -202,9 +227,11 @@ def _evaluation_jobs(spec: Spec, experiment: Experiment, rep: Replicate,
         if population.id not in chosen:
             continue
         pop = population.id
-        model = {"population": paths.population(name, exp, pop, at),
-                 "trained": paths.training_record(name, exp, pop, at),
-                 **_data_input(experiment)}
+        model = ({"population": paths.population(name, exp, pop, at),
+                  "trained": paths.training_record(name, exp, pop, at)}
+                 if regimes.trained(population.regime.kind)
+                 else {"population": population.regime.weights})
+        model.update(_shared_inputs(experiment))
         scoring, samples = _threats_of(population, scoring_all, samples_all)
         base = {**common, "population": _population_block(population), **scoring}
         # the deterministic rules (core.ensemble), only when asked: without them the job

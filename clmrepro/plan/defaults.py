@@ -60,7 +60,7 @@ def regime_blocks(population: Population, experiment: Experiment) -> dict[str, d
     by its module (clmrepro.kinds.regimes); None where the regime has no such block."""
     regime = population.regime
     return regimes.get(regime.kind).params(regime, mnist=is_mnist(experiment.dataset),
-                                           architecture=experiment.architecture)
+                                           architecture=experiment.architecture_name)
 
 
 def linking_block(population: Population, experiment: Experiment) -> dict | None:

@@ -80,6 +80,8 @@ def _population(population: Population, experiment: Experiment) -> list[str]:
     notes = []
     regime = population.regime
     module = regimes.get(regime.kind)
+    if not regimes.trained(regime.kind):
+        return [f"your own trained population ({regime.weights}), not trained by this spec"]
     if module.BASELINE:
         notes.append(f"a baseline the paper does not run ({module.SOURCE}): its members "
                      "are trained jointly, one loss over all of them on the same minibatches")

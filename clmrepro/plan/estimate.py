@@ -47,6 +47,7 @@ import copy
 import math
 import os
 
+from clmrepro.plan.architectures import priced_as
 from clmrepro.calibration.files import machine_calibration, reference_calibration
 from clmrepro.kinds import attacks as attack_kinds
 from clmrepro.kinds import checks as check_kinds
@@ -138,7 +139,7 @@ class _Units:
     def __init__(self, cal: dict, job: dict):
         params = job["params"]
         self.cal = cal
-        self.arch = params.get("architecture", "lenet5")
+        self.arch = priced_as(params)  # your own architecture: as LeNet5/ResNet18
         execution = {**AUTHORS_EXECUTION, "population": "auto", **(params.get("execution") or {})}
         self.device = "cpu" if job.get("device") == "cpu" else cal["machine"]["device"]
         population = execution["population"]

@@ -67,6 +67,9 @@ class PopulationBlock(_Block):
     regime: str
     size: int
     from_: str | None = Field(alias="from")
+    # a researcher's own weights (regime pretrained): the sha256 the compiler read, which the
+    # jobs check the file against (steps.verified); absent for trained populations
+    sha256: str | None = Field(**_ABSENT_IF_NONE)
 
 
 class Execution(_Block):
@@ -127,6 +130,8 @@ class TrainParams(_Block):
 
     dataset: Dataset
     architecture: str
+    # a researcher's factory's kwargs (core.factory); absent for the paper's architectures
+    architecture_kwargs: dict[str, Any] | None = Field(**_ABSENT_IF_NONE)
     population: PopulationBlock
     training: Training
     linking: dict[str, Any] | None            # clmrepro.kinds.regimes
@@ -142,6 +147,7 @@ class ScoringParams(_Block):
 
     dataset: Dataset
     architecture: str
+    architecture_kwargs: dict[str, Any] | None = Field(**_ABSENT_IF_NONE)
     execution: Execution
     replicate: int
     population: PopulationBlock

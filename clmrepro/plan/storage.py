@@ -38,6 +38,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from clmrepro.plan.architectures import priced_as
 from clmrepro.kinds import checks as check_kinds
 from clmrepro.plan.jsonsize import Num, Repeat, file_bytes, json_bytes
 from clmrepro.plan.model import Plan
@@ -315,7 +316,7 @@ def training_record(job: dict) -> dict:
     p = job["params"]
     n, epochs = _size(job), int(p["training"]["epochs"])
     n_train, n_test = int(p["dataset"]["n_train"]), int(p["dataset"]["n_test"])
-    conv1 = next(t for t in state_layout(p["architecture"], _in_channels(job))
+    conv1 = next(t for t in state_layout(priced_as(p), _in_channels(job))
                  if t.name == "conv1.weight")
     linking = p.get("linking")
     prse = None
@@ -458,7 +459,7 @@ MANIFEST_BYTES = 1_000  # the data stage's manifest: a few hashes and counts
 def training_state_bytes(job: dict) -> int:
     """``last.pt`` of a train/retrain job at its largest (the end of an epoch, mid-pass)."""
     p = job["params"]
-    n, arch = _size(job), p["architecture"]
+    n, arch = _size(job), priced_as(p)
     training = p["training"]
     moments = {"adam": 2, "sgd": 1 if float(training.get("momentum") or 0) > 0 else 0}
     weights = n * state_bytes(arch, _in_channels(job))
@@ -497,7 +498,7 @@ def job_output_bytes(job: dict, jobs: list[dict] | None = None) -> dict[str, int
     stage, outputs = job["stage"], job["outputs"]
     if stage in ("train", "retrain"):
         p = job["params"]
-        sizes = {"population": population_bytes(p["architecture"], _in_channels(job), _size(job)),
+        sizes = {"population": population_bytes(priced_as(p), _in_channels(job), _size(job)),
                  "record": file_bytes(training_record(job))}
     elif stage == "attack":
         sizes = {"adversarial": adversarial_bytes(job),

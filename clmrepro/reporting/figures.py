@@ -65,7 +65,7 @@ def conv1_figures(trainings: list[dict], directory: Path) -> list[FigureFile]:
     out = []
     for item in first_replicate(trainings):
         weights = [np.asarray(w, dtype=float) for w in item["record"].get("conv1") or []]
-        if not weights:
+        if not weights or weights[0].ndim != 4:  # no first conv (your own architecture)
             continue
         n_filters = min(_MAX_FILTERS, weights[0].shape[0])
         limit = max(float(np.abs(w[:n_filters, 0]).max()) for w in weights) or 1.0

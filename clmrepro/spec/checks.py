@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
+from pathlib import Path as Path_
 
 from clmrepro.kinds import regimes
 from clmrepro.spec.models import DATASET_SIZES, Experiment, Spec
@@ -74,11 +75,14 @@ def _duplicates(ids: list[str], where: Path, what: str) -> list[Problem]:
 
 def _check_experiment(experiment: Experiment, at: Path) -> list[Problem]:
     problems = []
-    allowed = ARCHITECTURE_DATASETS[experiment.architecture]
-    if experiment.dataset.name not in allowed:
-        problems.append(Problem((*at, "architecture"), f"{experiment.architecture} does not fit "
-                                f"dataset {experiment.dataset.name}; it takes {', '.join(allowed)} "
-                                f"(got '{experiment.architecture}')"))
+    if isinstance(experiment.architecture, str):
+        allowed = ARCHITECTURE_DATASETS[experiment.architecture]
+        if experiment.dataset.name not in allowed:
+            problems.append(Problem((*at, "architecture"), f"{experiment.architecture} does not "
+                                    f"fit dataset {experiment.dataset.name}; it takes "
+                                    f"{', '.join(allowed)} (got '{experiment.architecture}')"))
+    else:
+        problems += _check_factory(experiment, (*at, "architecture", "factory"))
     data = experiment.dataset
     full_train, full_test = DATASET_SIZES[data.name]
     n_train, n_test = data.n_train or full_train, data.n_test or full_test
@@ -105,11 +109,21 @@ def _check_experiment(experiment: Experiment, at: Path) -> list[Problem]:
             problems.append(Problem((*at, "populations", index, "size"), f"a {population.regime.kind} "
                                     f"population needs at least {fewest} submodels; one-model "
                                     f"reference rows are ulm or ulm-adv (got {population.size})"))
+        weights = getattr(population.regime, "weights", None)
+        if weights is not None and not Path_(weights).exists():
+            problems.append(Problem((*at, "populations", index, "regime", "weights"),
+                                    f"no such file or folder (relative to the working "
+                                    f"directory {Path_.cwd()}; got '{weights}')"))
         source = population.regime.from_
         where = (*at, "populations", index, "regime", "from")
         if source is None:
             continue
-        if source not in populations:
+        if source in populations and not regimes.trained(populations[source].regime.kind):
+            problems.append(Problem(where, f"'{source}' is your own weights (pretrained): "
+                                    "retraining from them is not supported; train your "
+                                    "architecture with the regime instead (got "
+                                    f"'{source}')"))
+        elif source not in populations:
             problems.append(Problem(where, f"names no population of this experiment; "
                                     f"allowed: {_names(populations, population.id)} (got '{source}')"))
         elif populations[source].size != population.size:
@@ -135,6 +149,34 @@ def _check_experiment(experiment: Experiment, at: Path) -> list[Problem]:
                                         f"eps appears twice; give one an `id` (got {eps:g})"))
             labels.add((label, eps))
     return problems
+
+
+# Input channels of each dataset's 32×32 images (core.data).
+DATASET_CHANNELS = {"mnist": 1, "mnist-5k": 1, "cifar10": 3, "fake-cifar10": 3}
+
+
+def _check_factory(experiment: Experiment, where: Path) -> list[Problem]:
+    """A python architecture's factory imports, builds, takes the dataset's images and returns
+    its classes (core.factory.check_fit), one problem per failure.  torch is imported here
+    only, for specs that name a factory."""
+    from clmrepro.core.factory import check_fit
+
+    lines = check_fit(experiment.architecture_name, experiment.architecture_kwargs,
+                      in_channels=DATASET_CHANNELS[experiment.dataset.name],
+                      num_classes=N_CLASSES)
+    problems = [Problem(where, line) for line in lines]
+    for index, population in enumerate(experiment.populations):
+        regime = population.regime
+        if regime.kind == "dverge" and not getattr(regime, "layer", None):
+            problems.append(Problem((*at_experiment(where), "populations", index, "regime",
+                                     "layer"),
+                                    "DVERGE on your own architecture needs the layer whose "
+                                    "features it distils: set regime.layer to a module name"))
+    return problems
+
+
+def at_experiment(where: Path) -> Path:
+    return where[:-2]   # (..., "architecture", "factory") → the experiment's path
 
 
 def _check_arc(attack, evaluation, where: Path) -> list[Problem]:

@@ -200,11 +200,27 @@ class Execution(Strict):
         return data
 
 
+class PythonArchitecture(Strict):
+    """A researcher's own architecture (issue 28; core.factory, docs/bring-your-own.md)."""
+
+    kind: Literal["python"] = Field(description="an architecture built by your own factory")
+    factory: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:"
+                                 r"[A-Za-z_][A-Za-z0-9_]*$",
+                         description="import path 'package.module:function' of a function "
+                         "returning an nn.Module that takes images in [0, 1] of shape "
+                         "(N, C, 32, 32) and returns (N, classes) logits; imported with the "
+                         "working directory on sys.path; its source file is a dependency of "
+                         "every job")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="keyword arguments the "
+                                   "factory is called with (JSON values)")
+
+
 class Experiment(Strict):
     id: SafeId = Field(description="experiment id (paper tables use mnist and cifar10)")
     dataset: Dataset = Field(description="data and split")
-    architecture: Literal["lenet5", "resnet18"] = Field(description="lenet5 for MNIST, resnet18 "
-                                                        "for CIFAR-10 (docs/reference.md §1)")
+    architecture: Literal["lenet5", "resnet18"] | PythonArchitecture = Field(
+        description="lenet5 for MNIST, resnet18 for CIFAR-10 (docs/reference.md §1), or your "
+        "own: {kind: python, factory: 'package.module:function', kwargs: {...}}")
     populations: list[Population] = Field(min_length=1, max_length=100, description="populations")
     evaluation: Evaluation = Field(description="attacks and scoring")
     replicates: int = Field(1, ge=1, le=100, description="independent trainings of every "
@@ -213,6 +229,18 @@ class Experiment(Strict):
                             "parent's replicate r. 1 keeps the single-run paths and seeds")
     execution: Execution = Field(default_factory=Execution, description="how the jobs compute "
                                  "(batching, layout, precision, CLM schedule)")
+
+    @property
+    def architecture_name(self) -> str:
+        """lenet5, resnet18, or python:<module>:<function> (core.factory), as jobs name it."""
+        if isinstance(self.architecture, str):
+            return self.architecture
+        return "python:" + self.architecture.factory
+
+    @property
+    def architecture_kwargs(self) -> dict | None:
+        """A python factory's kwargs (None for the paper's architectures)."""
+        return None if isinstance(self.architecture, str) else dict(self.architecture.kwargs)
 
 
 class Spec(Strict):

@@ -67,14 +67,15 @@ def _fingerprint(job: Job, runtime, population_path: str, x, y) -> dict:
 
     import torch
 
-    from clmrepro.core.attacks.state import file_digest, tensor_digest
+    from clmrepro.core.attacks.state import tensor_digest
+    from clmrepro.core.digest import content_sha256
 
     return {
         "format": STATE_FORMAT,
         "params": job["params"],
         "seed": int(job["seed"]),
         "threads": int(job.get("threads", 1)),
-        "population": file_digest(population_path),
+        "population": content_sha256(population_path),
         "test_data": tensor_digest(x, y),
         "runtime": runtime.describe(),
         "versions": {"torch": torch.__version__, "torchattacks": version("torchattacks")},
@@ -86,7 +87,7 @@ def run_attack(job: Job, should_stop: StopCheck | None = None) -> None:
     from clmrepro.core.attacks.threats import craft_sets
     from clmrepro.core.checkpoints import atomic_torch_save
     from clmrepro.steps.scoring import attack_records, write_scores
-    from clmrepro.steps.population import load_population
+    from clmrepro.steps.population import population_of
 
     device = prepare_torch(job)
     p = job["params"]
@@ -97,7 +98,7 @@ def run_attack(job: Job, should_stop: StopCheck | None = None) -> None:
     threat_models = list(p["threat_models"])
     sizes = images_per_threat(p)
     population_path = job["inputs"]["population"]
-    _, models = load_population(population_path, device)
+    _, models = population_of(job, device)
     models = runtime.prepare(models)
     largest = None if None in sizes.values() else max(sizes.values(), default=0)
     x, y = load_test_set(p["dataset"], largest, job["inputs"].get("data"))

@@ -18,11 +18,11 @@ from clmrepro.steps.scoring import attack_records, benign_scores, runtime_for, w
 
 def run_evaluate(job: Job) -> None:
     from clmrepro.core.checkpoints import atomic_write_json, safe_load
-    from clmrepro.steps.population import load_population
+    from clmrepro.steps.population import population_of
 
     device = prepare_torch(job)
     runtime = runtime_for(job, device)
-    _, models = load_population(job["inputs"]["population"], device)
+    _, models = population_of(job, device)
     models = runtime.prepare(models)
     if job["params"]["attack"] is None:
         records, analysis = benign_scores(job, models, runtime)

@@ -115,9 +115,12 @@ def check_population_file(path: str | Path, job: Job) -> None:
     """The population file has the layout, architecture and size ``job`` asks for (the
     tensors are mapped, not read; NaN/Inf and fit are checked when the step loads them)."""
     from clmrepro.core.checkpoints import load_population_states
-    from clmrepro.steps.population import check_population_meta
+    from clmrepro.steps.population import check_population_meta, population_of
 
     params = job["params"]
+    if params["population"].get("sha256"):  # your own weights: read, fitted, checked in full
+        population_of(job)
+        return
     meta, states = load_population_states(path, mmap=True)
     size = params["population"].get("size")
     check_population_meta(path, meta, states, architecture=params.get("architecture"),

@@ -27,13 +27,13 @@ def run_sanity(job: Job) -> None:
     from clmrepro.core.checkpoints import atomic_write_json
     from clmrepro.core.seeding import derive_seed, generator
     from clmrepro.kinds import checks as check_kinds
-    from clmrepro.steps.population import load_population
+    from clmrepro.steps.population import population_of
 
     device = prepare_torch(job)
     p = job["params"]
     s = p["sanity"]
     runtime = runtime_for(job, device)
-    _, models = load_population(job["inputs"]["population"], device)
+    _, models = population_of(job, device)
     models = runtime.prepare(models)
     x, y = load_test_set(p["dataset"], int(s["samples"]), job["inputs"].get("data"))
     eps = float(s["eps"])

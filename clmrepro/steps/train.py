@@ -63,6 +63,7 @@ def run_train(job: Job, should_stop=None) -> None:
     params = job["params"]
     ds, pop, arch = params["dataset"], params["population"], params["architecture"]
     data = load_job_dataset(ds, job["inputs"].get("data"))
+    kwargs = params.get("architecture_kwargs")  # your own architecture's (core.factory)
     if job["stage"] == "retrain":
         meta, models = load_population(job["inputs"]["init"], device)
         if meta["architecture"] != arch or len(models) != int(pop["size"]):
@@ -71,7 +72,8 @@ def run_train(job: Job, should_stop=None) -> None:
                 f"but job {job['id']} wants {pop['size']} × {arch}")
     elif job["stage"] == "train":
         models = init_population(arch, int(pop["size"]), in_channels=data.in_channels,
-                                 num_classes=data.num_classes, seed=int(job["seed"]))
+                                 num_classes=data.num_classes, seed=int(job["seed"]),
+                                 kwargs=kwargs)
     else:
         raise ValueError(f"job {job['id']}: stage must be train or retrain (got {job['stage']!r})")
     # the regime's linking / adversarial / joint-loss configs (clmrepro.kinds.regimes)
@@ -94,6 +96,8 @@ def run_train(job: Job, should_stop=None) -> None:
                    "machine": machine(device)})
     meta = {"architecture": arch, "regime": pop["regime"], "size": len(models),
             "in_channels": data.in_channels, "num_classes": data.num_classes, "dataset": ds["name"]}
+    if kwargs is not None:
+        meta["architecture_kwargs"] = kwargs
     save_population(job["outputs"]["population"], models, meta)
     # what the next jobs check the population's bytes against (steps.verified), and what
     # this one read

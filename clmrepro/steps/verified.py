@@ -10,36 +10,26 @@ hash.  :func:`check_recorded` refuses a mismatch in one line naming the file and
 report's provenance lists (reporting.provenance).
 
 Digests are computed once per file and process (a population read by check_inputs and again
-by the step is hashed once).  torch-free.
+by the step is hashed once).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 from clmrepro.core.checkpoints import ArtifactError
+from clmrepro.core.digest import content_sha256
 
 # (input holding the bytes, input holding its recorded sha256): a population's record is its
 # training.json; the prepared dataset's is its manifest.
 RECORDED_BY = {"data": "manifest", "population": "trained", "init": "init_record"}
 CONSUMED = {"data": "data", "population": "population", "init": "population"}
-_digests: dict[tuple[str, int, int], str] = {}
 
 
 def file_sha256(path: str | Path) -> str:
-    """The file's sha256, computed once per (path, size, mtime) in this process."""
-    path = Path(path)
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _digests:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        _digests[key] = digest.hexdigest()
-    return _digests[key]
+    """The bytes' sha256 (a folder: its files', core.digest), computed once per file."""
+    return content_sha256(path)
 
 
 def _recorded(name: str, record_path: Path) -> str | None:
@@ -93,6 +83,6 @@ def consumed(job: dict) -> dict[str, str]:
     out = {}
     for name, label in CONSUMED.items():
         path = job["inputs"].get(name)
-        if isinstance(path, str) and Path(path).is_file():
+        if isinstance(path, str) and Path(path).exists():
             out[label] = file_sha256(path)
     return out

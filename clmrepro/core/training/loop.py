@@ -52,7 +52,8 @@ STATE_EVERY_S = 60.0  # a SIGKILL loses at most about this much training (plus o
 
 
 def init_population(
-    architecture: str, size: int, *, in_channels: int, num_classes: int, seed: int
+    architecture: str, size: int, *, in_channels: int, num_classes: int, seed: int,
+    kwargs: dict | None = None,
 ) -> list[nn.Module]:
     """``size`` freshly initialised models, submodel i from seed derive_seed(seed, "init", i).
 
@@ -61,7 +62,8 @@ def init_population(
     for i in range(size):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(derive_seed(seed, "init", i))
-            models.append(build_model(architecture, in_channels=in_channels, num_classes=num_classes))
+            models.append(build_model(architecture, in_channels=in_channels,
+                                      num_classes=num_classes, kwargs=kwargs))
     return models
 
 
@@ -173,7 +175,11 @@ def _finish(run: Run) -> dict:
     for model in run.models:
         model.to(memory_format=torch.contiguous_format).eval()
     record = run.record
-    record["conv1"] = [counter_linked_layer(m).weight.detach().cpu().tolist() for m in run.models]
+    # the filters of Fig. 4 (a first conv); an architecture linked on a linear layer has none
+    # worth drawing, and its weight matrix would swell the record
+    layers = [counter_linked_layer(m) for m in run.models]
+    record["conv1"] = ([layer.weight.detach().cpu().tolist() for layer in layers]
+                       if all(isinstance(layer, nn.Conv2d) for layer in layers) else None)
     # nothing touches submodel i after its last pass, so its last test accuracy is final
     epochs = run.training.epochs
     last = {h["submodel"]: h["test_acc"] for h in record["history"] if h["epoch"] == epochs - 1}

@@ -11,6 +11,8 @@ A regime is its spec model + its loss + its schedule.  Each module holds:
 ``CIFAR_EPOCHS_OPEN`` the paper gives no epoch count for it on CIFAR-10 (the report says so)
 ``MIN_SIZE``          the fewest members it trains (1 for the unlinked regimes: a one-model
                       reference row; 2 where the loss compares members)
+``TRAINED``           (optional, default true) false for a population read from the spec's
+                      own weights (``pretrained``): no train job
 ``params(regime, *, mnist, architecture)``
                       its knobs resolved into the job's ``linking``, ``adversarial`` and
                       ``diversity`` blocks (null where the regime has none)
@@ -39,7 +41,8 @@ from typing import Annotated, Union
 
 from pydantic import Field
 
-from clmrepro.kinds.regimes import adp, clm, clm_adv, dverge, gal, trs, ulm, ulm_adv
+from clmrepro.kinds.regimes import (adp, clm, clm_adv, dverge, gal, pretrained, trs, ulm,
+                                    ulm_adv)
 
 MODULES: tuple[ModuleType, ...] = (
     ulm,
@@ -50,6 +53,7 @@ MODULES: tuple[ModuleType, ...] = (
     gal,
     trs,
     dverge,
+    pretrained,
 )
 
 BY_KIND: dict[str, ModuleType] = {module.KIND: module for module in MODULES}
@@ -59,6 +63,11 @@ REGIME_KINDS: tuple[str, ...] = tuple(BY_KIND)
 BASELINE_KINDS: tuple[str, ...] = tuple(m.KIND for m in MODULES if m.BASELINE)
 REGIME_MODELS = tuple(module.MODEL for module in MODULES)
 Regime = Annotated[Union[REGIME_MODELS], Field(discriminator="kind")]
+
+
+def trained(kind: str) -> bool:
+    """Whether a population of this regime has a train (or retrain) job."""
+    return getattr(get(kind), "TRAINED", True)
 
 
 def get(kind: str) -> ModuleType:
