@@ -324,6 +324,43 @@ def cmd_run(args) -> int:
     return code
 
 
+def cmd_evaluate(args) -> int:
+    """Write the standard evaluation of your own population into specs/, compile and run it,
+    and print the report's path (issue 28; docs/bring-your-own.md)."""
+    import json as _json
+
+    from clmrepro.core.checkpoints import ArtifactError
+    from clmrepro.spec.quick import quick_spec
+    from clmrepro.core.external import external_states
+
+    target = Path(args.out or f"specs/{args.name}.yaml")
+    if target.exists() and not args.force:
+        print(f"clmrepro evaluate: {target} exists; edit and `clmrepro run` it, or pass --force "
+              "to write it again", file=sys.stderr)
+        return EXIT_SPEC
+    try:
+        kwargs = _json.loads(args.kwargs) if args.kwargs else {}
+    except ValueError as error:
+        print(f"clmrepro evaluate: --kwargs is not a JSON object ({error})", file=sys.stderr)
+        return EXIT_SPEC
+    try:
+        size = len(external_states(args.weights))
+    except ArtifactError as error:
+        print(f"clmrepro evaluate: {error}", file=sys.stderr)
+        return EXIT_SPEC
+    text = quick_spec(args.name, args.factory, args.weights, args.dataset, size,
+                      samples=args.samples, kwargs=kwargs)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    load_spec(target)  # refused in one line per problem (exit 2) before anything runs
+    print(f"[clmrepro] wrote {target} ({size} member(s)); running it", flush=True)
+    args.spec = str(target)
+    code = cmd_run(args)
+    if code == 0:
+        print(f"[clmrepro] report: reports/{args.name}/report.html (and report.md)")
+    return code
+
+
 def cmd_list(args) -> int:
     """The compiled specs, whether Snakemake and DVC find each up to date, its report."""
     from tabulate import tabulate
@@ -420,6 +457,24 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-doctor", action="store_true", help="skip the `clmrepro doctor` checks "
                    "run first")
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("evaluate", help="the standard evaluation of your own population: "
+                       "write specs/NAME.yaml, compile and run it, print the report's path")
+    p.add_argument("factory", metavar="FACTORY", help="'package.module:function' building one "
+                   "member (images in [0, 1] → logits), or lenet5 / resnet18")
+    p.add_argument("--weights", required=True, help="the members' state dicts: a file (a list "
+                   "of state dicts, {states: [...]}, a clmrepro population.pt) or a folder")
+    p.add_argument("--dataset", required=True, help="mnist-5k, mnist, cifar10 or fake-cifar10")
+    p.add_argument("--kwargs", default="", help="the factory's keyword arguments, as JSON")
+    p.add_argument("--name", default="yours", help="the spec's name (default: yours)")
+    p.add_argument("--samples", type=int, default=200, help="test images under the paper "
+                   "protocol (default 200; the adaptive and transfer ones: 100)")
+    p.add_argument("--out", help="where to write the spec (default: specs/NAME.yaml)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing spec file")
+    p.add_argument("--cores", "-j", type=int, default=2, help="parallel jobs (default 2)")
+    p.add_argument("--gpus", type=int, default=None, help="GPU jobs at once (resources gpu=N)")
+    p.add_argument("--no-dvc", action="store_true", help="skip `dvc commit` afterwards")
+    p.add_argument("--no-doctor", action="store_true", help="skip the `clmrepro doctor` checks")
+    p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("list", aliases=["status"], help="compiled specs: up to date for "
                        "Snakemake and DVC? where is the report?")
     p.add_argument("--quick", action="store_true", help="only count outputs on disk (no "

@@ -110,10 +110,9 @@ def _check_experiment(experiment: Experiment, at: Path) -> list[Problem]:
                                     f"population needs at least {fewest} submodels; one-model "
                                     f"reference rows are ulm or ulm-adv (got {population.size})"))
         weights = getattr(population.regime, "weights", None)
-        if weights is not None and not Path_(weights).exists():
-            problems.append(Problem((*at, "populations", index, "regime", "weights"),
-                                    f"no such file or folder (relative to the working "
-                                    f"directory {Path_.cwd()}; got '{weights}')"))
+        if weights is not None:
+            problems += _check_weights(experiment, population,
+                                       (*at, "populations", index, "regime", "weights"))
         source = population.regime.from_
         where = (*at, "populations", index, "regime", "from")
         if source is None:
@@ -173,6 +172,28 @@ def _check_factory(experiment: Experiment, where: Path) -> list[Problem]:
                                     "DVERGE on your own architecture needs the layer whose "
                                     "features it distils: set regime.layer to a module name"))
     return problems
+
+
+def _check_weights(experiment: Experiment, population, where: Path) -> list[Problem]:
+    """Your own weights exist, load with weights_only, hold ``size`` members that fit the
+    architecture, with finite values (core.external); one problem naming the first failure.
+    torch is imported here only, for specs with a pretrained population."""
+    weights = population.regime.weights
+    if not Path_(weights).exists():
+        return [Problem(where, f"no such file or folder (relative to the working directory "
+                               f"{Path_.cwd()}; got '{weights}')")]
+    from clmrepro.core.checkpoints import ArtifactError
+    from clmrepro.core.external import load_external_population
+    from clmrepro.core.factory import FactoryError
+
+    try:
+        load_external_population(weights, architecture=experiment.architecture_name,
+                                 kwargs=experiment.architecture_kwargs, size=population.size,
+                                 in_channels=DATASET_CHANNELS[experiment.dataset.name],
+                                 num_classes=N_CLASSES)
+    except (ArtifactError, FactoryError) as error:
+        return [Problem(where, str(error))]
+    return []
 
 
 def at_experiment(where: Path) -> Path:

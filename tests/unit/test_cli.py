@@ -66,7 +66,7 @@ def test_plan_shows_what_each_stage_writes(capsys, monkeypatch):
     # the data job: mnist-5k decoded, 5,000 x (1x32x32 float32 + int64 label)
     assert re.search(r"^data +1 +.+ +5.16 MB$", out, re.M)
     assert re.search(r"^total +34 +.+ +129 MB$", out, re.M)
-    assert "with DVC's cache 258 MB when it copies (DVC's default), 129 MB when it links" in out
+    assert "with DVC's cache 259 MB when it copies (DVC's default), 129 MB when it links" in out
 
 
 def test_plan_shows_the_cost_of_replicates_and_the_hours_subsets_save(capsys, monkeypatch):
@@ -88,11 +88,11 @@ def test_plan_shows_the_cost_of_replicates_and_the_hours_subsets_save(capsys, mo
     assert re.search(r"^mnist: K = 3 replicates: x3 training, attacks and scoring = .* "
                      r"\(one replicate .*: train .*, retrain .*, evaluate .*, sanity .*, "
                      r"attack .*\)$", out, re.M)
-    # 90 population grid jobs of 300 + 100 + 100 images instead of 3 x 300 (90 x 400 h saved),
-    # 30 one-model grid jobs of 300 + 100 (no transfer) instead of 2 x 300 (30 x 200 h) and 24
-    # ARC jobs of 100 adaptive images instead of 300 (24 x 200 h)
-    assert ("mnist: transfer on 100, adaptive on 100, ARC on 100 of 300 test images: saves "
-            "46800.0 h (those attack jobs: 59400.0 h, 106200.0 h on every image)") in out
+    # 90 population grid jobs of 200 + 60 + 60 images instead of 3 x 200 (90 x 280 h saved),
+    # 30 one-model grid jobs of 200 + 60 (no transfer) instead of 2 x 200 (30 x 140 h) and 24
+    # ARC jobs of 60 adaptive images instead of 200 (24 x 140 h)
+    assert ("mnist: transfer on 60, adaptive on 60, ARC on 60 of 200 test images: saves "
+            "32760.0 h (those attack jobs: 38040.0 h, 70800.0 h on every image)") in out
 
 
 def test_schema_to_stdout(capsys):
