@@ -166,7 +166,9 @@ def _check_factory(experiment: Experiment, where: Path) -> list[Problem]:
     problems = [Problem(where, line) for line in lines]
     for index, population in enumerate(experiment.populations):
         regime = population.regime
-        if regime.kind == "dverge" and not getattr(regime, "layer", None):
+        # a regime that picks layers by architecture (DVERGE's LAYERS) needs one named
+        if getattr(regimes.get(regime.kind), "LAYERS", None) is not None \
+                and not getattr(regime, "layer", None):
             problems.append(Problem((*at_experiment(where), "populations", index, "regime",
                                      "layer"),
                                     "DVERGE on your own architecture needs the layer whose "

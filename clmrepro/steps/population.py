@@ -83,7 +83,7 @@ def population_of(job: dict, device="cpu", name: str = "population") -> tuple[di
     """The population a scoring job reads: trained by this spec (``load_population``) or your
     own weights (a population block with the compiled ``sha256``)."""
     from clmrepro.core.external import load_external_population
-    from clmrepro.steps.inputs import CHANNELS
+    from clmrepro.plan.architectures import CHANNELS
 
     params = job["params"]
     path = job["inputs"][name]

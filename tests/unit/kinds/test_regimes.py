@@ -30,13 +30,18 @@ def test_every_regime_module_holds_the_whole_interface(module):
     # a baseline cites its source and trains a joint loss; a paper regime has the paper's size
     if module.BASELINE:
         assert module.SOURCE and module.PAPER_SIZE is None and callable(module.joint_loss)
+    elif not regimes.trained(module.KIND):   # your own weights (issue 28): no training
+        assert module.SOURCE and module.PAPER_SIZE is None and module.MIN_SIZE == 1
+        with pytest.raises(ValueError, match="not trained"):
+            module.train_configs({})
     else:
         assert module.SOURCE is None and module.PAPER_SIZE in (4, 10)
+    assert module.MIN_SIZE in (1, 2)
 
 
 def test_the_registry_lists_each_kind_once_in_the_spec_language_order():
     assert regimes.REGIME_KINDS == ("ulm", "clm", "ulm-adv", "clm-adv", "adp", "gal", "trs",
-                                    "dverge")
+                                    "dverge", "pretrained")
     assert regimes.BASELINE_KINDS == ("adp", "gal", "trs", "dverge")
     with pytest.raises(ValueError, match=r"unknown regime kind 'clm-advv'; known: ulm, clm, "):
         regimes.get("clm-advv")

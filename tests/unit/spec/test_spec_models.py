@@ -68,12 +68,12 @@ def test_every_field_has_a_description():
 
 
 def test_several_problems_give_several_lines_sorted_by_line():
-    text = MINIMAL.replace("size: 2", "size: 1").replace("eps: [0.3]", "eps: [2]")
+    text = MINIMAL.replace("size: 2", "size: 0").replace("eps: [0.3]", "eps: [2]")
     with pytest.raises(SpecError) as caught:
         parse_spec(text, "x.yaml")
     lines = caught.value.lines
     assert len(lines) == 2
-    assert lines[0].startswith("x.yaml:7 experiments[0].populations[0].size: must be >= 2")
+    assert lines[0].startswith("x.yaml:7 experiments[0].populations[0].size: must be >= 1")
     assert lines[1].startswith("x.yaml:8 experiments[0].evaluation.attacks[0].eps[0]: must be <= 1")
 
 
