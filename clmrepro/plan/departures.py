@@ -82,7 +82,9 @@ def _population(population: Population, experiment: Experiment) -> list[str]:
     module = regimes.get(regime.kind)
     if not regimes.trained(regime.kind):
         return [f"your own trained population ({regime.weights}), not trained by this spec"]
-    if module.BASELINE:
+    if population.size == 1:
+        notes.append("one model: a reference row the paper does not print (issue 27)")
+    elif module.BASELINE:
         notes.append(f"a baseline the paper does not run ({module.SOURCE}): its members "
                      "are trained jointly, one loss over all of them on the same minibatches")
     elif population.size != module.PAPER_SIZE:

@@ -192,13 +192,14 @@ def test_paper_dag_dry_runs(tmp_path):
     repo = _paper_copy(tmp_path)
     counts = planned_jobs(snakemake(repo, "-n").stdout)
     plan = load_plan(repo / paths.plan_file("paper"))
-    # 2 data jobs (mnist, cifar10) + 4 trains + 4 retrains + 72 fused attack-and-score jobs (60
-    # for the paper's grid: 2 datasets x 2 families x 15 attack points; 12 ARC) + 8 evaluates + 8
-    # sanity checks (one per population) + 1 report, and Snakemake's `all`.
+    # 2 data jobs (mnist, cifar10) + 8 trains (with the one-model rows, issue 27) + 4 retrains
+    # + 96 fused attack-and-score jobs (80 for the grid: 2 datasets x (6 pops x 5 attacks + 2
+    # adversarial pops x 5 at the larger budget); 16 ARC) + 12 evaluates + 12 sanity checks
+    # (one per population) + 1 report, and Snakemake's `all`.
     kinds = Counter(job.job["id"].split("-")[0] for job in plan.jobs)
-    assert kinds == {"data": 2, "train": 4, "retrain": 4, "attack": 72, "evaluate": 8,
-                     "sanity": 8, "report": 1}
-    assert counts["total"] == len(plan.jobs) + 1 == 100
+    assert kinds == {"data": 2, "train": 8, "retrain": 4, "attack": 96, "evaluate": 12,
+                     "sanity": 12, "report": 1}
+    assert counts["total"] == len(plan.jobs) + 1 == 136
     assert counts["data_mnist"] == counts["data_cifar10"] == 1
     assert counts["job_paper__report"] == 1 and counts["job_paper__train_cifar10_ulm"] == 1
 

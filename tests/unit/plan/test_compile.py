@@ -52,12 +52,12 @@ def test_paper_jobs_per_stage_and_compile_time():
     start = time.perf_counter()
     plan = compile_spec(spec, "specs/paper.yaml")
     assert time.perf_counter() - start < 1.0
-    # 2 experiments × (ULM, ULM-Adv trained; CLM, CLM-Adv retrained); attacks (crafting and
-    # scoring): 6 (the paper's five and ARC) × 4 pops at the base eps + 6 × 2 adversarial pops
-    # at the larger eps = 36 per experiment; one benign evaluate job and one sanity job per
-    # population; one data job per dataset (mnist, cifar10).
+    # 2 experiments × (ULM, ULM-Adv and the two one-model rows trained; CLM, CLM-Adv
+    # retrained); attacks (crafting and scoring): 6 (the paper's five and ARC) × 6 pops at the
+    # base eps + 6 × 2 adversarial pops at the larger eps = 48 per experiment; one benign
+    # evaluate job and one sanity job per population; one data job per dataset.
     assert Counter(job.stage for job in plan.jobs) == {
-        "data": 2, "train": 4, "retrain": 4, "attack": 72, "evaluate": 8, "sanity": 8,
+        "data": 2, "train": 8, "retrain": 4, "attack": 96, "evaluate": 12, "sanity": 12,
         "report": 1}
 
 

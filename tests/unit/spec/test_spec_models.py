@@ -32,9 +32,12 @@ def test_paper_spec_has_the_papers_populations():
     assert [e.id for e in spec.experiments] == ["mnist", "cifar10"]
     for experiment in spec.experiments:
         sizes = {p.id: p.size for p in experiment.populations}
-        assert sizes == {"ulm": 10, "clm": 10, "ulm-adv": 4, "clm-adv": 4}
+        # the paper's four, and the one-model reference rows (issue 27)
+        assert sizes == {"ulm": 10, "clm": 10, "ulm-adv": 4, "clm-adv": 4, "one-model": 1,
+                         "one-model-adv": 1}
         sources = {p.id: p.regime.from_ for p in experiment.populations}
-        assert sources == {"ulm": None, "clm": "ulm", "ulm-adv": None, "clm-adv": "ulm-adv"}
+        assert sources == {"ulm": None, "clm": "ulm", "ulm-adv": None, "clm-adv": "ulm-adv",
+                           "one-model": None, "one-model-adv": None}
     cifar = spec.experiments[1].evaluation.attacks
     assert sorted({eps for a in cifar for eps in a.eps}) == [8 / 255, 16 / 255]
 
