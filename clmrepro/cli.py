@@ -329,7 +329,6 @@ def cmd_evaluate(args) -> int:
     and print the report's path (issue 28; docs/bring-your-own.md)."""
     import json as _json
 
-    from clmrepro.core.checkpoints import ArtifactError
     from clmrepro.spec.quick import quick_spec
     from clmrepro.core.external import external_states
 

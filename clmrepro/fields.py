@@ -33,6 +33,9 @@ def _fraction(value: object) -> object:
     return value
 
 
+# Input channels of each dataset's 32×32 images (core.data): the one table every layer reads.
+DATASET_CHANNELS = {"mnist": 1, "mnist-5k": 1, "cifar10": 3, "fake-cifar10": 3}
+
 # The threat models (the paper's protocol, transfer, adaptive: docs/architecture.md), in the order
 # every table shows them: their one home, torch-free, for the spec, the science and the reports.
 THREAT_MODELS = ("paper", "transfer", "adaptive")

@@ -8,8 +8,10 @@ estimated).  torch-free.
 
 from __future__ import annotations
 
+from clmrepro.fields import DATASET_CHANNELS
+
 KNOWN = ("lenet5", "resnet18")
-CHANNELS = {"mnist": 1, "mnist-5k": 1, "cifar10": 3, "fake-cifar10": 3}
+CHANNELS = DATASET_CHANNELS
 
 
 def priced_as(params: dict) -> str:

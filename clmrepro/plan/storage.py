@@ -38,6 +38,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from clmrepro.fields import DATASET_CHANNELS
 from clmrepro.plan.architectures import priced_as
 from clmrepro.kinds import checks as check_kinds
 from clmrepro.plan.jsonsize import Num, Repeat, file_bytes, json_bytes
@@ -47,7 +48,7 @@ from clmrepro.plan.samples import images_per_threat
 FLOAT32, INT64 = 4, 8
 IMAGE_SIDE = 32
 NUM_CLASSES = 10
-IN_CHANNELS = {"mnist": 1, "mnist-5k": 1, "cifar10": 3, "fake-cifar10": 3}
+IN_CHANNELS = DATASET_CHANNELS
 # JSON text of one number (see the module docstring)
 F32_CHARS, F64_CHARS = 20, 18
 # torch.save container per file and per submodel state dict (torch 2.14.1, measured by

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
-from pathlib import Path as Path_
+from pathlib import Path as FilePath
 
+from clmrepro.fields import DATASET_CHANNELS
 from clmrepro.kinds import regimes
 from clmrepro.spec.models import DATASET_SIZES, Experiment, Spec
 
@@ -82,7 +83,7 @@ def _check_experiment(experiment: Experiment, at: Path) -> list[Problem]:
                                     f"fit dataset {experiment.dataset.name}; it takes "
                                     f"{', '.join(allowed)} (got '{experiment.architecture}')"))
     else:
-        problems += _check_factory(experiment, (*at, "architecture", "factory"))
+        problems += _check_factory(experiment, at)
     data = experiment.dataset
     full_train, full_test = DATASET_SIZES[data.name]
     n_train, n_test = data.n_train or full_train, data.n_test or full_test
@@ -150,11 +151,7 @@ def _check_experiment(experiment: Experiment, at: Path) -> list[Problem]:
     return problems
 
 
-# Input channels of each dataset's 32×32 images (core.data).
-DATASET_CHANNELS = {"mnist": 1, "mnist-5k": 1, "cifar10": 3, "fake-cifar10": 3}
-
-
-def _check_factory(experiment: Experiment, where: Path) -> list[Problem]:
+def _check_factory(experiment: Experiment, at: Path) -> list[Problem]:
     """A python architecture's factory imports, builds, takes the dataset's images and returns
     its classes (core.factory.check_fit), one problem per failure.  torch is imported here
     only, for specs that name a factory."""
@@ -163,14 +160,13 @@ def _check_factory(experiment: Experiment, where: Path) -> list[Problem]:
     lines = check_fit(experiment.architecture_name, experiment.architecture_kwargs,
                       in_channels=DATASET_CHANNELS[experiment.dataset.name],
                       num_classes=N_CLASSES)
-    problems = [Problem(where, line) for line in lines]
+    problems = [Problem((*at, "architecture", "factory"), line) for line in lines]
     for index, population in enumerate(experiment.populations):
         regime = population.regime
         # a regime that picks layers by architecture (DVERGE's LAYERS) needs one named
         if getattr(regimes.get(regime.kind), "LAYERS", None) is not None \
                 and not getattr(regime, "layer", None):
-            problems.append(Problem((*at_experiment(where), "populations", index, "regime",
-                                     "layer"),
+            problems.append(Problem((*at, "populations", index, "regime", "layer"),
                                     "DVERGE on your own architecture needs the layer whose "
                                     "features it distils: set regime.layer to a module name"))
     return problems
@@ -181,9 +177,9 @@ def _check_weights(experiment: Experiment, population, where: Path) -> list[Prob
     architecture, with finite values (core.external); one problem naming the first failure.
     torch is imported here only, for specs with a pretrained population."""
     weights = population.regime.weights
-    if not Path_(weights).exists():
+    if not FilePath(weights).exists():
         return [Problem(where, f"no such file or folder (relative to the working directory "
-                               f"{Path_.cwd()}; got '{weights}')")]
+                               f"{FilePath.cwd()}; got '{weights}')")]
     from clmrepro.core.checkpoints import ArtifactError
     from clmrepro.core.external import load_external_population
     from clmrepro.core.factory import FactoryError
@@ -196,10 +192,6 @@ def _check_weights(experiment: Experiment, population, where: Path) -> list[Prob
     except (ArtifactError, FactoryError) as error:
         return [Problem(where, str(error))]
     return []
-
-
-def at_experiment(where: Path) -> Path:
-    return where[:-2]   # (..., "architecture", "factory") → the experiment's path
 
 
 def _check_arc(attack, evaluation, where: Path) -> list[Problem]:

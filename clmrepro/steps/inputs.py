@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from clmrepro.core.checkpoints import REBUILD, ArtifactError
+from clmrepro.fields import DATASET_CHANNELS
 from clmrepro.plan.jobs import AnyJob, JobError, parse_job
 from clmrepro.plan.samples import images_per_threat
 
@@ -31,7 +32,7 @@ STAGE_INPUTS = {"retrain": ("init",), "attack": ("population",), "evaluate": ("p
                 "sanity": ("population",), "report": ("paper_tables",)}
 POPULATION_INPUTS = ("population", "init")
 # Input channels of each dataset's images (all 32×32 after loading, core.data).
-CHANNELS = {"mnist": 1, "mnist-5k": 1, "cifar10": 3, "fake-cifar10": 3}
+CHANNELS = DATASET_CHANNELS
 PIXEL_ATOL = 1e-6  # as core.attacks.check_perturbation
 
 

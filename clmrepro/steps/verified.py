@@ -53,29 +53,34 @@ def _fix(name: str, path: str, job: dict) -> str:
             "delete it and its training.json and rerun that job")
 
 
+def _expected(job: dict, name: str) -> tuple[str | None, str, str]:
+    """(the sha256 input ``name`` must have, where it was recorded, what to do if not): your
+    own weights against the compiler's record in the job file, a population against its
+    training record, the prepared data against its manifest (the manifest beside it for job
+    files compiled before issue 28)."""
+    inputs = job["inputs"]
+    pinned = (job["params"].get("population") or {}).get("sha256")
+    if name == "population" and pinned:
+        return pinned, f"job {job['id']} (compiled)", _fix("weights", inputs[name], job)
+    record = inputs.get(RECORDED_BY[name])
+    if record is None and name == "data":
+        record = str(Path(inputs[name]).with_suffix("")) + ".manifest.json"
+    if record is None or not Path(record).exists():
+        return None, "", ""
+    return _recorded(name, Path(record)), record, _fix(name, inputs[name], job)
+
+
 def check_recorded(job: dict) -> None:
     """ArtifactError for the first input whose bytes differ from their recorded sha256.
     Inputs without a recorded sha256 (files written before the record carried one) pass."""
-    inputs = job["inputs"]
-    for name, record_name in RECORDED_BY.items():
-        if name not in inputs:
+    for name in RECORDED_BY:
+        if name not in job["inputs"]:
             continue
-        path = inputs[name]
-        record_path = inputs.get(record_name)
-        if record_path is None and name == "data":  # job files compiled before issue 28
-            record_path = str(Path(path).with_suffix("")) + ".manifest.json"
-        pinned = (job["params"].get("population") or {}).get("sha256")
-        if name == "population" and pinned:  # a researcher's own weights: the compiler's hash
-            expected, record_path = pinned, f"job {job['id']} (compiled)"
-            name = "weights"
-        elif record_path is None or not Path(record_path).exists():
-            continue
-        else:
-            expected = _recorded(name, Path(record_path))
+        path = job["inputs"][name]
+        expected, where, fix = _expected(job, name)
         if expected and file_sha256(path) != expected:
             raise ArtifactError(f"{path}: sha256 {file_sha256(path)[:16]}… differs from the "
-                                f"{expected[:16]}… recorded in {record_path}; "
-                                f"{_fix(name, path, job)}")
+                                f"{expected[:16]}… recorded in {where}; {fix}")
 
 
 def consumed(job: dict) -> dict[str, str]:
