@@ -42,7 +42,7 @@ def _recorded(name: str, record_path: Path) -> str | None:
     return record.get("population_sha256")
 
 
-def _fix(name: str, path: str, job: dict) -> str:
+def _fix(name: str) -> str:
     if name == "data":
         return ("the file changed after its data job: restore it (`dvc pull` or `dvc checkout` "
                 "in a lab) or rerun the data job (`snakemake --forcerun data_<dataset>`)")
@@ -61,13 +61,13 @@ def _expected(job: dict, name: str) -> tuple[str | None, str, str]:
     inputs = job["inputs"]
     pinned = (job["params"].get("population") or {}).get("sha256")
     if name == "population" and pinned:
-        return pinned, f"job {job['id']} (compiled)", _fix("weights", inputs[name], job)
+        return pinned, f"job {job['id']} (compiled)", _fix("weights")
     record = inputs.get(RECORDED_BY[name])
     if record is None and name == "data":
         record = str(Path(inputs[name]).with_suffix("")) + ".manifest.json"
     if record is None or not Path(record).exists():
         return None, "", ""
-    return _recorded(name, Path(record)), record, _fix(name, inputs[name], job)
+    return _recorded(name, Path(record)), record, _fix(name)
 
 
 def check_recorded(job: dict) -> None:
