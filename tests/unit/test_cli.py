@@ -88,11 +88,11 @@ def test_plan_shows_the_cost_of_replicates_and_the_hours_subsets_save(capsys, mo
     assert re.search(r"^mnist: K = 3 replicates: x3 training, attacks and scoring = .* "
                      r"\(one replicate .*: train .*, retrain .*, evaluate .*, sanity .*, "
                      r"attack .*\)$", out, re.M)
-    # 90 population grid jobs of 200 + 60 + 60 images instead of 3 x 200 (90 x 280 h saved),
-    # 30 one-model grid jobs of 200 + 60 (no transfer) instead of 2 x 200 (30 x 140 h) and 24
-    # ARC jobs of 60 adaptive images instead of 200 (24 x 140 h)
-    assert ("mnist: transfer on 60, adaptive on 60, ARC on 60 of 200 test images: saves "
-            "32760.0 h (those attack jobs: 38040.0 h, 70800.0 h on every image)") in out
+    # 90 population grid jobs of 100 + 40 + 40 images instead of 3 x 100 (90 x 120 h saved),
+    # 30 one-model grid jobs of 100 + 40 (no transfer) instead of 2 x 100 (30 x 60 h) and 24
+    # ARC jobs of 40 adaptive images instead of 100 (24 x 60 h)
+    assert ("mnist: transfer on 40, adaptive on 40, ARC on 40 of 100 test images: saves "
+            "14040.0 h (those attack jobs: 21360.0 h, 35400.0 h on every image)") in out
 
 
 def test_schema_to_stdout(capsys):
